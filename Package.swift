@@ -1,0 +1,42 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Layers (arrows point down only): vmkit -> Inspect -> ModelKernel -> {KernelLayout,
+// AddressSpace} -> {PhysicalMemory, PageTables} -> Vmem. See shared/design/ARCHITECTURE.md.
+let package = Package(
+    name: "VMKit",
+    products: [
+        .library(name: "Vmem", targets: ["Vmem"]),
+        .library(name: "KernelLayout", targets: ["KernelLayout"]),
+        .library(name: "PhysicalMemory", targets: ["PhysicalMemory"]),
+        .library(name: "PageTables", targets: ["PageTables"]),
+        .library(name: "AddressSpace", targets: ["AddressSpace"]),
+        .library(name: "ModelKernel", targets: ["ModelKernel"]),
+        .library(name: "Inspect", targets: ["Inspect"]),
+        .executable(name: "vmkit", targets: ["vmkit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The arena allocator: standard library, Synchronization and libc only.
+        .target(name: "Vmem"),
+        .target(name: "KernelLayout", dependencies: ["Vmem"]),
+        .target(name: "PhysicalMemory", dependencies: ["Vmem"]),
+        .target(name: "PageTables", dependencies: ["PhysicalMemory"]),
+        .target(name: "AddressSpace", dependencies: ["PhysicalMemory", "PageTables", "Vmem"]),
+        .target(name: "ModelKernel", dependencies: ["KernelLayout", "AddressSpace", "PhysicalMemory", "PageTables", "Vmem"]),
+        .target(name: "Inspect", dependencies: ["ModelKernel", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
+        .executableTarget(name: "vmkit", dependencies: [
+            "Inspect", "ModelKernel", "KernelLayout", "Vmem",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "VmemTests", dependencies: ["Vmem"]),
+        .testTarget(name: "KernelLayoutTests", dependencies: ["KernelLayout", "Vmem"]),
+        .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory"]),
+        .testTarget(name: "PageTablesTests", dependencies: ["PageTables", "PhysicalMemory"]),
+        .testTarget(name: "AddressSpaceTests", dependencies: ["AddressSpace", "PageTables", "PhysicalMemory"]),
+        .testTarget(name: "ModelKernelTests", dependencies: ["ModelKernel", "Inspect", "KernelLayout", "Vmem"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

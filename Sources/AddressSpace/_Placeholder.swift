@@ -1,0 +1,1 @@
+// The AddressSpace module: under construction; see shared/design/ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+// The Inspect module: under construction; see shared/design/ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+// The KernelLayout module: under construction; see shared/design/ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+// The ModelKernel module: under construction; see shared/design/ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+// The PageTables module: under construction; see shared/design/ARCHITECTURE.md.

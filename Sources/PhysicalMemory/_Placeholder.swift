@@ -1,0 +1,1 @@
+// The PhysicalMemory module: under construction; see shared/design/ARCHITECTURE.md.

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct VMKitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vmkit",
+        abstract: "The illumos/FreeBSD virtual-memory machinery in user space: vmem arenas, kernel VA layouts, address spaces and guest memory.",
+        subcommands: []
+    )
+}
