@@ -1,0 +1,42 @@
+/// The counters of one arena (illumos kstat `vmem:<id>:<name>`).
+///
+/// A snapshot: reading ``Arena/statistics`` copies them under the arena lock.
+public struct ArenaStatistics: Sendable, Hashable {
+    /// Bytes currently allocated (`mem_inuse`).
+    public var memInUse: UInt64 = 0
+    /// Bytes of spans imported from the source and not yet released (`mem_import`).
+    public var memImported: UInt64 = 0
+    /// Bytes of all spans, added or imported (`mem_total`).
+    public var memTotal: UInt64 = 0
+    /// Successful allocations, including quantum-cache slab fills (`alloc`).
+    public var allocCount: UInt64 = 0
+    /// Frees (`free`).
+    public var freeCount: UInt64 = 0
+    /// Allocations that failed (`fail`).
+    public var failCount: UInt64 = 0
+    /// Allocations that had to wait (`wait`).
+    public var waitCount: UInt64 = 0
+    /// Segments examined by constrained searches (`search`).
+    public var searchCount: UInt64 = 0
+    /// Hash-chain links followed by frees (`lookup`).
+    public var lookupCount: UInt64 = 0
+    /// Times a thread waited for the boundary-tag reserve to be refilled (`populate_wait`).
+    public var populateWait: UInt64 = 0
+    /// Refills of the boundary-tag reserve that failed (`populate_fail`).
+    public var populateFail: UInt64 = 0
+    /// Calls of ``Arena/contains(_:size:)`` (`contains`) and the spans they looked at.
+    public var containsCount: UInt64 = 0
+    public var containsSearch: UInt64 = 0
+    /// Buckets in the allocated-segment hash table.
+    public var hashSize: UInt64 = 0
+    /// Allocated segments (hash entries).
+    public var allocatedSegments: UInt64 = 0
+    /// Boundary tags owned by the arena, and how many sit free in its reserve.
+    public var tagsOwned: UInt64 = 0
+    public var tagsFree: UInt64 = 0
+    /// Spans imported and released over the arena's life.
+    public var importCount: UInt64 = 0
+    public var releaseCount: UInt64 = 0
+
+    public init() {}
+}
