@@ -20,7 +20,8 @@ let package = Package(
     ],
     targets: [
         // The arena allocator: standard library, Synchronization and libc only.
-        .target(name: "Vmem"),
+        .target(name: "CVmemSupport"),
+        .target(name: "Vmem", dependencies: ["CVmemSupport"]),
         .target(name: "KernelLayout", dependencies: ["Vmem"]),
         .target(name: "PhysicalMemory", dependencies: ["Vmem"]),
         .target(name: "PageTables", dependencies: ["PhysicalMemory"]),

@@ -1,0 +1,15 @@
+#ifndef CVMEMSUPPORT_H
+#define CVMEMSUPPORT_H
+/* Thin wrappers over C-library calls that Swift's Glibc module does not
+ * export (they need _GNU_SOURCE). Vmem depends on the C library only. */
+#include <stdint.h>
+
+/* The CPU the caller runs on, or -1 when unknown: picks quantum-cache slots. */
+int cvmem_current_cpu(void);
+/* The kernel thread id of the caller (audit records, populator identity). */
+uint64_t cvmem_thread_id(void);
+/* Number of online CPUs. */
+int cvmem_cpu_count(void);
+/* Return addresses of the caller's stack, innermost first; returns the depth. */
+int cvmem_backtrace(uintptr_t *pcs, int max);
+#endif
