@@ -31,4 +31,24 @@ public struct LargeMemoryAdjustment: Sendable, Hashable {
 
     public static let notTriggered = LargeMemoryAdjustment(
         triggered: false, reservation: 0, shift: 0, candidateSegkpmBase: 0, clamp: .none)
+
+    /// The pre-12608 expression `−P2ROUNDUP(4 × K, KERNEL_REDZONE_SIZE)` in
+    /// 64-bit two's complement, before any clamp (`kernel-layout.md` §1.6).
+    /// `nil` if `4 × K` does not fit in 64 bits.
+    public static func pre12608Candidate(reservation: UInt64) -> UInt64? {
+        var tracker = OverflowTracker()
+        let rounded = tracker.roundUp(tracker.mul(4, reservation), AMD64.kernelRedzoneSize)
+        return tracker.wrapped ? nil : 0 &- rounded
+    }
+
+    /// The post-12608 shift `P2ROUNDUP(8 × (PMAX − 256 GiB), KERNEL_REDZONE_SIZE)`
+    /// (0 at or below the threshold). `nil` if it does not fit in 64 bits.
+    public static func post12608Shift(physmax: UInt64) -> UInt64? {
+        guard physmax > AMD64.largeMemoryThreshold else { return 0 }
+        var tracker = OverflowTracker()
+        let shift = tracker.roundUp(tracker.mul(8, physmax - AMD64.largeMemoryThreshold),
+                                    AMD64.kernelRedzoneSize)
+        return tracker.wrapped ? nil : shift
+    }
 }
+

@@ -18,8 +18,9 @@ extension Layout {
 
         // Memory: PAE addresses 64 GiB at most; physmem is capped at PHYSMEM
         // unless set with eeprom (npages follows physmem when it is smaller).
+        // Physical sizes are not addresses: only VA must stay below 2^32.
         let requestedPhysmax = config.physmax ?? config.physmem
-        var top = t.roundUp(requestedPhysmax, page)
+        var top = (requestedPhysmax &+ (page - 1)) & ~(page - 1)
         if top != requestedPhysmax || config.physmem % page != 0 { notes.insert(.sizeRoundedToPages) }
         var installed = alignDown(config.physmem, page)
         if top > I386.physmaxClamp {
