@@ -35,8 +35,16 @@ public final class Arena: @unchecked Sendable {
     @usableFromInline let hasSource: Bool
     @usableFromInline var qcaches: ContiguousArray<QuantumCache> = []
     // The fields below are guarded by `lock`.
-    @usableFromInline var destroyed = false
-    @usableFromInline var waiters = 0
+    /// Set by destroy(); lives in the core so hot paths read it without
+    /// dynamic exclusivity checks.
+    @usableFromInline var destroyed: Bool {
+        @inline(__always) get { core.pointee.destroyed }
+        @inline(__always) set { core.pointee.destroyed = newValue }
+    }
+    @usableFromInline var waiters: Int {
+        @inline(__always) get { core.pointee.waiters }
+        @inline(__always) set { core.pointee.waiters = newValue }
+    }
     var failureState: UInt64
     var audits: [UInt64: AuditRecord] = [:]
     var tagArena: Arena?
@@ -329,11 +337,11 @@ public final class Arena: @unchecked Sendable {
     func sleep(_ size: UInt64, _ wait: WaitPolicy) throws(VmemError) {
         if let token = wait.token, token.isCancelled { core.pointee.stats.failCount &+= 1; throw .cancelled(arena: name, size: size) }
         var deadlineNs: UInt64? = nil
-        if let d = wait.deadline {
-            let remaining = ContinuousClock.now.duration(to: d)
-            if remaining <= .zero { core.pointee.stats.failCount &+= 1; throw .timedOut(arena: name, size: size) }
-            let (secs, atto) = remaining.components
-            deadlineNs = monotonicNanoseconds() &+ UInt64(secs) &* 1_000_000_000 &+ UInt64(atto / 1_000_000_000)
+        if wait.deadlineNanoseconds != 0 {
+            if monotonicNanoseconds() >= wait.deadlineNanoseconds {
+                core.pointee.stats.failCount &+= 1; throw .timedOut(arena: name, size: size)
+            }
+            deadlineNs = wait.deadlineNanoseconds
         }
         core.pointee.stats.waitCount &+= 1
         waiters += 1

@@ -31,6 +31,9 @@ struct ArenaCore {
     @usableFromInline var stats = ArenaStatistics()
     /// Spans ever created; lets verify() check the span accounting.
     @usableFromInline var spanCount: Int = 0
+    /// Guarded by the arena lock like everything else here.
+    @usableFromInline var destroyed = false
+    @usableFromInline var waiters = 0
 
     @usableFromInline static let initialHashBits = 4          // 16 buckets, as illumos's vm_hash0
     @usableFromInline static let tagGrowthMinimum: UInt32 = 256

@@ -50,9 +50,9 @@ struct BenchVmemCommand: ParsableCommand {
                 if json {
                     print(r.json)
                 } else {
-                    let hw = String(format: "%.2f", r.highWaterRatio)
-                    print(String(format: "%-14@ threads=%d  %8.1f ns/pair  %12.0f ops/s  high-water %@x  (%d pairs)",
-                                 w.rawValue as NSString, t, r.nsPerPair, r.opsPerSecond, hw as NSString, r.opsTimed))
+                    let name = w.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0)
+                    print(name + String(format: "threads=%d  %8.1f ns/pair  %12.0f ops/s  high-water %.2fx  (%d pairs)",
+                                        t, r.nsPerPair, r.opsPerSecond, r.highWaterRatio, r.opsTimed))
                 }
                 fflush(nil)
             }
