@@ -88,3 +88,29 @@ import Testing
         try a.verify()
     }
 }
+
+@Suite struct IdentifierAllocatorTests {
+    @Test func processIDsCycleBeforeReuse() throws {
+        let pids = try IdentifierAllocator(name: "pids", first: 1, count: 5)
+        var seen: [UInt64] = []
+        for _ in 0..<12 {
+            let p = try pids.allocate()
+            seen.append(p)
+            try pids.free(p)
+        }
+        #expect(seen == [1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2])
+        try pids.arena.verify()
+    }
+
+    @Test func exhaustionAndClaim() throws {
+        let pids = try IdentifierAllocator(name: "pids", first: 100, count: 3)
+        try pids.claim(101)
+        #expect(try pids.allocate() == 100)
+        #expect(try pids.allocate() == 102)
+        #expect(throws: VmemError.exhausted(arena: "pids", size: 1)) { try pids.allocate() }
+        try pids.free(101)
+        #expect(try pids.allocate() == 101)
+        #expect(pids.inUse == 3)
+        #expect(throws: VmemError.self) { try pids.claim(100) }
+    }
+}
