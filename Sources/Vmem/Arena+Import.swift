@@ -79,9 +79,17 @@ extension Arena {
     }
 
     /// Refills the tag reserve from the tag arena when it runs low, lock held.
+    /// Throws only when the arena has reached its limit of 2^28 tags and
+    /// cannot promise the tags one operation may need.
     @inlinable @inline(__always)
-    func refillTagsIfNeeded() {
-        if core.pointee.availableTags < Self.tagReserve { refillTags() }
+    func refillTagsIfNeeded(_ size: UInt64) throws(VmemError) {
+        if core.pointee.availableTags < Self.tagReserve {
+            refillTags()
+            if core.pointee.availableTags < 4 {
+                core.pointee.stats.failCount &+= 1
+                throw .exhausted(arena: name, size: size)
+            }
+        }
     }
 
     @usableFromInline

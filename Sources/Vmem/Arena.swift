@@ -121,6 +121,8 @@ public final class Arena: @unchecked Sendable {
         guard !o else { throw .overflow(base: base, size: size) }
         lock.lock(); defer { lock.unlock() }
         guard !destroyed else { throw .arenaDestroyed(arena: name) }
+        // The refill may drop the lock, so it comes before the overlap check.
+        try refillTagsIfNeeded(size)
         if let (s, e) = overlappingSpan(base, end) {
             throw .spanOverlap(base: base, size: size, existingStart: s, existingEnd: e)
         }
@@ -195,7 +197,7 @@ public final class Arena: @unchecked Sendable {
         if destroyed { throw .arenaDestroyed(arena: name) }
         try injectFailure(size, wait)
         if policy == .instantFit {
-            refillTagsIfNeeded()
+            try refillTagsIfNeeded(size)
             let t = core.pointee.allocInstant(size, fromEnd: fromEnd)
             if t != 0 {
                 let addr = core.pointee.tags[Int(t)].start
@@ -240,7 +242,7 @@ public final class Arena: @unchecked Sendable {
         var lastError: VmemError = .exhausted(arena: name, size: c.size)
         var reaped = false
         while true {
-            refillTagsIfNeeded()
+            try refillTagsIfNeeded(c.size)
             let (t, a) = core.pointee.search(c, policy: policy)
             if t != 0 {
                 _ = core.pointee.carve(t, at: a, size: c.size)
@@ -273,7 +275,7 @@ public final class Arena: @unchecked Sendable {
 
     /// Next fit, lock held; falls back to `xallocLocked` as illumos does.
     @usableFromInline func nextFitLocked(_ size: UInt64, wait: WaitPolicy) throws(VmemError) -> UInt64 {
-        refillTagsIfNeeded()
+        try refillTagsIfNeeded(size)
         var release: (base: UInt64, size: UInt64)? = nil
         let t = core.pointee.allocNextFit(size, hasSource: hasSource, release: &release)
         if let r = release { releaseToSource(r) }

@@ -76,7 +76,9 @@ struct ArenaCore {
     /// Grows the tag table by at least `count` tags and puts them on the free-tag list.
     @usableFromInline
     mutating func growTags(by count: UInt32) {
-        let newCapacity = tagCapacity + max(count, Self.tagGrowthMinimum, tagCapacity / 2)
+        let limit = BoundaryTag.indexMask + 1
+        if tagCapacity >= limit { return }
+        let newCapacity = UInt32(min(UInt64(limit), UInt64(tagCapacity) + UInt64(max(count, Self.tagGrowthMinimum, tagCapacity / 2))))
         let fresh = UnsafeMutablePointer<BoundaryTag>.allocate(capacity: Int(newCapacity))
         fresh.moveInitialize(from: tags, count: Int(tagCapacity))
         (fresh + Int(tagCapacity)).initialize(repeating: BoundaryTag(), count: Int(newCapacity - tagCapacity))
@@ -85,13 +87,15 @@ struct ArenaCore {
         tagCapacity = newCapacity
     }
 
-    /// Ensures at least `count` tags are free without growing later.
-    @usableFromInline
-    mutating func reserveTags(_ count: Int) {
+    /// Ensures at least `count` tags are free without growing later; false
+    /// only when the table is at its 2^28-tag limit.
+    @usableFromInline @discardableResult
+    mutating func reserveTags(_ count: Int) -> Bool {
         let unused = Int(tagCapacity - tagHighWater)
         if freeTagCount + unused < count {
             growTags(by: UInt32(count - freeTagCount - unused))
         }
+        return availableTags >= count
     }
 
     /// Free tags available without growing the table.

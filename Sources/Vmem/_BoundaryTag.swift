@@ -4,7 +4,7 @@
 /// The record kept for every segment and marker (illumos `vmem_seg_t`).
 ///
 /// Tags live in one flat table per arena and link to each other by 32-bit
-/// index, which keeps a tag at 40 bytes and lets the table move when it grows.
+/// index, which keeps a tag at 32 bytes and lets the table move when it grows.
 /// Every tag is on the *segment list* (`segPrev`/`segNext`, address order within
 /// a span, spans in creation order). Its other two links depend on its kind:
 ///
@@ -17,19 +17,38 @@ struct BoundaryTag {
     @usableFromInline var start: UInt64
     @usableFromInline var end: UInt64
     @usableFromInline var segPrev: TagIndex
-    @usableFromInline var segNext: TagIndex
+    /// `segNext` in the low 28 bits, the kind in bits 28-30, `imported` in
+    /// bit 31: packing them keeps a tag at 32 bytes, two to a cache line,
+    /// which matters because a free touches three or four random tags.
+    @usableFromInline var packed: UInt32
     @usableFromInline var prev: TagIndex
     @usableFromInline var next: TagIndex
-    /// `SegmentKind.rawValue`, or 0 for list sentinels and unused tags.
-    @usableFromInline var kind: UInt8
-    /// On span markers: the span was imported from the source.
-    @usableFromInline var imported: Bool
 
     @inlinable init() {
-        start = 0; end = 0; segPrev = 0; segNext = 0; prev = 0; next = 0; kind = 0; imported = false
+        start = 0; end = 0; segPrev = 0; packed = 0; prev = 0; next = 0
     }
 
     @inlinable var size: UInt64 { end &- start }
+
+    @inlinable var segNext: TagIndex {
+        @inline(__always) get { packed & BoundaryTag.indexMask }
+        @inline(__always) set { packed = (packed & ~BoundaryTag.indexMask) | newValue }
+    }
+
+    /// `SegmentKind.rawValue`, or 0 for list sentinels and unused tags.
+    @inlinable var kind: UInt8 {
+        @inline(__always) get { UInt8(truncatingIfNeeded: (packed >> 28) & 7) }
+        @inline(__always) set { packed = (packed & ~(7 << 28)) | (UInt32(newValue & 7) << 28) }
+    }
+
+    /// On span markers: the span was imported from the source.
+    @inlinable var imported: Bool {
+        @inline(__always) get { packed & (1 << 31) != 0 }
+        @inline(__always) set { packed = newValue ? packed | (1 << 31) : packed & ~(1 << 31) }
+    }
+
+    /// Tags per arena are limited to 2^28 (268 million segments).
+    @usableFromInline static let indexMask: UInt32 = (1 << 28) - 1
 }
 
 @usableFromInline let kindSpan: UInt8 = SegmentKind.span.rawValue
