@@ -1,4 +1,5 @@
 import ArgumentParser
+import Inspect
 import KernelLayout
 
 #if canImport(Glibc)
@@ -88,8 +89,15 @@ struct LayoutShowCommand: ParsableCommand {
         }
     }
 
+    /// The arena tree the model kernel creates on the layout, as mdb's `::vmem`.
     private func printArenaTable(_ layout: Layout) throws {
-        throw ValidationError("--arenas needs the Vmem arena implementation, which is not available yet")
+        let tree: ArenaTree
+        do {
+            tree = try ArenaTree.build(from: layout)
+        } catch {
+            throw ValidationError("cannot create the arenas on this layout: \(error)")
+        }
+        print(VmemTable.render(tree.arenas), terminator: "")
     }
 }
 
