@@ -70,6 +70,17 @@ public struct LayoutConfiguration: Sendable, Hashable {
         self.capI386Physmem = capI386Physmem
     }
 
+    /// Parses a SIZE given for the parameter `name` (for example
+    /// `"physmem"`), turning a ``SizeParseError`` into a ``LayoutError`` that
+    /// names the parameter.
+    public static func size(_ text: String, for name: String) throws(LayoutError) -> UInt64 {
+        do {
+            return try SizeParser.parse(text)
+        } catch {
+            throw .unparsableSize(name: name, text: text, reason: error)
+        }
+    }
+
     /// Refuses configurations that no kernel could be given.
     @inlinable
     public func validate() throws(LayoutError) {

@@ -61,6 +61,17 @@ struct BadInputTests {
         #expect(LayoutError.unknownModel("x").description.contains("post-12608, pre-12608, i386"))
     }
 
+    @Test("unparsable sizes name the parameter")
+    func unparsable() throws {
+        #expect(throws: LayoutError.unparsableSize(name: "physmem", text: "12x", reason: .unknownUnit(text: "12x", unit: "x"))) {
+            try LayoutConfiguration.size("12x", for: "physmem")
+        }
+        #expect(throws: LayoutError.unparsableSize(name: "physmax", text: "-1G", reason: .negative("-1G"))) {
+            try LayoutConfiguration.size("-1G", for: "physmax")
+        }
+        #expect(try LayoutConfiguration.size("12.5G", for: "physmem") == 0x3_2000_0000)
+    }
+
     @Test("descriptions name the values")
     func descriptions() {
         #expect(LayoutError.physmaxBelowPhysmem(physmax: 0x1000, physmem: 0x2000).description
