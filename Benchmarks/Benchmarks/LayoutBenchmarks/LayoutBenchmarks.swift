@@ -4,8 +4,12 @@ import KernelLayout
 /// Layout arithmetic is on the hot path of `vmkit layout sweep`: one layout
 /// computed and checked should take well under 2 µs and allocate nothing.
 let benchmarks: @Sendable () -> Void = {
+    // 1000 layouts per sample, so the per-sample timer and the framework's
+    // own allocations do not swamp a computation of a few hundred ns.
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .throughput],
+        timeUnits: .nanoseconds,
+        scalingFactor: .kilo,
         maxDuration: .seconds(2)
     )
 
@@ -34,7 +38,8 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     Benchmark("layout sweep post-12608 1G..64T step 1G",
-              configuration: .init(metrics: [.wallClock, .mallocCountTotal], maxDuration: .seconds(5))) { benchmark in
+              configuration: .init(metrics: [.wallClock, .mallocCountTotal], scalingFactor: .one,
+                                  maxDuration: .seconds(5))) { benchmark in
         let sweep = try LayoutSweep(template: LayoutConfiguration(physmem: 1 << 30),
                                     from: 1 << 30, to: 64 << 40, step: 1 << 30)
         for _ in benchmark.scaledIterations {
