@@ -5,7 +5,7 @@
 /// an address that wraps past 2^64) is not an error: it is a layout whose
 /// ``Layout/failedChecks`` say so.
 public enum LayoutError: Error, Hashable, Sendable {
-    /// A size that must be at least one page is smaller (`physmem`, `toxic-size`, `step`).
+    /// A size that must be at least one page is smaller (`physmem`, `toxic-size`).
     case zeroSize(name: String, value: UInt64)
     /// `physmax` (the end of physical memory) lies below `physmem`.
     case physmaxBelowPhysmem(physmax: UInt64, physmem: UInt64)
@@ -17,6 +17,8 @@ public enum LayoutError: Error, Hashable, Sendable {
     case unknownModel(String)
     /// A SIZE argument that does not parse.
     case unparsableSize(name: String, text: String, reason: SizeParseError)
+    /// A sweep with a step of 0.
+    case zeroStep
     /// A sweep whose `from` lies above its `to`.
     case emptySweep(from: UInt64, to: UInt64)
 }
@@ -37,6 +39,8 @@ extension LayoutError: CustomStringConvertible {
                 + LayoutModel.allCases.map(\.name).joined(separator: ", ") + ")"
         case .unparsableSize(let name, _, let reason):
             return "\(name): \(reason)"
+        case .zeroStep:
+            return "sweep step must not be 0"
         case .emptySweep(let from, let to):
             return "sweep from \(Hex.lower(from)) is above to \(Hex.lower(to))"
         }

@@ -71,7 +71,7 @@ public struct LayoutSweep: Sendable {
 
     /// Validates the range and the template at both ends.
     public init(template: LayoutConfiguration, from: UInt64, to: UInt64, step: UInt64) throws(LayoutError) {
-        if step == 0 { throw .zeroSize(name: "step", value: step) }
+        if step == 0 { throw .zeroStep }
         if from > to { throw .emptySweep(from: from, to: to) }
         var first = template
         first.physmem = from

@@ -24,8 +24,17 @@ struct LayoutCommand: ParsableCommand {
             Computes where startup.c puts kpm, valloc, segkp, segkvmm, segzio, the device \
             range, segmap and the heaps, for the amd64 kernel after illumos 12608 \
             (post-12608), before it (pre-12608), or the 32-bit kernel (i386), and checks the \
-            layout's invariants. SIZE accepts 4096, 0x1000, 512M, 12.5G, 2T (binary units). \
-            `vmkit layout --physmem 512G` runs `vmkit layout show --physmem 512G`.
+            layout's invariants. SIZE accepts 4096, 0x1000, 512M, 12.5G, 2T (binary units).
+
+            `vmkit layout [show]` takes --physmem, --physmax, --model, --format \
+            (table, json, svg), --arenas and the tunables --segkpsize, --segkvmmsize, \
+            --segziosize, --segmapsize, --toxic-size, --valloc-other, --dr-physmax, \
+            --kernelbase, --no-physmem-cap. `vmkit layout sweep` takes --from, --to, --step, \
+            --model, --json and the same tunables.
+
+            `show` is the default: `vmkit layout --physmem 512G` is `vmkit layout show \
+            --physmem 512G`. See `vmkit layout show --help` and `vmkit layout sweep --help` \
+            for what each option means.
             """,
         subcommands: [LayoutShowCommand.self, LayoutSweepCommand.self],
         defaultSubcommand: LayoutShowCommand.self
@@ -43,16 +52,16 @@ struct LayoutShowCommand: ParsableCommand {
         case table, json, svg
     }
 
-    @Option(help: ArgumentHelp("Physical memory size (default: this machine's memory).", valueName: "size"),
+    @Option(parsing: .unconditional, help: ArgumentHelp("Physical memory size (default: this machine's memory).", valueName: "size"),
             transform: LayoutArguments.size)
     var physmem: UInt64?
 
-    @Option(help: ArgumentHelp("End of physical memory, the highest physical address (default: physmem; larger for machines with holes).",
+    @Option(parsing: .unconditional, help: ArgumentHelp("End of physical memory, the highest physical address (default: physmem; larger for machines with holes).",
                                valueName: "size"),
             transform: LayoutArguments.size)
     var physmax: UInt64?
 
-    @Option(help: ArgumentHelp("Layout rules: post-12608, pre-12608 or i386.", valueName: "model"),
+    @Option(help: ArgumentHelp("Layout rules: post-12608, pre-12608 or i386 (default: post-12608).", valueName: "model"),
             transform: LayoutArguments.model)
     var model: LayoutModel = .post12608
 
@@ -103,42 +112,42 @@ struct LayoutShowCommand: ParsableCommand {
 
 /// The tunables shared by `vmkit layout` and `vmkit layout sweep`.
 struct LayoutTunableOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("segkpsize in bytes (default 2G; outside [200M, 8G] the kernel resets it to 2G). Ignored on i386.",
+    @Option(parsing: .unconditional, help: ArgumentHelp("segkpsize in bytes (default 2G; outside [200M, 8G] the kernel resets it to 2G). Ignored on i386.",
                                valueName: "size"),
             transform: LayoutArguments.size)
     var segkpsize: UInt64?
 
-    @Option(help: ArgumentHelp("segkvmmsize in bytes (post-12608; default 0 = 4 x physmem, at least 4G).", valueName: "size"),
+    @Option(parsing: .unconditional, help: ArgumentHelp("segkvmmsize in bytes (post-12608; default 0 = 4 x physmem, at least 4G).", valueName: "size"),
             transform: LayoutArguments.size)
     var segkvmmsize: UInt64?
 
-    @Option(help: ArgumentHelp("segziosize in bytes (amd64; default 0 = 1.5 x physmem, at least 400M).", valueName: "size"),
+    @Option(parsing: .unconditional, help: ArgumentHelp("segziosize in bytes (amd64; default 0 = 1.5 x physmem, at least 400M).", valueName: "size"),
             transform: LayoutArguments.size)
     var segziosize: UInt64?
 
-    @Option(help: ArgumentHelp("The segmapsize boot property in bytes (default and minimum: 64M on amd64, 16M on i386).",
+    @Option(parsing: .unconditional, help: ArgumentHelp("The segmapsize boot property in bytes (default and minimum: 64M on amd64, 16M on i386).",
                                valueName: "size"),
             transform: LayoutArguments.size)
     var segmapsize: UInt64?
 
-    @Option(name: .customLong("toxic-size"),
+    @Option(name: .customLong("toxic-size"), parsing: .unconditional,
             help: ArgumentHelp("toxic_size: the device arena on amd64 (default 1G).", valueName: "size"),
             transform: LayoutArguments.size)
     var toxicSize: UInt64?
 
-    @Option(name: .customLong("valloc-other"),
+    @Option(name: .customLong("valloc-other"), parsing: .unconditional,
             help: ArgumentHelp("The part of valloc_sz the model does not derive: memsegs, memlists, page colouring, page counters, pse table (default 1M).",
                                valueName: "size"),
             transform: LayoutArguments.size)
     var vallocOther: UInt64?
 
-    @Option(name: .customLong("dr-physmax"),
+    @Option(name: .customLong("dr-physmax"), parsing: .unconditional,
             help: ArgumentHelp("pre-12608: the memory-DR maximum ptob(plat_dr_physmax), e.g. 64T for pabits 46 (default 0: no DR; capped at 64T).",
                                valueName: "size"),
             transform: LayoutArguments.size)
     var drPhysmax: UInt64?
 
-    @Option(help: ArgumentHelp("i386: an eeprom kernelbase (2 MiB aligned down, capped at 0xE0000000). amd64 ignores it.",
+    @Option(parsing: .unconditional, help: ArgumentHelp("i386: an eeprom kernelbase (2 MiB aligned down, capped at 0xE0000000). amd64 ignores it.",
                                valueName: "address"),
             transform: LayoutArguments.size)
     var kernelbase: UInt64?

@@ -22,16 +22,16 @@ struct LayoutSweepCommand: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("Smallest physmem.", valueName: "size"), transform: LayoutArguments.size)
+    @Option(parsing: .unconditional, help: ArgumentHelp("Smallest physmem.", valueName: "size"), transform: LayoutArguments.size)
     var from: UInt64
 
-    @Option(help: ArgumentHelp("Largest physmem (inclusive).", valueName: "size"), transform: LayoutArguments.size)
+    @Option(parsing: .unconditional, help: ArgumentHelp("Largest physmem (inclusive).", valueName: "size"), transform: LayoutArguments.size)
     var to: UInt64
 
-    @Option(help: ArgumentHelp("Increment of physmem.", valueName: "size"), transform: LayoutArguments.size)
+    @Option(parsing: .unconditional, help: ArgumentHelp("Increment of physmem.", valueName: "size"), transform: LayoutArguments.size)
     var step: UInt64
 
-    @Option(help: ArgumentHelp("Layout rules: post-12608, pre-12608 or i386.", valueName: "model"),
+    @Option(help: ArgumentHelp("Layout rules: post-12608, pre-12608 or i386 (default: post-12608).", valueName: "model"),
             transform: LayoutArguments.model)
     var model: LayoutModel = .post12608
 

@@ -114,7 +114,7 @@ struct BadInputTests {
     @Test("sweep ranges are validated")
     func sweepErrors() {
         let template = LayoutConfiguration(physmem: GiB)
-        #expect(throws: LayoutError.zeroSize(name: "step", value: 0)) {
+        #expect(throws: LayoutError.zeroStep) {
             try LayoutSweep(template: template, from: GiB, to: 2 * GiB, step: 0)
         }
         #expect(throws: LayoutError.emptySweep(from: 2 * GiB, to: GiB)) {
