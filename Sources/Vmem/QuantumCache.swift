@@ -130,7 +130,7 @@ final class QuantumCache: @unchecked Sendable {
         guard checked else { return }
         if let r = slabs.pointee.directory.lookup(base: geometry.slabBase(address)),
            let i = geometry.objectIndex(address) {
-            r.pointee.userBits.bitwiseOr(1 << UInt64(i), ordering: .relaxed)
+            r.pointee.userBits.bitwiseOr(1 &<< UInt64(truncatingIfNeeded: i), ordering: .relaxed)
         }
     }
 
@@ -241,7 +241,7 @@ final class QuantumCache: @unchecked Sendable {
         if checked {
             // Inside the CPU lock: that is what makes the directory's
             // grace period (and verify's snapshot) cover this lookup.
-            let bit: UInt64 = 1 << UInt64(index)
+            let bit: UInt64 = 1 &<< UInt64(truncatingIfNeeded: index)
             guard let r = slabs.pointee.directory.lookup(base: geometry.slabBase(address)),
                   r.pointee.userBits.bitwiseAnd(~bit, ordering: .relaxed).oldValue & bit != 0 else {
                 cpu.pointee.lock.unlock()

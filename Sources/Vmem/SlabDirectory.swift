@@ -50,7 +50,11 @@ struct SlabDirectory: ~Copyable {
         table = Atomic(UInt(bitPattern: Self.makeTable(bits: Self.initialBits)))
     }
 
-    deinit {
+    /// Frees every table; the directory is unusable afterwards. (An
+    /// explicit call rather than a `deinit`: the optimiser of Swift 6.3
+    /// crashes inlining a non-inlinable `deinit` into the setter of a
+    /// `@usableFromInline` property of this type.)
+    func freeAllTables() {
         Self.freeTable(currentTable)
         for t in retired { Self.freeTable(t) }
     }
@@ -80,7 +84,8 @@ struct SlabDirectory: ~Copyable {
     @inlinable @inline(__always)
     func home(_ key: UInt64, in t: UnsafeMutablePointer<Atomic<UInt64>>) -> Int {
         let shift = t[1].load(ordering: .relaxed)
-        return Int(truncatingIfNeeded: ((key >> UInt64(slabShift)) &* 0x9E37_79B9_7F4A_7C15) >> shift)
+        let slabNumber = key &>> UInt64(truncatingIfNeeded: slabShift)
+        return Int(truncatingIfNeeded: (slabNumber &* 0x9E37_79B9_7F4A_7C15) &>> shift)
     }
 
     /// The record registered for the slab at `base`, or nil.

@@ -76,9 +76,12 @@ struct SlabGeometry: Sendable {
     /// "Division by invariant integers using multiplication", §9).
     @inlinable @inline(__always)
     func objectIndex(_ address: UInt64) -> Int? {
+        // Masking shifts (`&<<`, `&>>`): the amounts are below 64 by
+        // construction, and the plain operators would add range checks.
+        let shift = UInt64(truncatingIfNeeded: sizeShift)
         let offset = address & offsetMask
-        guard offset & ((1 << UInt64(sizeShift)) &- 1) == 0 else { return nil }
-        let q = (offset >> UInt64(sizeShift)) &* oddInverse
+        guard offset & ((1 &<< shift) &- 1) == 0 else { return nil }
+        let q = (offset &>> shift) &* oddInverse
         return q < UInt64(objectsPerSlab) ? Int(q) : nil
     }
 

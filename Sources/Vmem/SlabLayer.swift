@@ -78,6 +78,7 @@ struct SlabLayer: ~Copyable {
     }
 
     deinit {
+        directory.freeAllTables()
         for c in chunks {
             for i in 0..<Self.recordsPerChunk {
                 (c + i * Self.recordStride).assumingMemoryBound(to: SlabRecord.self).deinitialize(count: 1)
