@@ -20,7 +20,11 @@ import CVmemSupport
 /// `0 <= loadedRounds <= capacity`.
 @usableFromInline
 struct CPUCache: ~Copyable {
-    @usableFromInline let lock: SpinLock
+    // Layout note (thread sanitizer): Swift reports a mutating access to a
+    // struct reached through a pointer (a mutating method, `+=`) as a write
+    // of the struct's first byte. An atomic there would be "raced" by every
+    // such write, so the atomics of this struct are declared after a plain
+    // field (stored properties are laid out in declaration order).
     @usableFromInline var loaded: Magazine? = nil
     @usableFromInline var loadedRounds = 0
     @usableFromInline var previous: Magazine? = nil
@@ -29,6 +33,7 @@ struct CPUCache: ~Copyable {
     /// sums over CPUs, so that the hot path never writes a shared counter).
     @usableFromInline var allocs: UInt64 = 0
     @usableFromInline var frees: UInt64 = 0
+    @usableFromInline let lock: SpinLock
 
     @usableFromInline
     init() { lock = SpinLock() }

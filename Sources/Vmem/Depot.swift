@@ -15,7 +15,11 @@
 /// Lock order: slab-layer lock, then a CPU cache's lock, then the depot lock.
 @usableFromInline
 struct Depot: ~Copyable {
-    @usableFromInline let lock: SpinLock
+    // Layout note (thread sanitizer): Swift reports a mutating access to a
+    // struct reached through a pointer (a mutating method, `+=`) as a write
+    // of the struct's first byte. An atomic there would be "raced" by every
+    // such write, so the atomics of this struct are declared after a plain
+    // field (stored properties are laid out in declaration order).
     @usableFromInline var full: Magazine? = nil
     @usableFromInline var fullCount = 0
     @usableFromInline var empty: Magazine? = nil
@@ -26,6 +30,7 @@ struct Depot: ~Copyable {
     /// empty one (free side); kmem's `cache_depot_alloc` / `_free` counters.
     @usableFromInline var fullExchanges: UInt64 = 0
     @usableFromInline var emptyExchanges: UInt64 = 0
+    @usableFromInline let lock: SpinLock
 
     @usableFromInline
     init() { lock = SpinLock() }

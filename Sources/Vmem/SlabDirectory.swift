@@ -31,13 +31,18 @@ import Synchronization
 /// that can see a stale entry are bad frees, which then fail as they should.
 @usableFromInline
 struct SlabDirectory: ~Copyable {
-    /// The current table, as the bit pattern of its address.
-    @usableFromInline let table: Atomic<UInt>
-    @usableFromInline let slabShift: Int
+    // Layout note (thread sanitizer): Swift reports a mutating access to a
+    // struct reached through a pointer (a mutating method, `+=`) as a write
+    // of the struct's first byte. An atomic there would be "raced" by every
+    // such write, so the atomics of this struct are declared after a plain
+    // field (stored properties are laid out in declaration order).
     /// Entries holding a key, and holding a key or a tombstone (writer side).
     var live = 0
     var used = 0
     var retired: [UnsafeMutablePointer<Atomic<UInt64>>] = []
+    @usableFromInline let slabShift: Int
+    /// The current table, as the bit pattern of its address.
+    @usableFromInline let table: Atomic<UInt>
 
     @usableFromInline static var emptyKey: UInt64 { 0 }
     @usableFromInline static var tombstone: UInt64 { 2 }

@@ -21,14 +21,19 @@ import Synchronization
 /// *type-stable*): a record on the free list has `key == 0`.
 @usableFromInline
 struct SlabRecord: ~Copyable {
-    /// `base | 1` while the record describes the slab at `base`; 0 when unused.
-    @usableFromInline let key: Atomic<UInt64>
-    @usableFromInline let userBits: Atomic<UInt64>
+    // Layout note (thread sanitizer): Swift reports a mutating access to a
+    // struct reached through a pointer (a mutating method, `+=`) as a write
+    // of the struct's first byte. An atomic there would be "raced" by every
+    // such write, so the atomics of this struct are declared after a plain
+    // field (stored properties are laid out in declaration order).
     @usableFromInline var freeBits: UInt64 = 0
     /// Links on the partial list (slabs with a free object) or the unused-record list.
     @usableFromInline var next: UnsafeMutablePointer<SlabRecord>? = nil
     @usableFromInline var prev: UnsafeMutablePointer<SlabRecord>? = nil
     @usableFromInline var onPartialList = false
+    /// `base | 1` while the record describes the slab at `base`; 0 when unused.
+    @usableFromInline let key: Atomic<UInt64>
+    @usableFromInline let userBits: Atomic<UInt64>
 
     init() {
         key = Atomic(0)
