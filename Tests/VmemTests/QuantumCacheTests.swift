@@ -11,7 +11,7 @@ import Glibc
 /// Hands out slabs from a bump pointer (reusing freed slabs first), refuses
 /// once `limit` slabs are out, and remembers which slabs are out so that a
 /// test can see exactly what the cache gave back.
-final class FakeSlabSource: @unchecked Sendable {
+private final class QCFakeSlabSource: @unchecked Sendable {
     let lock = ArenaLock()
     private var bump: UInt64
     private var recycled: [UInt64] = []
@@ -68,7 +68,7 @@ final class FakeSlabSource: @unchecked Sendable {
 }
 
 /// Runs `body(i)` on `count` pthreads at once and waits for all of them.
-func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+private func qcRunOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
     final class Box: @unchecked Sendable {
         let body: @Sendable () -> Void
         init(_ b: @escaping @Sendable () -> Void) { body = b }
@@ -89,7 +89,7 @@ func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 }
 
 /// splitmix64, the generator of the standard workloads (vmem.md §6).
-struct SplitMix64 {
+private struct QCSplitMix64 {
     var state: UInt64
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
@@ -155,7 +155,7 @@ struct QuantumCacheTests {
     /// Walks the magazine state machine: fills from slabs, the previous
     /// magazine, exchanges with the depot in both directions, LIFO order.
     @Test func magazineAndDepotTransitions() throws {
-        let source = FakeSlabSource()
+        let source = QCFakeSlabSource()
         let cache = QuantumCache(objectSize: 16, slabSize: 64, cpuCount: 1, magazineRounds: 4,
                                  backend: source.backend())
         let cpu = cache.cpus[0]
@@ -224,7 +224,7 @@ struct QuantumCacheTests {
     /// A reap gives back exactly the slabs whose objects are all out of the
     /// CPU magazines and not allocated; the CPU-cached ones stay.
     @Test func reapReturnsWhollyFreeSlabs() throws {
-        let source = FakeSlabSource()
+        let source = QCFakeSlabSource()
         let cache = QuantumCache(objectSize: 48, slabSize: 256, cpuCount: 1, magazineRounds: 7,
                                  backend: source.backend())
         #expect(cache.objectsPerSlab == 5)  // 256 / 48, with a 16-byte tail
@@ -263,7 +263,7 @@ struct QuantumCacheTests {
     }
 
     @Test func badAndDoubleFreesAreRefused() throws {
-        let source = FakeSlabSource()
+        let source = QCFakeSlabSource()
         let cache = QuantumCache(objectSize: 32, slabSize: 512, cpuCount: 2, magazineRounds: 3,
                                  backend: source.backend())
         let a = try #require(cache.alloc())
@@ -276,7 +276,7 @@ struct QuantumCacheTests {
         // An object of a held slab that was never handed out: the fill took
         // objects 0...2, so object 15 is still free in its slab.
         let unused = (a & ~511) + 15 * 32
-        #expect(!cacheHolds(cache, unused) && unused != b)
+        #expect(!qcCacheHolds(cache, unused) && unused != b)
         #expect(!cache.free(unused), "never allocated")
         #expect(cache.free(b))
         #expect(!cache.free(b))
@@ -296,7 +296,7 @@ struct QuantumCacheTests {
     /// Without checking only the object offset is validated (kmem without
     /// KMF_DEBUG): the fast path does no lookup.
     @Test func uncheckedModeValidatesOffsetsOnly() throws {
-        let source = FakeSlabSource()
+        let source = QCFakeSlabSource()
         let cache = QuantumCache(objectSize: 32, slabSize: 512, cpuCount: 1, checked: false,
                                  backend: source.backend())
         let a = try #require(cache.alloc())
@@ -309,7 +309,7 @@ struct QuantumCacheTests {
     }
 
     @Test func exhaustionReturnsNilAndRecovers() throws {
-        let source = FakeSlabSource(limit: 2)
+        let source = QCFakeSlabSource(limit: 2)
         let cache = QuantumCache(objectSize: 64, slabSize: 256, cpuCount: 1, magazineRounds: 3,
                                  backend: source.backend())
         var got: [UInt64] = []
@@ -345,7 +345,7 @@ struct QuantumCacheTests {
     /// A global bitmap catches any address handed out twice while live.
     @Test(arguments: [1, 3])
     func concurrentStress(cpuCount: Int) throws {
-        let source = FakeSlabSource(base: 0)
+        let source = QCFakeSlabSource(base: 0)
         let cache = QuantumCache(objectSize: 16, slabSize: 256, cpuCount: cpuCount, magazineRounds: 15,
                                  backend: source.backend())
         let threads = 8, opsPerThread = 100_000, maxLivePerThread = 600
@@ -366,9 +366,9 @@ struct QuantumCacheTests {
         }
         let shared = Shared()
 
-        runOnThreads(threads) { t in
+        qcRunOnThreads(threads) { t in
             let liveBits = UnsafeMutablePointer<Atomic<UInt64>>(bitPattern: bits)!
-            var rng = SplitMix64(state: 42 &+ UInt64(t))
+            var rng = QCSplitMix64(state: 42 &+ UInt64(t))
             var mine: [UInt64] = []
             var mineSet = Set<UInt64>()
             mine.reserveCapacity(maxLivePerThread)
@@ -429,7 +429,7 @@ struct QuantumCacheTests {
     /// The directory keeps finding every slab while it grows, shrinks and
     /// reuses tombstones.
     @Test func directoryGrowthAndChurn() throws {
-        let source = FakeSlabSource()
+        let source = QCFakeSlabSource()
         let cache = QuantumCache(objectSize: 8, slabSize: 16, cpuCount: 1, magazineRounds: 2,
                                  backend: source.backend())
         for round in 0..<5 {
@@ -458,20 +458,20 @@ struct QuantumCacheTests {
     func benchmark() {
         let pairs = Int(getenv("VMKIT_BENCH_PAIRS").flatMap { Int(String(cString: $0)) } ?? 20_000_000)
         for checked in [true, false] {
-            let source = FakeSlabSource()
+            let source = QCFakeSlabSource()
             let cache = QuantumCache(objectSize: 4096, slabSize: 1 << 17,
                                      cpuCount: Int(cvmem_cpu_count()), checked: checked,
                                      backend: source.backend())
             for threads in [1, 2] {
                 let wall = Atomic<UInt64>(0), cpu = Atomic<UInt64>(0)
-                runOnThreads(threads) { _ in
+                qcRunOnThreads(threads) { _ in
                     // Hold 64 objects and free the oldest each time, so the
                     // loop is not one object going back and forth.
                     var held: [UInt64] = []
                     for _ in 0..<64 { if let a = cache.alloc() { held.append(a) } }
                     var sink: UInt64 = 0
                     for _ in 0..<200_000 { let a = cache.alloc()!; sink &+= a; _ = cache.free(a) }
-                    let w0 = monotonicNanoseconds(), c0 = threadCPUNanoseconds()
+                    let w0 = monotonicNanoseconds(), c0 = qcThreadCPUNanoseconds()
                     for i in 0..<pairs {
                         let a = cache.alloc()!
                         let j = i & 63
@@ -479,7 +479,7 @@ struct QuantumCacheTests {
                         held[j] = a
                         sink &+= a
                     }
-                    let w1 = monotonicNanoseconds(), c1 = threadCPUNanoseconds()
+                    let w1 = monotonicNanoseconds(), c1 = qcThreadCPUNanoseconds()
                     wall.add(w1 - w0, ordering: .relaxed)
                     cpu.add(c1 - c0, ordering: .relaxed)
                     for a in held { _ = cache.free(a) }
@@ -488,8 +488,8 @@ struct QuantumCacheTests {
                 let perPair = { (ns: UInt64) in Double(ns) / Double(threads) / Double(pairs) }
                 let w = perPair(wall.load(ordering: .relaxed)), c = perPair(cpu.load(ordering: .relaxed))
                 print("qcache bench: checked=\(checked) threads=\(threads) pairs/thread=\(pairs) "
-                      + "ns/pair(wall)=\(rounded(w)) ns/pair(thread cpu)=\(rounded(c)) "
-                      + "Mpairs/s(all threads, wall)=\(rounded(Double(threads) * 1e3 / w))")
+                      + "ns/pair(wall)=\(qcRounded(w)) ns/pair(thread cpu)=\(qcRounded(c)) "
+                      + "Mpairs/s(all threads, wall)=\(qcRounded(Double(threads) * 1e3 / w))")
             }
             #expect(cache.verify() == nil)
             cache.drain()
@@ -497,16 +497,16 @@ struct QuantumCacheTests {
     }
 }
 
-func rounded(_ x: Double) -> Double { (x * 10).rounded() / 10 }
+private func qcRounded(_ x: Double) -> Double { (x * 10).rounded() / 10 }
 
-func threadCPUNanoseconds() -> UInt64 {
+private func qcThreadCPUNanoseconds() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 /// Whether `address` sits in one of the cache's magazines (test helper).
-func cacheHolds(_ cache: QuantumCache, _ address: UInt64) -> Bool {
+private func qcCacheHolds(_ cache: QuantumCache, _ address: UInt64) -> Bool {
     for i in 0..<cache.cpuCount {
         let c = cache.cpus[i]
         if let m = c.pointee.loaded { for r in 0..<c.pointee.loadedRounds where m[r] == address { return true } }
