@@ -33,7 +33,12 @@ public final class Arena: @unchecked Sendable {
     @usableFromInline let lock = ArenaLock()
     @usableFromInline let core: UnsafeMutablePointer<ArenaCore>
     @usableFromInline let hasSource: Bool
-    @usableFromInline var qcaches: ContiguousArray<QuantumCache> = []
+    /// Owns the quantum caches.
+    var qcaches: ContiguousArray<QuantumCache> = []
+    /// The same caches, unretained, for the fast path: reading a class
+    /// reference out of a `var` array costs an exclusivity check and a
+    /// retain/release pair, more than the cache operation itself.
+    @usableFromInline let qcacheTable: UnsafeMutablePointer<Unmanaged<QuantumCache>>
     // The fields below are guarded by `lock`.
     /// Set by destroy(); lives in the core so hot paths read it without
     /// dynamic exclusivity checks.
@@ -93,10 +98,12 @@ public final class Arena: @unchecked Sendable {
         self.sequence = ArenaRegistry.shared.nextSequence()
         core = .allocate(capacity: 1)
         core.initialize(to: ArenaCore(quantum: quantum))
+        qcacheTable = .allocate(capacity: Int(Self.maximumQuantumCaches))
         core.pointee.reserveTags(Self.tagReserve)
         if size != 0 {
             do { try add(base: base, size: size) } catch {
                 core.pointee.deallocate(); core.deinitialize(count: 1); core.deallocate()
+                qcacheTable.deallocate()
                 throw error
             }
         }
@@ -106,6 +113,8 @@ public final class Arena: @unchecked Sendable {
 
     deinit {
         ArenaRegistry.shared.unregister(self)
+        // The caches' slabs are segments of this arena, which goes away whole.
+        qcacheTable.deallocate()
         core.pointee.deallocate()
         core.deinitialize(count: 1)
         core.deallocate()
