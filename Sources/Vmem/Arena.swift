@@ -100,13 +100,9 @@ public final class Arena: @unchecked Sendable {
         core.initialize(to: ArenaCore(quantum: quantum))
         qcacheTable = .allocate(capacity: Int(Self.maximumQuantumCaches))
         core.pointee.reserveTags(Self.tagReserve)
-        if size != 0 {
-            do { try add(base: base, size: size) } catch {
-                core.pointee.deallocate(); core.deinitialize(count: 1); core.deallocate()
-                qcacheTable.deallocate()
-                throw error
-            }
-        }
+        // Every stored property is set, so if this throws, deinit releases
+        // the core and the table.
+        if size != 0 { try add(base: base, size: size) }
         if quantumCacheMax != 0 { makeQuantumCaches() }
         ArenaRegistry.shared.register(self)
     }
@@ -240,8 +236,10 @@ public final class Arena: @unchecked Sendable {
 
     /// Allocates exactly `[address, address+size)`, which must be free.
     public func allocExact(at address: UInt64, size: UInt64, wait: WaitPolicy = .noSleep) throws(VmemError) -> UInt64 {
+        try checkSize(size)
+        if address & (quantum &- 1) != 0 { throw .notQuantumAligned(parameter: "address", value: address, quantum: quantum) }
         let (end, o) = address.addingReportingOverflow(size)
-        if o || end == 0 && size != 0 { throw .overflow(base: address, size: size) }
+        if o || end == 0 { throw .overflow(base: address, size: size) }
         return try xalloc(size, minaddr: address, maxaddr: end, policy: .firstFit, wait: wait)
     }
 
