@@ -1,3 +1,4 @@
+import Vmem
 /// Everything a layout is computed from.
 ///
 /// Sizes are bytes. The tunables the kernel keeps in pages (`segkpsize`,

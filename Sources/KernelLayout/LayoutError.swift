@@ -1,3 +1,4 @@
+import Vmem
 /// Why a layout (or a sweep of layouts) cannot be computed from a
 /// configuration. Every case names the offending value.
 ///

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Inspect
 import KernelLayout
+import Vmem
 
 #if canImport(Glibc)
 import Glibc

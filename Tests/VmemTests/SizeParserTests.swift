@@ -1,5 +1,5 @@
 import Testing
-@testable import KernelLayout
+@testable import Vmem
 
 @Suite("SIZE parser")
 struct SizeParserTests {
