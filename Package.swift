@@ -7,6 +7,7 @@ let package = Package(
     name: "VMKit",
     products: [
         .library(name: "Vmem", targets: ["Vmem"]),
+        .library(name: "VmemWorkloads", targets: ["VmemWorkloads"]),
         .library(name: "KernelLayout", targets: ["KernelLayout"]),
         .library(name: "PhysicalMemory", targets: ["PhysicalMemory"]),
         .library(name: "PageTables", targets: ["PageTables"]),
@@ -22,14 +23,16 @@ let package = Package(
         // The arena allocator: standard library, Synchronization and libc only.
         .target(name: "CVmemSupport"),
         .target(name: "Vmem", dependencies: ["CVmemSupport"]),
+        // The standard workloads of vmem.md §6, shared by `vmkit bench` and Benchmarks/.
+        .target(name: "VmemWorkloads", dependencies: ["Vmem"]),
         .target(name: "KernelLayout", dependencies: ["Vmem"]),
         .target(name: "PhysicalMemory", dependencies: ["Vmem"]),
         .target(name: "PageTables", dependencies: ["PhysicalMemory"]),
         .target(name: "AddressSpace", dependencies: ["PhysicalMemory", "PageTables", "Vmem"]),
         .target(name: "ModelKernel", dependencies: ["KernelLayout", "AddressSpace", "PhysicalMemory", "PageTables", "Vmem"]),
-        .target(name: "Inspect", dependencies: ["ModelKernel", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
+        .target(name: "Inspect", dependencies: ["CVmemSupport", "ModelKernel", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
         .executableTarget(name: "vmkit", dependencies: [
-            "Inspect", "ModelKernel", "KernelLayout", "Vmem",
+            "Inspect", "ModelKernel", "KernelLayout", "Vmem", "VmemWorkloads",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "VmemTests", dependencies: ["Vmem"]),

@@ -4,6 +4,8 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 #include <execinfo.h>
+#include <dlfcn.h>
+#include <string.h>
 
 int cvmem_current_cpu(void) {
 #ifdef __linux__
@@ -28,4 +30,13 @@ int cvmem_cpu_count(void) {
 
 int cvmem_backtrace(uintptr_t *pcs, int max) {
     return backtrace((void **)pcs, max);
+}
+
+int cvmem_symbolize(uintptr_t pc, char *buf, unsigned long len, uintptr_t *offset) {
+    Dl_info info;
+    if (len == 0 || dladdr((void *)pc, &info) == 0 || info.dli_sname == NULL) return 0;
+    strncpy(buf, info.dli_sname, len - 1);
+    buf[len - 1] = 0;
+    *offset = pc - (uintptr_t)info.dli_saddr;
+    return 1;
 }

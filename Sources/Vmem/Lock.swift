@@ -69,7 +69,7 @@ final class ArenaLock: @unchecked Sendable {
 /// Monotonic time in nanoseconds (the clock of `ContinuousClock` on Linux and
 /// of the condition variable above).
 @inlinable
-func monotonicNanoseconds() -> UInt64 {
+public func monotonicNanoseconds() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)

@@ -12,4 +12,7 @@ uint64_t cvmem_thread_id(void);
 int cvmem_cpu_count(void);
 /* Return addresses of the caller's stack, innermost first; returns the depth. */
 int cvmem_backtrace(uintptr_t *pcs, int max);
+/* Symbol name containing pc into buf (NUL-terminated); returns 1 and the
+ * offset from the symbol's start, or 0 when no symbol is known. */
+int cvmem_symbolize(uintptr_t pc, char *buf, unsigned long len, uintptr_t *offset);
 #endif

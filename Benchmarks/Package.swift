@@ -1,0 +1,26 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Benchmarks live in their own package so that `swift test` on the root
+// package never builds package-benchmark. Run from this directory:
+//   swift package --allow-writing-to-package-directory benchmark
+let package = Package(
+    name: "VMKitBenchmarks",
+    platforms: [.macOS(.v13)],
+    dependencies: [
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
+        .package(name: "VMKit", path: ".."),
+    ],
+    targets: [
+        .executableTarget(
+            name: "VmemBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Vmem", package: "VMKit"),
+                .product(name: "VmemWorkloads", package: "VMKit"),
+            ],
+            path: "Benchmarks/VmemBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)

@@ -1,0 +1,48 @@
+import Vmem
+
+/// mdb's `::vmem`: every arena, depth first in pre-order, each name indented
+/// two spaces per ancestor (address-space.md §3.9).
+public enum VmemTable {
+    static let nameWidth = 22
+
+    /// The header line.
+    public static var header: String {
+        MdbFormat.left("ADDR", MdbFormat.pointerWidth) + " " + MdbFormat.left("NAME", nameWidth) + " "
+            + MdbFormat.right("INUSE", 10) + " " + MdbFormat.right("TOTAL", 12) + " "
+            + MdbFormat.right("SUCCEED", 9) + " " + MdbFormat.right("FAIL", 5)
+    }
+
+    /// One row for `arena` at `depth` ancestors.
+    public static func row(_ arena: Arena, depth: Int) -> String {
+        let st = arena.statistics
+        let indent = min(2 * depth, nameWidth - 1)
+        let room = nameWidth - indent
+        let name = String(arena.name.prefix(room - 1))
+        return MdbFormat.pointer(arena.address) + " " + String(repeating: " ", count: indent)
+            + MdbFormat.left(name, room) + " "
+            + MdbFormat.right(String(st.memInUse), 10) + " " + MdbFormat.right(String(st.memTotal), 12) + " "
+            + MdbFormat.right(String(st.allocCount), 9) + " " + MdbFormat.right(String(st.failCount), 5)
+    }
+
+    /// The table for `arenas` (creation order), arranged as a tree through
+    /// each arena's source; arenas whose parent is not listed are roots.
+    public static func render(_ arenas: [Arena]) -> String {
+        var lines = [header]
+        let listed = Set(arenas.map { ObjectIdentifier($0) })
+        var children: [ObjectIdentifier: [Arena]] = [:]
+        var roots: [Arena] = []
+        for a in arenas {
+            if let p = a.parent, listed.contains(ObjectIdentifier(p)) {
+                children[ObjectIdentifier(p), default: []].append(a)
+            } else {
+                roots.append(a)
+            }
+        }
+        func visit(_ a: Arena, _ depth: Int) {
+            lines.append(row(a, depth: depth))
+            for c in children[ObjectIdentifier(a)] ?? [] { visit(c, depth + 1) }
+        }
+        for r in roots { visit(r, 0) }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,1 +1,0 @@
-// The Inspect module: under construction; see shared/design/ARCHITECTURE.md.

@@ -1,0 +1,122 @@
+// Importing spans from the source (vmem.md §3 "import") and the boundary-tag
+// reserve (seed 002's recursion problem).
+
+extension Arena {
+    @usableFromInline
+    enum ImportOutcome { case allocated(UInt64), retry, failed(VmemError) }
+
+    /// Imports a span big enough for `c` and carves the allocation from it,
+    /// lock held on entry and exit (dropped around the source's import).
+    @usableFromInline
+    func importAndCarve(_ c: Constraints) -> ImportOutcome {
+        guard let source else { return .failed(.exhausted(arena: name, size: c.size)) }
+        let aq = max(quantum, source.quantum)
+        var aphase = c.phase
+        if c.align > aq && !flags.contains(.alignedImport) {
+            aphase = (c.phase & (aq - 1)) != 0 ? c.align - quantum : c.align - aq
+        }
+        let (sizePlusPhase, o1) = c.size.addingReportingOverflow(aphase)
+        let needed = max(sizePlusPhase, minimumImport)
+        let asize = p2roundup(needed, aq)
+        if o1 || asize < needed { return .failed(.importFailed(arena: name, size: c.size)) }
+        // What a concurrent free must have left for us to use instead.
+        let (alignSlack, o2) = c.size.addingReportingOverflow(c.align - quantum)
+        let aneeded = o2 ? UInt64.max : p2roundup(alignSlack, quantum)
+
+        // The span marker and its free segment, and up to two for the carve,
+        // must not need a refill once the span arrives.
+        core.pointee.reserveTags(4)
+        lock.unlock()
+        var imported: (base: UInt64, size: UInt64)? = nil
+        var importError: VmemError = .importFailed(arena: name, size: asize)
+        do {
+            imported = try source.importSpan(asize, flags.contains(.alignedImport) ? max(c.align, aq) : aq)
+        } catch {
+            importError = .importFailed(arena: name, size: asize)
+        }
+        lock.lock()
+
+        guard let span = imported else {
+            // Another thread may have freed enough while we were away.
+            if !destroyed && core.pointee.definitelyFitsList(aneeded) >= 0 { return .retry }
+            return .failed(importError)
+        }
+        let (end, o3) = span.base.addingReportingOverflow(span.size)
+        let misaligned = (span.base | span.size) & (quantum - 1) != 0 || span.size < asize || o3
+        if destroyed || misaligned || overlappingSpan(span.base, end) != nil {
+            releaseToSource(span)
+            return .failed(destroyed ? .arenaDestroyed(arena: name) : .importFailed(arena: name, size: asize))
+        }
+        if core.pointee.definitelyFitsList(aneeded) >= 0 {
+            // Someone freed enough meanwhile: give the fresh span straight back.
+            releaseToSource(span)
+            return .retry
+        }
+        let f = core.pointee.createSpan(start: span.base, end: end, imported: true)
+        if waiters > 0 { lock.broadcast() }
+        guard let a = core.pointee.place(c, in: f) else {
+            // The source returned a span that cannot hold the request with
+            // its phase (it ignored the alignment asked for).
+            return .failed(.importFailed(arena: name, size: asize))
+        }
+        _ = core.pointee.carve(f, at: a, size: c.size)
+        return .allocated(a)
+    }
+
+    // MARK: Boundary-tag reserve
+
+    /// Makes the arena take its boundary tags from `tagArena` (the illumos
+    /// hierarchy `heap` → `vmem_metadata` → `vmem_seg`): whenever fewer than
+    /// ``tagReserve`` tags are free, the arena allocates a slab of tag memory
+    /// from `tagArena` *before* its operation. An arena that is itself
+    /// refilling (because the refill came back to it through the hierarchy)
+    /// draws on its reserve instead of recursing.
+    public func useTags(from tagArena: Arena) throws(VmemError) {
+        if tagArena === self { throw .notSupported("arena \(name) cannot take its tags from itself") }
+        lock.lock(); defer { lock.unlock() }
+        if destroyed { throw .arenaDestroyed(arena: name) }
+        self.tagArena = tagArena
+    }
+
+    /// Refills the tag reserve from the tag arena when it runs low, lock held.
+    /// Throws only when the arena has reached its limit of 2^28 tags and
+    /// cannot promise the tags one operation may need.
+    @inlinable @inline(__always)
+    func refillTagsIfNeeded(_ size: UInt64) throws(VmemError) {
+        if core.pointee.availableTags < Self.tagReserve {
+            refillTags()
+            if core.pointee.availableTags < 4 {
+                core.pointee.stats.failCount &+= 1
+                throw .exhausted(arena: name, size: size)
+            }
+        }
+    }
+
+    @usableFromInline
+    func refillTags() {
+        guard let tagArena else {
+            // The internal pool: the table simply grows.
+            core.pointee.reserveTags(Self.tagReserve * 4)
+            return
+        }
+        let me = currentThreadID()
+        // A nested request from our own refill uses the reserve.
+        guard populator.compareExchange(expected: 0, desired: me, ordering: .acquiringAndReleasing).exchanged else {
+            return
+        }
+        let slab = p2roundup(Self.tagSlabBytes, tagArena.quantum)
+        lock.unlock()
+        let got = try? tagArena.alloc(slab)
+        lock.lock()
+        populator.store(0, ordering: .releasing)
+        if let got {
+            tagSlabs.append((got, slab))
+            core.pointee.growTags(by: UInt32(slab / UInt64(MemoryLayout<BoundaryTag>.stride)))
+        } else {
+            // Without tag memory the arena falls back on its own table rather
+            // than fail the operation; the counter tells.
+            core.pointee.stats.populateFail &+= 1
+            core.pointee.reserveTags(Self.tagReserve)
+        }
+    }
+}

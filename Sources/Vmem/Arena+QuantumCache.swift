@@ -1,0 +1,77 @@
+import CVmemSupport
+import Synchronization
+
+// The quantum-cache front end of an arena (vmem.md §3): sizes up to
+// `quantumCacheMax` go to one object cache per multiple of the quantum.
+
+extension Arena {
+    /// Slab size for the caches: illumos takes `1 << highbit(3 * qcache_max)`,
+    /// so a slab holds at least three of the largest objects.
+    var quantumCacheSlabSize: UInt64 {
+        max(UInt64(1) << UInt64(highbit(3 &* quantumCacheMax)), quantum)
+    }
+
+    func makeQuantumCaches() {
+        let slab = quantumCacheSlabSize
+        let cpus = Int(cvmem_cpu_count())
+        let backend = QuantumCacheBackend(
+            allocSlab: { [unowned self] size, align in
+                try? self.xalloc(size, align: align)
+            },
+            freeSlab: { [unowned self] address, size in
+                try? self.xfree(address, size: size)
+            })
+        var caches = ContiguousArray<QuantumCache>()
+        var size = quantum
+        while size <= quantumCacheMax {
+            caches.append(QuantumCache(objectSize: size, slabSize: slab, cpuCount: cpus, backend: backend))
+            size += quantum
+        }
+        qcaches = caches
+    }
+
+    @inlinable @inline(__always)
+    func cacheAlloc(_ size: UInt64, wait: WaitPolicy) throws(VmemError) -> UInt64 {
+        let cache = qcaches[Int(truncatingIfNeeded: (size &- 1) >> UInt64(core.pointee.qshift))]
+        if let a = cache.alloc() { return a }
+        return try cacheAllocSlow(cache, size, wait: wait)
+    }
+
+    @usableFromInline
+    func cacheAllocSlow(_ cache: QuantumCache, _ size: UInt64, wait: WaitPolicy) throws(VmemError) -> UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        while true {
+            if destroyed { throw .arenaDestroyed(arena: name) }
+            lock.unlock()
+            let got = cache.alloc()
+            if got == nil { reapCaches() }
+            let retry = got ?? cache.alloc()
+            lock.lock()
+            if let retry { return retry }
+            if wait.mode == .noSleep {
+                core.pointee.stats.failCount &+= 1
+                throw .exhausted(arena: name, size: size)
+            }
+            try sleep(size, wait)
+        }
+    }
+
+    /// Returns an object to its cache; false when the cache does not know it
+    /// (then the caller tries the arena itself).
+    @inlinable @inline(__always)
+    func cacheFree(_ address: UInt64, size: UInt64) -> Bool {
+        let cache = qcaches[Int(truncatingIfNeeded: (size &- 1) >> UInt64(core.pointee.qshift))]
+        guard cache.free(address) else { return false }
+        // Waiters sleep on the arena; an object back in a cache may be theirs.
+        if sleepers.load(ordering: .relaxed) > 0 { wakeWaiters() }
+        return true
+    }
+
+    @usableFromInline func wakeWaiters() { lock.withLock { lock.broadcast() } }
+
+    /// Gives idle cached objects and wholly free slabs back to the arena.
+    public func reapCaches() { for c in qcaches { c.reap() } }
+
+    func drainCaches() { for c in qcaches { c.drain() } }
+}

@@ -1,0 +1,391 @@
+import Synchronization
+import CVmemSupport
+
+/// A vmem arena: a set of integer ranges handed out in constant time.
+///
+/// See the module article for the structures and their invariants. Every
+/// public method is thread-safe: one mutex per arena guards its segments, and
+/// sizes up to ``quantumCacheMax`` are served by per-CPU quantum caches
+/// without taking it.
+public final class Arena: @unchecked Sendable {
+    /// Longest accepted name (illumos `VMEM_NAMELEN` less the NUL).
+    public static let maximumNameLength = 30
+    /// At most this many quantum caches (illumos `VMEM_NQCACHE_MAX`).
+    public static let maximumQuantumCaches: UInt64 = 16
+    /// Tags kept in reserve for one operation plus nested populators (illumos
+    /// `VMEM_MINFREE`).
+    @usableFromInline static let tagReserve = 16
+    /// Bytes of tag memory taken from a tag arena at a time.
+    static let tagSlabBytes: UInt64 = 4096
+
+    public let name: String
+    public let quantum: UInt64
+    public let quantumCacheMax: UInt64
+    public let minimumImport: UInt64
+    public let flags: ArenaFlags
+    public let debugging: ArenaDebugging
+    public let source: ArenaSource?
+    /// The arena this one imports from, if its source is an arena.
+    public var parent: Arena? { source?.parent }
+    /// Creation order, process-wide (mdb walks arenas in this order).
+    public let sequence: Int
+
+    @usableFromInline let lock = ArenaLock()
+    @usableFromInline let core: UnsafeMutablePointer<ArenaCore>
+    @usableFromInline let hasSource: Bool
+    @usableFromInline var qcaches: ContiguousArray<QuantumCache> = []
+    // The fields below are guarded by `lock`.
+    /// Set by destroy(); lives in the core so hot paths read it without
+    /// dynamic exclusivity checks.
+    @usableFromInline var destroyed: Bool {
+        @inline(__always) get { core.pointee.destroyed }
+        @inline(__always) set { core.pointee.destroyed = newValue }
+    }
+    @usableFromInline var waiters: Int {
+        @inline(__always) get { core.pointee.waiters }
+        @inline(__always) set { core.pointee.waiters = newValue }
+    }
+    var failureState: UInt64
+    var audits: [UInt64: AuditRecord] = [:]
+    var tagArena: Arena?
+    var tagSlabs: [(base: UInt64, size: UInt64)] = []
+    /// The thread refilling the tag reserve from `tagArena`, if any.
+    let populator = Atomic<UInt64>(0)
+    /// Threads asleep in this arena; read without the lock by quantum-cache frees.
+    @usableFromInline let sleepers = Atomic<Int>(0)
+
+    /// Creates an arena (illumos `vmem_create` / `vmem_xcreate`).
+    ///
+    /// - Parameters:
+    ///   - base, size: an initial span, added when `size` is non-zero.
+    ///   - quantum: the unit of every address and size; a power of two.
+    ///   - source: where to import spans from when out of room.
+    ///   - quantumCacheMax: sizes up to this (at most 16 quanta) are served
+    ///     by quantum caches.
+    ///   - minimumImport: the least the arena imports at a time.
+    public init(name: String, base: UInt64 = 0, size: UInt64 = 0, quantum: UInt64 = 1,
+                source: ArenaSource? = nil, quantumCacheMax: UInt64 = 0, minimumImport: UInt64 = 0,
+                flags: ArenaFlags = [], debugging: ArenaDebugging = .init()) throws(VmemError) {
+        guard !name.isEmpty, name.utf8.count <= Self.maximumNameLength else { throw .invalidName(name) }
+        guard quantum != 0, isPowerOfTwo(quantum) else { throw .quantumNotPowerOfTwo(quantum: quantum) }
+        guard quantumCacheMax & (quantum - 1) == 0 else {
+            throw .notQuantumAligned(parameter: "quantumCacheMax", value: quantumCacheMax, quantum: quantum)
+        }
+        let (limit, o) = quantum.multipliedReportingOverflow(by: Self.maximumQuantumCaches)
+        guard o || quantumCacheMax <= limit else {
+            throw .quantumCacheTooLarge(quantumCacheMax: quantumCacheMax, limit: limit)
+        }
+        guard minimumImport & (quantum - 1) == 0 else {
+            throw .notQuantumAligned(parameter: "minimumImport", value: minimumImport, quantum: quantum)
+        }
+        if let source, source.quantum == 0 || !isPowerOfTwo(source.quantum) {
+            throw .quantumNotPowerOfTwo(quantum: source.quantum)
+        }
+        self.name = name
+        self.quantum = quantum
+        self.quantumCacheMax = quantumCacheMax
+        self.minimumImport = minimumImport
+        self.flags = flags
+        self.debugging = debugging
+        self.source = source
+        self.hasSource = source != nil
+        self.failureState = debugging.failureSeed
+        self.sequence = ArenaRegistry.shared.nextSequence()
+        core = .allocate(capacity: 1)
+        core.initialize(to: ArenaCore(quantum: quantum))
+        core.pointee.reserveTags(Self.tagReserve)
+        if size != 0 {
+            do { try add(base: base, size: size) } catch {
+                core.pointee.deallocate(); core.deinitialize(count: 1); core.deallocate()
+                throw error
+            }
+        }
+        if quantumCacheMax != 0 { makeQuantumCaches() }
+        ArenaRegistry.shared.register(self)
+    }
+
+    deinit {
+        ArenaRegistry.shared.unregister(self)
+        core.pointee.deallocate()
+        core.deinitialize(count: 1)
+        core.deallocate()
+    }
+
+    // MARK: Spans
+
+    /// Adds a span (illumos `vmem_add`). It must not overlap a span the arena has.
+    public func add(base: UInt64, size: UInt64) throws(VmemError) {
+        try checkSize(size)
+        guard base & (quantum - 1) == 0 else { throw .notQuantumAligned(parameter: "base", value: base, quantum: quantum) }
+        let (end, o) = base.addingReportingOverflow(size)
+        guard !o else { throw .overflow(base: base, size: size) }
+        lock.lock(); defer { lock.unlock() }
+        guard !destroyed else { throw .arenaDestroyed(arena: name) }
+        // The refill may drop the lock, so it comes before the overlap check.
+        try refillTagsIfNeeded(size)
+        if let (s, e) = overlappingSpan(base, end) {
+            throw .spanOverlap(base: base, size: size, existingStart: s, existingEnd: e)
+        }
+        _ = core.pointee.createSpan(start: base, end: end, imported: false)
+        if waiters > 0 { lock.broadcast() }
+    }
+
+    /// The first span overlapping `[start, end)`, lock held.
+    func overlappingSpan(_ start: UInt64, _ end: UInt64) -> (UInt64, UInt64)? {
+        let tags = core.pointee.tags
+        var s = tags[Int(ReservedTag.spans)].next
+        while s != ReservedTag.spans {
+            if tags[Int(s)].start < end && start < tags[Int(s)].end { return (tags[Int(s)].start, tags[Int(s)].end) }
+            s = tags[Int(s)].next
+        }
+        return nil
+    }
+
+    // MARK: Validation
+
+    @inlinable @inline(__always)
+    func checkSize(_ size: UInt64) throws(VmemError) {
+        if size == 0 { throw .zeroSize }
+        if size & (quantum &- 1) != 0 { throw .sizeNotQuantumMultiple(size: size, quantum: quantum) }
+    }
+
+    /// The argument checks of `vmem_xalloc`, in its order, as errors.
+    func makeConstraints(size: UInt64, align alignArg: UInt64, phase: UInt64, nocross: UInt64,
+                         minaddr: UInt64, maxaddr: UInt64, fromEnd: Bool) throws(VmemError) -> Constraints {
+        try checkSize(size)
+        let q = quantum &- 1
+        if alignArg & q != 0 { throw .notQuantumAligned(parameter: "align", value: alignArg, quantum: quantum) }
+        if phase & q != 0 { throw .notQuantumAligned(parameter: "phase", value: phase, quantum: quantum) }
+        if nocross & q != 0 { throw .notQuantumAligned(parameter: "nocross", value: nocross, quantum: quantum) }
+        if minaddr & q != 0 { throw .notQuantumAligned(parameter: "minaddr", value: minaddr, quantum: quantum) }
+        if maxaddr & q != 0 { throw .notQuantumAligned(parameter: "maxaddr", value: maxaddr, quantum: quantum) }
+        let align = alignArg == 0 ? quantum : alignArg
+        if !isPowerOfTwo(align) { throw .notPowerOfTwo(parameter: "align", value: align) }
+        if !isPowerOfTwo(nocross) { throw .notPowerOfTwo(parameter: "nocross", value: nocross) }
+        if phase >= align { throw .phaseNotBelowAlign(phase: phase, align: align) }
+        if nocross != 0 {
+            let (ps, o) = phase.addingReportingOverflow(size)
+            if align > nocross || o || p2roundup(ps, align) > nocross || p2roundup(ps, align) < ps {
+                throw .overconstrained(size: size, align: align, phase: phase, nocross: nocross)
+            }
+        }
+        if minaddr != 0 || maxaddr != 0 {
+            let hi = maxaddr == 0 ? UInt64.max : maxaddr &- 1   // inclusive
+            if maxaddr != 0 && maxaddr <= minaddr || hi &- minaddr < size &- 1 {
+                throw .rangeCannotHoldSize(minaddr: minaddr, maxaddr: maxaddr, size: size)
+            }
+        }
+        return Constraints(size: size, align: align, phase: phase, nocross: nocross,
+                           minaddr: minaddr, maxaddr: maxaddr, fromEnd: fromEnd)
+    }
+
+    // MARK: Allocation
+
+    /// Allocates `size` bytes (illumos `vmem_alloc`).
+    ///
+    /// Sizes up to ``quantumCacheMax`` come from the quantum caches; others
+    /// use `policy`. `fromEnd` places the allocation at the high end of the
+    /// chosen segment (illumos `VM_ENDALLOC`).
+    @inlinable
+    public func alloc(_ size: UInt64, policy: AllocationPolicy = .instantFit, fromEnd: Bool = false,
+                      wait: WaitPolicy = .noSleep) throws(VmemError) -> UInt64 {
+        if size &- 1 < quantumCacheMax, size & (quantum &- 1) == 0 {
+            return try cacheAlloc(size, wait: wait)
+        }
+        try checkSize(size)
+        lock.lock(); defer { lock.unlock() }
+        if destroyed { throw .arenaDestroyed(arena: name) }
+        try injectFailure(size, wait)
+        if policy == .instantFit {
+            try refillTagsIfNeeded(size)
+            let t = core.pointee.allocInstant(size, fromEnd: fromEnd)
+            if t != 0 {
+                let addr = core.pointee.tags[Int(t)].start
+                if debugging.audit { recordAudit(addr) }
+                return addr
+            }
+        } else if policy == .nextFit {
+            return try nextFitLocked(size, wait: wait)
+        }
+        let c = Constraints(size: size, align: quantum, phase: 0, nocross: 0, minaddr: 0, maxaddr: 0, fromEnd: fromEnd)
+        return try xallocLocked(c, policy: policy, wait: wait)
+    }
+
+    /// Allocates with constraints (illumos `vmem_xalloc`): the result `a`
+    /// satisfies `a % align == phase`, `[a, a+size)` crosses no multiple of
+    /// `nocross`, and lies in `[minaddr, maxaddr)` (0 = no limit). Bypasses the
+    /// quantum caches: free it with ``xfree(_:size:)``.
+    public func xalloc(_ size: UInt64, align: UInt64 = 0, phase: UInt64 = 0, nocross: UInt64 = 0,
+                       minaddr: UInt64 = 0, maxaddr: UInt64 = 0, policy: AllocationPolicy = .instantFit,
+                       fromEnd: Bool = false, wait: WaitPolicy = .noSleep) throws(VmemError) -> UInt64 {
+        let c = try makeConstraints(size: size, align: align, phase: phase, nocross: nocross,
+                                    minaddr: minaddr, maxaddr: maxaddr, fromEnd: fromEnd)
+        lock.lock(); defer { lock.unlock() }
+        if destroyed { throw .arenaDestroyed(arena: name) }
+        try injectFailure(size, wait)
+        if policy == .nextFit && !c.isConstrained && c.align == quantum && c.phase == 0 && !fromEnd {
+            return try nextFitLocked(size, wait: wait)
+        }
+        return try xallocLocked(c, policy: policy == .nextFit ? .firstFit : policy, wait: wait)
+    }
+
+    /// Allocates exactly `[address, address+size)`, which must be free.
+    public func allocExact(at address: UInt64, size: UInt64, wait: WaitPolicy = .noSleep) throws(VmemError) -> UInt64 {
+        let (end, o) = address.addingReportingOverflow(size)
+        if o || end == 0 && size != 0 { throw .overflow(base: address, size: size) }
+        return try xalloc(size, minaddr: address, maxaddr: end, policy: .firstFit, wait: wait)
+    }
+
+    /// The search-import-wait loop of `vmem_xalloc`, lock held.
+    @usableFromInline
+    func xallocLocked(_ c: Constraints, policy: AllocationPolicy, wait: WaitPolicy) throws(VmemError) -> UInt64 {
+        var lastError: VmemError = .exhausted(arena: name, size: c.size)
+        var reaped = false
+        while true {
+            try refillTagsIfNeeded(c.size)
+            let (t, a) = core.pointee.search(c, policy: policy)
+            if t != 0 {
+                _ = core.pointee.carve(t, at: a, size: c.size)
+                if debugging.audit { recordAudit(a) }
+                return a
+            }
+            if source != nil && (!c.isConstrained || flags.contains(.constrainedImport)) {
+                switch importAndCarve(c) {
+                case .allocated(let addr):
+                    if debugging.audit { recordAudit(addr) }
+                    return addr
+                case .retry: continue
+                case .failed(let e): lastError = e
+                }
+                if destroyed { throw .arenaDestroyed(arena: name) }
+            }
+            if !reaped && !qcaches.isEmpty {
+                // Objects idle in quantum-cache depots may hold the room we need.
+                reaped = true
+                lock.unlock(); reapCaches(); lock.lock()
+                continue
+            }
+            if wait.mode == .noSleep {
+                core.pointee.stats.failCount &+= 1
+                throw lastError
+            }
+            try sleep(c.size, wait)
+        }
+    }
+
+    /// Next fit, lock held; falls back to `xallocLocked` as illumos does.
+    @usableFromInline func nextFitLocked(_ size: UInt64, wait: WaitPolicy) throws(VmemError) -> UInt64 {
+        try refillTagsIfNeeded(size)
+        var release: (base: UInt64, size: UInt64)? = nil
+        let t = core.pointee.allocNextFit(size, hasSource: hasSource, release: &release)
+        if let r = release { releaseToSource(r) }
+        if t != 0 {
+            let addr = core.pointee.tags[Int(t)].start
+            if debugging.audit { recordAudit(addr) }
+            return addr
+        }
+        if source != nil || wait.mode == .sleep {
+            let c = Constraints(size: size, align: quantum, phase: 0, nocross: 0, minaddr: 0, maxaddr: 0, fromEnd: false)
+            return try xallocLocked(c, policy: .instantFit, wait: wait)
+        }
+        core.pointee.stats.failCount &+= 1
+        throw .exhausted(arena: name, size: size)
+    }
+
+    // MARK: Freeing
+
+    /// Frees memory from ``alloc(_:policy:fromEnd:wait:)`` (illumos `vmem_free`).
+    @inlinable
+    public func free(_ address: UInt64, size: UInt64) throws(VmemError) {
+        if size &- 1 < quantumCacheMax, size & (quantum &- 1) == 0 {
+            if cacheFree(address, size: size) { return }
+        }
+        try xfree(address, size: size)
+    }
+
+    /// Frees memory from ``xalloc(_:align:phase:nocross:minaddr:maxaddr:policy:fromEnd:wait:)``
+    /// (illumos `vmem_xfree`). The size must be the allocated size.
+    public func xfree(_ address: UInt64, size: UInt64) throws(VmemError) {
+        try checkSize(size)
+        if address.addingReportingOverflow(size).overflow { throw .overflow(base: address, size: size) }
+        lock.lock()
+        if destroyed { lock.unlock(); throw .arenaDestroyed(arena: name) }
+        let t: TagIndex
+        switch core.pointee.hashDelete(address, size: size) {
+        case .found(let f): t = f
+        case .missing: lock.unlock(); throw .badFree(address: address, size: size)
+        case .wrongSize(let actual):
+            lock.unlock(); throw .wrongSize(address: address, size: size, allocatedSize: actual)
+        }
+        if debugging.audit { audits.removeValue(forKey: address) }
+        let release = core.pointee.freeSegment(t, hasSource: hasSource)
+        if waiters > 0 { lock.broadcast() }
+        if let r = release { releaseToSource(r) }
+        lock.unlock()
+    }
+
+    /// Gives a wholly free imported span back, dropping the lock around the
+    /// source's release function (it may take other arenas' locks).
+    func releaseToSource(_ span: (base: UInt64, size: UInt64)) {
+        guard let source else { return }
+        lock.unlock()
+        source.releaseSpan(span.base, span.size)
+        lock.lock()
+    }
+
+    // MARK: Waiting and failure injection
+
+    /// Sleeps until a free or an add, lock held (illumos `cv_wait`).
+    func sleep(_ size: UInt64, _ wait: WaitPolicy) throws(VmemError) {
+        if let token = wait.token, token.isCancelled { core.pointee.stats.failCount &+= 1; throw .cancelled(arena: name, size: size) }
+        var deadlineNs: UInt64? = nil
+        if wait.deadlineNanoseconds != 0 {
+            if monotonicNanoseconds() >= wait.deadlineNanoseconds {
+                core.pointee.stats.failCount &+= 1; throw .timedOut(arena: name, size: size)
+            }
+            deadlineNs = wait.deadlineNanoseconds
+        }
+        core.pointee.stats.waitCount &+= 1
+        waiters += 1
+        sleepers.add(1, ordering: .relaxed)
+        defer { sleepers.subtract(1, ordering: .relaxed) }
+        wait.token?.register(lock)
+        let woke = lock.wait(untilMonotonicNanoseconds: deadlineNs)
+        wait.token?.unregister(lock)
+        waiters -= 1
+        if let token = wait.token, token.isCancelled { core.pointee.stats.failCount &+= 1; throw .cancelled(arena: name, size: size) }
+        if !woke { core.pointee.stats.failCount &+= 1; throw .timedOut(arena: name, size: size) }
+        if destroyed { throw .arenaDestroyed(arena: name) }
+    }
+
+    /// `vmem_mtbf`: fail a no-sleep allocation about once in `mtbf`, lock held.
+    @inlinable @inline(__always)
+    func injectFailure(_ size: UInt64, _ wait: WaitPolicy) throws(VmemError) {
+        if debugging.meanTimeBetweenFailures != 0 && wait.mode == .noSleep { try injectFailureSlow(size) }
+    }
+
+    @usableFromInline
+    func injectFailureSlow(_ size: UInt64) throws(VmemError) {
+        failureState &+= 0x9E37_79B9_7F4A_7C15
+        var z = failureState
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        if z % debugging.meanTimeBetweenFailures == 0 {
+            core.pointee.stats.failCount &+= 1
+            throw .injectedFailure(arena: name, size: size)
+        }
+    }
+
+    /// Records who allocated `address`, lock held (illumos `KMF_AUDIT`).
+    @usableFromInline
+    func recordAudit(_ address: UInt64) {
+        var pcs = [UInt](repeating: 0, count: AuditRecord.maximumDepth + 2)
+        let depth = pcs.withUnsafeMutableBufferPointer { buf in
+            Int(cvmem_backtrace(buf.baseAddress, Int32(buf.count)))
+        }
+        // Drop this function's own frame and the allocation entry point's.
+        let stack = Array(pcs[min(2, depth)..<max(min(2, depth), depth)])
+        audits[address] = AuditRecord(thread: currentThreadID(), timestamp: monotonicNanoseconds(), stack: stack)
+    }
+}

@@ -1,0 +1,77 @@
+/// Where an arena gets more spans when it runs out, and where it gives them
+/// back (illumos `afunc`/`ffunc` with `source`, or `vmem_xcreate`'s enlarging
+/// import).
+///
+/// The import receives the size the arena needs and the alignment it would
+/// like (a power of two, at least the arena quantum) and returns the span it
+/// obtained, which may be larger than asked (`vmem_xcreate`). It throws to
+/// refuse. The release receives exactly a span the import returned.
+public struct ArenaSource: Sendable {
+    public typealias Import = @Sendable (_ size: UInt64, _ align: UInt64) throws(VmemError) -> (base: UInt64, size: UInt64)
+    public typealias Release = @Sendable (_ base: UInt64, _ size: UInt64) -> Void
+
+    /// The quantum of the source (the `aq` of vmem.md §3 is the larger of this
+    /// and the importing arena's quantum).
+    public var quantum: UInt64
+    /// A label for displays (the parent arena's name, or "custom").
+    public var name: String
+    /// The parent arena, when the source is one (for `::vmem` indentation).
+    public let parent: Arena?
+    public var importSpan: Import
+    public var releaseSpan: Release
+
+    public init(name: String = "custom", quantum: UInt64, import: @escaping Import, release: @escaping Release) {
+        self.name = name; self.quantum = quantum; self.parent = nil
+        self.importSpan = `import`; self.releaseSpan = release
+    }
+
+    /// Import from `parent` with its default (instant-fit, no-sleep) allocation
+    /// and release with its free: the usual vmem hierarchy.
+    public static func arena(_ parent: Arena) -> ArenaSource {
+        ArenaSource(parent: parent, quantum: parent.quantum, name: parent.name,
+                    import: { (size, _) throws(VmemError) in (try parent.alloc(size), size) },
+                    release: { base, size in try? parent.free(base, size: size) })
+    }
+
+    /// Like ``arena(_:)`` with custom import and release functions that still
+    /// name `parent` as the source for displays (illumos `segkmem_alloc` on
+    /// top of `heap`, for example).
+    public static func arena(_ parent: Arena, import: @escaping Import, release: @escaping Release) -> ArenaSource {
+        ArenaSource(parent: parent, quantum: parent.quantum, name: parent.name, import: `import`, release: release)
+    }
+
+    init(parent: Arena?, quantum: UInt64, name: String, import: @escaping Import, release: @escaping Release) {
+        self.parent = parent; self.quantum = quantum; self.name = name
+        self.importSpan = `import`; self.releaseSpan = release
+    }
+}
+
+/// Creation flags (illumos `VMC_*`, plus VMKit's own).
+public struct ArenaFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// An arena of numbers rather than memory (`VMC_IDENTIFIER`): quantum 1 is
+    /// typical, and ``Arena/alloc(_:policy:fromEnd:wait:)`` defaults nothing.
+    public static let identifier = ArenaFlags(rawValue: 1 << 0)
+    /// Constrained requests (nocross, minaddr, maxaddr) may import from the
+    /// source. Off in illumos; off by default.
+    public static let constrainedImport = ArenaFlags(rawValue: 1 << 1)
+    /// The source import must return a span aligned as asked (`VMC_XALIGN`).
+    public static let alignedImport = ArenaFlags(rawValue: 1 << 2)
+    /// Skip hash rescaling (for tests that watch the table).
+    public static let fixedHash = ArenaFlags(rawValue: 1 << 3)
+}
+
+/// Debugging aids (illumos `KMF_AUDIT`, `vmem_mtbf`).
+public struct ArenaDebugging: Sendable, Hashable {
+    /// Record thread, timestamp and call stack for each allocation.
+    public var audit: Bool = false
+    /// When non-zero, a no-sleep allocation fails on average once per this
+    /// many allocations (`vmem_mtbf`).
+    public var meanTimeBetweenFailures: UInt64 = 0
+    /// The seed of the failure-injection generator, for reproducible runs.
+    public var failureSeed: UInt64 = 0x5EED
+    public init(audit: Bool = false, meanTimeBetweenFailures: UInt64 = 0, failureSeed: UInt64 = 0x5EED) {
+        self.audit = audit; self.meanTimeBetweenFailures = meanTimeBetweenFailures; self.failureSeed = failureSeed
+    }
+}

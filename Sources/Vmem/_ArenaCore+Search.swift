@@ -1,0 +1,162 @@
+// Finding a free segment: instant fit, the constrained search, next fit.
+
+/// The constraints of one `xalloc` (all quantum multiples, validated).
+@usableFromInline
+struct Constraints {
+    @usableFromInline var size: UInt64
+    @usableFromInline var align: UInt64
+    @usableFromInline var phase: UInt64
+    @usableFromInline var nocross: UInt64
+    @usableFromInline var minaddr: UInt64
+    /// Exclusive; 0 means no limit.
+    @usableFromInline var maxaddr: UInt64
+    @usableFromInline var fromEnd: Bool
+
+    @inlinable init(size: UInt64, align: UInt64, phase: UInt64, nocross: UInt64,
+                    minaddr: UInt64, maxaddr: UInt64, fromEnd: Bool) {
+        self.size = size; self.align = align; self.phase = phase; self.nocross = nocross
+        self.minaddr = minaddr; self.maxaddr = maxaddr; self.fromEnd = fromEnd
+    }
+
+    @inlinable var isConstrained: Bool { nocross != 0 || minaddr != 0 || maxaddr != 0 }
+}
+
+extension ArenaCore {
+    /// The lowest non-empty list whose members are all at least `size`
+    /// (illumos `vmem_canalloc` and the instant-fit choice); -1 if none.
+    @inlinable @inline(__always)
+    func definitelyFitsList(_ size: UInt64) -> Int {
+        let hb = highbit(size)
+        let floor: UInt64
+        if isPowerOfTwo(size) {
+            floor = size
+        } else if hb < 64 {
+            floor = 1 << UInt64(hb)
+        } else {
+            return -1
+        }
+        return lowbit(p2align(freemap, floor)) - 1
+    }
+
+    /// Instant fit: the head of the lowest list that certainly fits. Returns
+    /// the new allocated tag, or 0 when the caller must fall back to the search.
+    @inlinable @inline(__always)
+    mutating func allocInstant(_ size: UInt64, fromEnd: Bool) -> TagIndex {
+        let list = definitelyFitsList(size)
+        if list < 0 { return 0 }
+        let t = tags[Int(ReservedTag.freeList0) + list].next
+        var addr = tags[Int(t)].start
+        if fromEnd { addr = tags[Int(t)].end &- size }
+        return carve(t, at: addr, size: size)
+    }
+
+    /// Where `[a, a+size)` would go inside free segment `t` under `c`, or nil.
+    /// The lowest such address, or with `fromEnd` the highest.
+    @inlinable @inline(__always)
+    func place(_ c: Constraints, in t: TagIndex) -> UInt64? {
+        let segStart = tags[Int(t)].start, segEnd = tags[Int(t)].end
+        // Clip to [minaddr, maxaddr); inclusive ends avoid 2^64 overflow.
+        if segEnd &- 1 < c.minaddr { return nil }
+        if segStart > c.maxaddr &- 1 { return nil }
+        let start = max(segStart, c.minaddr)
+        let lastIncl = min(segEnd &- 1, c.maxaddr &- 1)
+        let avail = lastIncl &- start &+ 1           // > 0 here
+        var a = p2phaseup(start, c.align, c.phase)
+        if a < start { return nil }                  // wrapped past 2^64
+        if p2boundary(a, c.size, c.nocross) {
+            let (moved, o) = a.addingReportingOverflow(p2roundup(p2nphase(a, c.nocross), c.align))
+            if o { return nil }
+            a = moved
+        }
+        let offset = a &- start
+        if offset > avail || c.size > avail &- offset { return nil }
+        if !c.fromEnd { return a }
+        // Highest address with the right phase that still ends in range...
+        let end = start &+ avail                     // may be 0 when the range ends at 2^64
+        var hi = p2align((end &- c.size) &- c.phase, c.align) &+ c.phase
+        if hi > end &- c.size { hi = hi &- c.align }
+        // ...moved down below a nocross boundary it would straddle. The low
+        // placement `a` is valid, so the result never drops below it.
+        if p2boundary(hi, c.size, c.nocross) {
+            let boundary = p2align(hi &+ c.size &- 1, c.nocross)
+            hi = p2align((boundary &- c.size) &- c.phase, c.align) &+ c.phase
+        }
+        return hi >= a ? hi : a
+    }
+
+    /// The constrained search of vmem.md §2 (illumos `vmem_xalloc`'s loop).
+    /// Returns the chosen free segment and address, or (0, 0).
+    @inlinable
+    mutating func search(_ c: Constraints, policy: AllocationPolicy) -> (TagIndex, UInt64) {
+        let size = c.size
+        var list: Int
+        if isPowerOfTwo(size) {
+            list = lowbit(p2align(freemap, size)) - 1
+        } else {
+            var hb = highbit(size)
+            if hb == 64 || (freemap >> UInt64(hb)) == 0 || policy == .bestFit || policy == .firstFit {
+                hb -= 1
+            }
+            list = lowbit(p2align(freemap, 1 << UInt64(hb))) - 1
+        }
+        var best: TagIndex = 0
+        var bestAddr: UInt64 = 0
+        var bestSize: UInt64 = 0
+        while list >= 0 {
+            let sentinel = ReservedTag.freeList0 + TagIndex(list)
+            var t = tags[Int(sentinel)].next
+            while t != sentinel {
+                stats.searchCount &+= 1
+                let segSize = tags[Int(t)].size
+                if best == 0 || segSize < bestSize, let a = place(c, in: t) {
+                    best = t; bestAddr = a; bestSize = segSize
+                    if policy != .bestFit || segSize == size { return (best, bestAddr) }
+                }
+                t = tags[Int(t)].next
+            }
+            // Moving up to a larger list cannot improve on a candidate.
+            if best != 0 { break }
+            if list == 63 { break }
+            list = lowbit(p2align(freemap, 1 << UInt64(list + 1))) - 1
+        }
+        return (best, bestAddr)
+    }
+
+    /// Next fit (illumos `vmem_nextfit_alloc`): the first free segment after
+    /// the rotor that is big enough, then the rotor moves behind the new
+    /// allocation. Returns the new tag, or 0 when nothing fits; `release`
+    /// receives a span that advancing the rotor freed entirely.
+    @inlinable
+    mutating func allocNextFit(_ size: UInt64, hasSource: Bool, release: inout (base: UInt64, size: UInt64)?) -> TagIndex {
+        let rotor = ReservedTag.rotor
+        var v = tags[Int(rotor)].segNext
+        // Fast path: carve the front of the free segment right after the
+        // rotor, and put the new segment *behind* the rotor instead of moving it.
+        if tags[Int(v)].kind == kindFree {
+            let vs = tags[Int(v)].size
+            if vs > size && p2samehighbit(vs, vs &- size) {
+                let addr = tags[Int(v)].start
+                tags[Int(v)].start = addr &+ size
+                let a = createSeg(after: tags[Int(rotor)].segPrev, start: addr, end: addr &+ size, kind: kindAlloc)
+                hashInsert(a)
+                return a
+            }
+        }
+        while true {
+            stats.searchCount &+= 1
+            if tags[Int(v)].kind == kindFree && tags[Int(v)].size >= size { break }
+            v = tags[Int(v)].segNext
+            if v == rotor {
+                // Full circle. The rotor itself may split a large enough free
+                // range in two: step it forward once so they coalesce.
+                release = advance(rotor, after: tags[Int(rotor)].segNext, hasSource: hasSource)
+                v = tags[Int(rotor)].segPrev
+                if tags[Int(v)].kind == kindFree && tags[Int(v)].size >= size { break }
+                return 0
+            }
+        }
+        let a = carve(v, at: tags[Int(v)].start, size: size)
+        if let r = advance(rotor, after: a, hasSource: hasSource) { release = r }
+        return a
+    }
+}

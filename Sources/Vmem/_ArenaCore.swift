@@ -1,0 +1,271 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The state of one arena that the arena lock protects: tag table, segment
+/// list, free lists, allocated hash and counters.
+///
+/// It lives at a fixed address (``Arena`` allocates it once), and every
+/// algorithm is a `mutating` method reached through that pointer: the hot paths
+/// then touch plain memory with no reference counting and no dynamic
+/// exclusivity checks. Nothing here locks, waits, imports or throws; the
+/// ``Arena`` class does those around it.
+@usableFromInline
+struct ArenaCore {
+    @usableFromInline var tags: UnsafeMutablePointer<BoundaryTag>
+    @usableFromInline var tagCapacity: UInt32
+    /// Tags `[0, tagHighWater)` have been handed out at least once.
+    @usableFromInline var tagHighWater: UInt32
+    @usableFromInline var freeTagHead: TagIndex = 0
+    @usableFromInline var freeTagCount: Int = 0
+    /// Bit `i` set exactly when free list `i` is non-empty.
+    @usableFromInline var freemap: UInt64 = 0
+    @usableFromInline var hashBuckets: UnsafeMutablePointer<TagIndex>
+    @usableFromInline var hashBits: Int
+    @usableFromInline let quantum: UInt64
+    @usableFromInline let qshift: Int
+    @usableFromInline var stats = ArenaStatistics()
+    /// Spans ever created; lets verify() check the span accounting.
+    @usableFromInline var spanCount: Int = 0
+    /// Guarded by the arena lock like everything else here.
+    @usableFromInline var destroyed = false
+    @usableFromInline var waiters = 0
+
+    @usableFromInline static let initialHashBits = 4          // 16 buckets, as illumos's vm_hash0
+    @usableFromInline static let tagGrowthMinimum: UInt32 = 256
+
+    init(quantum: UInt64) {
+        self.quantum = quantum
+        self.qshift = highbit(quantum) - 1
+        tagCapacity = ReservedTag.firstDynamic + Self.tagGrowthMinimum
+        tags = .allocate(capacity: Int(tagCapacity))
+        tags.initialize(repeating: BoundaryTag(), count: Int(tagCapacity))
+        tagHighWater = ReservedTag.firstDynamic
+        hashBits = Self.initialHashBits
+        hashBuckets = .allocate(capacity: 1 << hashBits)
+        hashBuckets.initialize(repeating: 0, count: 1 << hashBits)
+        for i in 0..<64 {
+            let s = ReservedTag.freeList0 + TagIndex(i)
+            tags[Int(s)].prev = s
+            tags[Int(s)].next = s
+            // A sentinel's size is the smallest size of its list, as in illumos.
+            tags[Int(s)].end = 1 << UInt64(i)
+        }
+        let seg0 = Int(ReservedTag.seg0)
+        tags[seg0].kind = kindSpan
+        tags[seg0].segPrev = ReservedTag.seg0
+        tags[seg0].segNext = ReservedTag.seg0
+        tags[Int(ReservedTag.spans)].prev = ReservedTag.spans
+        tags[Int(ReservedTag.spans)].next = ReservedTag.spans
+        tags[Int(ReservedTag.rotor)].kind = kindRotor
+        insertSeg(ReservedTag.rotor, after: ReservedTag.seg0)
+        stats.hashSize = UInt64(1) << UInt64(hashBits)
+    }
+
+    func deallocate() {
+        tags.deallocate()
+        hashBuckets.deallocate()
+    }
+
+    // MARK: Tag table
+
+    /// Grows the tag table by at least `count` tags and puts them on the free-tag list.
+    @usableFromInline
+    mutating func growTags(by count: UInt32) {
+        let limit = BoundaryTag.indexMask + 1
+        if tagCapacity >= limit { return }
+        let newCapacity = UInt32(min(UInt64(limit), UInt64(tagCapacity) + UInt64(max(count, Self.tagGrowthMinimum, tagCapacity / 2))))
+        let fresh = UnsafeMutablePointer<BoundaryTag>.allocate(capacity: Int(newCapacity))
+        fresh.moveInitialize(from: tags, count: Int(tagCapacity))
+        (fresh + Int(tagCapacity)).initialize(repeating: BoundaryTag(), count: Int(newCapacity - tagCapacity))
+        tags.deallocate()
+        tags = fresh
+        tagCapacity = newCapacity
+    }
+
+    /// Ensures at least `count` tags are free without growing later; false
+    /// only when the table is at its 2^28-tag limit.
+    @usableFromInline @discardableResult
+    mutating func reserveTags(_ count: Int) -> Bool {
+        let unused = Int(tagCapacity - tagHighWater)
+        if freeTagCount + unused < count {
+            growTags(by: UInt32(count - freeTagCount - unused))
+        }
+        return availableTags >= count
+    }
+
+    /// Free tags available without growing the table.
+    @inlinable var availableTags: Int { freeTagCount + Int(tagCapacity - tagHighWater) }
+
+    @inlinable @inline(__always)
+    mutating func getTag() -> TagIndex {
+        let t = freeTagHead
+        if t != 0 {
+            freeTagHead = tags[Int(t)].next
+            freeTagCount -= 1
+            return t
+        }
+        if tagHighWater == tagCapacity { growTags(by: Self.tagGrowthMinimum) }
+        let n = tagHighWater
+        tagHighWater += 1
+        return n
+    }
+
+    @inlinable @inline(__always)
+    mutating func putTag(_ t: TagIndex) {
+        tags[Int(t)].kind = 0
+        tags[Int(t)].next = freeTagHead
+        freeTagHead = t
+        freeTagCount += 1
+    }
+
+    // MARK: Segment list
+
+    @inlinable @inline(__always)
+    mutating func insertSeg(_ t: TagIndex, after p: TagIndex) {
+        let n = tags[Int(p)].segNext
+        tags[Int(t)].segPrev = p
+        tags[Int(t)].segNext = n
+        tags[Int(p)].segNext = t
+        tags[Int(n)].segPrev = t
+    }
+
+    @inlinable @inline(__always)
+    mutating func removeSeg(_ t: TagIndex) {
+        let p = tags[Int(t)].segPrev, n = tags[Int(t)].segNext
+        tags[Int(p)].segNext = n
+        tags[Int(n)].segPrev = p
+    }
+
+    /// Makes a tag for `[start, end)` of `kind` and links it after `p`
+    /// (illumos `vmem_seg_create`).
+    @inlinable @inline(__always)
+    mutating func createSeg(after p: TagIndex, start: UInt64, end: UInt64, kind: UInt8) -> TagIndex {
+        let t = getTag()
+        tags[Int(t)].start = start
+        tags[Int(t)].end = end
+        tags[Int(t)].kind = kind
+        tags[Int(t)].imported = false
+        insertSeg(t, after: p)
+        return t
+    }
+
+    @inlinable @inline(__always)
+    mutating func destroySeg(_ t: TagIndex) {
+        removeSeg(t)
+        putTag(t)
+    }
+
+    // MARK: Free lists
+
+    @inlinable @inline(__always)
+    mutating func freelistInsert(_ t: TagIndex) {
+        let i = freeListIndex(tags[Int(t)].size)
+        let s = ReservedTag.freeList0 + TagIndex(i)
+        let n = tags[Int(s)].next
+        tags[Int(t)].kind = kindFree
+        tags[Int(t)].prev = s
+        tags[Int(t)].next = n
+        tags[Int(s)].next = t
+        tags[Int(n)].prev = t
+        freemap |= 1 << UInt64(i)
+    }
+
+    @inlinable @inline(__always)
+    mutating func freelistDelete(_ t: TagIndex) {
+        let p = tags[Int(t)].prev, n = tags[Int(t)].next
+        tags[Int(p)].next = n
+        tags[Int(n)].prev = p
+        // Both neighbours are the sentinel exactly when the list became empty.
+        if p == n {
+            freemap &= ~(1 << UInt64(p - ReservedTag.freeList0))
+        }
+    }
+
+    // MARK: Allocated hash
+
+    @inlinable @inline(__always)
+    func hashIndex(_ address: UInt64) -> Int {
+        // Fibonacci hashing of the quantum number: cheap and well spread even
+        // when allocations share low-order patterns.
+        Int(truncatingIfNeeded: ((address >> UInt64(qshift)) &* 0x9E37_79B9_7F4A_7C15) >> UInt64(64 - hashBits))
+    }
+
+    @inlinable @inline(__always)
+    mutating func hashInsert(_ t: TagIndex) {
+        tags[Int(t)].kind = kindAlloc
+        let b = hashIndex(tags[Int(t)].start)
+        tags[Int(t)].next = hashBuckets[b]
+        hashBuckets[b] = t
+        stats.allocCount &+= 1
+        stats.memInUse &+= tags[Int(t)].size
+        stats.allocatedSegments &+= 1
+        if stats.allocatedSegments > (UInt64(2) << UInt64(hashBits)) { rescaleHash() }
+    }
+
+    @usableFromInline
+    enum HashLookup { case found(TagIndex), missing, wrongSize(UInt64) }
+
+    /// Removes the allocated segment that starts at `address` if its size is
+    /// `size` (illumos `vmem_hash_delete`, which panics where this reports).
+    @inlinable @inline(__always)
+    mutating func hashDelete(_ address: UInt64, size: UInt64) -> HashLookup {
+        let b = hashIndex(address)
+        var prev: TagIndex = 0
+        var t = hashBuckets[b]
+        while t != 0 {
+            stats.lookupCount &+= 1
+            if tags[Int(t)].start == address { break }
+            prev = t
+            t = tags[Int(t)].next
+        }
+        if t == 0 { return .missing }
+        let actual = tags[Int(t)].size
+        if actual != size { return .wrongSize(actual) }
+        if prev == 0 { hashBuckets[b] = tags[Int(t)].next } else { tags[Int(prev)].next = tags[Int(t)].next }
+        stats.freeCount &+= 1
+        stats.memInUse &-= size
+        stats.allocatedSegments &-= 1
+        if hashBits > Self.initialHashBits && stats.allocatedSegments < (UInt64(1) << UInt64(hashBits - 3)) {
+            rescaleHash()
+        }
+        return .found(t)
+    }
+
+    /// Finds the allocated segment starting at `address` without removing it.
+    func hashFind(_ address: UInt64) -> TagIndex {
+        var t = hashBuckets[hashIndex(address)]
+        while t != 0 && tags[Int(t)].start != address { t = tags[Int(t)].next }
+        return t
+    }
+
+    /// Resizes the table to about 1.5 buckets per allocated segment (illumos
+    /// `vmem_hash_rescale`'s target), on demand rather than from a timer; the
+    /// grow-at-2x / shrink-at-1/8 hysteresis keeps the cost amortised O(1).
+    @usableFromInline
+    mutating func rescaleHash() {
+        let n = stats.allocatedSegments
+        let target = max(Self.initialHashBits, highbit(3 &* n &+ 4) - 1)
+        if target == hashBits { return }
+        let old = hashBuckets, oldCount = 1 << hashBits
+        hashBits = target
+        hashBuckets = .allocate(capacity: 1 << target)
+        hashBuckets.initialize(repeating: 0, count: 1 << target)
+        for b in 0..<oldCount {
+            var t = old[b]
+            while t != 0 {
+                let next = tags[Int(t)].next
+                let nb = hashIndex(tags[Int(t)].start)
+                tags[Int(t)].next = hashBuckets[nb]
+                hashBuckets[nb] = t
+                t = next
+            }
+        }
+        old.deallocate()
+        stats.hashSize = UInt64(1) << UInt64(hashBits)
+    }
+}

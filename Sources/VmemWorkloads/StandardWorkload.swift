@@ -1,0 +1,166 @@
+import Vmem
+import Synchronization
+
+/// splitmix64, the generator vmem.md §6 fixes so that any allocator can run
+/// the identical sequence.
+public struct SplitMix64: Sendable {
+    public var state: UInt64
+    public init(seed: UInt64 = 42) { state = seed }
+    @inlinable public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// The standard vmem workloads of vmem.md §6.
+public enum StandardWorkload: String, CaseIterable, Sendable {
+    case instant, best, small
+    case smallNoCache = "small-nocache"
+    case threads
+
+    public static let base: UInt64 = 0x1000
+    public static let size: UInt64 = 1 << 40
+    public static let quantum: UInt64 = 4096
+    public static let liveSlots = 10_000
+    public static let warmupOps = 200_000
+    public static let timedOps = 2_000_000
+
+    /// Sizes are `(1 + r % K)` pages.
+    public var k: UInt64 {
+        switch self {
+        case .instant, .best: return 64
+        case .small, .smallNoCache, .threads: return 8
+        }
+    }
+
+    public var policy: AllocationPolicy { self == .best ? .bestFit : .instantFit }
+
+    public var quantumCacheMax: UInt64 {
+        switch self {
+        case .small, .threads: return 8 * Self.quantum
+        case .instant, .best, .smallNoCache: return 0
+        }
+    }
+
+    /// Thread counts the workload runs with.
+    public var threadCounts: [Int] { self == .threads ? [1, 2] : [1] }
+
+    public func makeArena() throws(VmemError) -> Arena {
+        try Arena(name: "bench_\(rawValue)", base: Self.base, size: Self.size, quantum: Self.quantum,
+                  quantumCacheMax: quantumCacheMax)
+    }
+}
+
+/// One thread's loop: N live slots, then free-a-victim / allocate-a-new-size.
+public struct WorkloadLoop {
+    public let arena: Arena
+    public let k: UInt64
+    public let policy: AllocationPolicy
+    public var rng: SplitMix64
+    public var addresses: [UInt64]
+    public var sizes: [UInt64]
+
+    public init(arena: Arena, workload: StandardWorkload, seed: UInt64 = 42) throws(VmemError) {
+        self.arena = arena
+        self.k = workload.k
+        self.policy = workload.policy
+        rng = SplitMix64(seed: seed)
+        addresses = []; sizes = []
+        addresses.reserveCapacity(StandardWorkload.liveSlots)
+        sizes.reserveCapacity(StandardWorkload.liveSlots)
+        for _ in 0..<StandardWorkload.liveSlots {
+            let s = (1 + rng.next() % k) * StandardWorkload.quantum
+            addresses.append(try arena.alloc(s, policy: policy))
+            sizes.append(s)
+        }
+    }
+
+    /// Runs `count` free+alloc pairs.
+    @inlinable
+    public mutating func run(_ count: Int) throws(VmemError) {
+        let n = UInt64(addresses.count)
+        for _ in 0..<count {
+            let victim = Int(truncatingIfNeeded: rng.next() % n)
+            let s = (1 + rng.next() % k) * StandardWorkload.quantum
+            try arena.free(addresses[victim], size: sizes[victim])
+            addresses[victim] = try arena.alloc(s, policy: policy)
+            sizes[victim] = s
+        }
+    }
+
+    /// Highest end address in use minus the base, and bytes in use.
+    public var highWater: (extent: UInt64, inUse: UInt64) {
+        var hi: UInt64 = 0, used: UInt64 = 0
+        for i in addresses.indices {
+            hi = max(hi, addresses[i] + sizes[i])
+            used += sizes[i]
+        }
+        return (hi - StandardWorkload.base, used)
+    }
+
+    public mutating func freeAll() throws(VmemError) {
+        for i in addresses.indices { try arena.free(addresses[i], size: sizes[i]) }
+        addresses = []; sizes = []
+    }
+}
+
+/// What one run measured.
+public struct WorkloadResult: Sendable {
+    public var workload: String
+    public var threads: Int
+    public var opsTimed: Int
+    public var nsPerPair: Double
+    public var opsPerSecond: Double
+    public var highWaterRatio: Double
+    public var mallocsPerOp: Double?
+
+    /// The JSON object of vmem.md §6, on one line.
+    public var json: String {
+        func num(_ d: Double) -> String {
+            let r = (d * 100).rounded() / 100
+            return r == r.rounded() ? String(Int(r)) : String(r)
+        }
+        let m = mallocsPerOp.map { num($0) } ?? "null"
+        return "{\"workload\": \"\(workload)\", \"threads\": \(threads), \"opsTimed\": \(opsTimed), \"nsPerPair\": \(num(nsPerPair)), \"opsPerSecond\": \(Int(opsPerSecond.rounded())), \"highWaterRatio\": \(num(highWaterRatio)), \"mallocsPerOp\": \(m)}"
+    }
+}
+
+public enum WorkloadRunner {
+    /// Runs `workload` with `threads` loops on one arena: fill, warm up, then
+    /// time `ops` pairs per thread. `ops` pairs are timed in total per thread.
+    public static func run(_ workload: StandardWorkload, threads: Int = 1, ops: Int = StandardWorkload.timedOps,
+                           warmup: Int = StandardWorkload.warmupOps) throws(VmemError) -> WorkloadResult {
+        let arena = try workload.makeArena()
+        defer { arena.destroy() }
+        if threads <= 1 {
+            var loop = try WorkloadLoop(arena: arena, workload: workload)
+            try loop.run(warmup)
+            let clock = ContinuousClock()
+            let start = clock.now
+            try loop.run(ops)
+            let elapsed = clock.now - start
+            let hw = loop.highWater
+            try loop.freeAll()
+            return result(workload, threads: 1, ops: ops, elapsed: elapsed, hw: hw)
+        }
+        // Several loops, each on its own thread, started together.
+        let box = ThreadedRun(arena: arena, workload: workload, threads: threads, ops: ops, warmup: warmup)
+        try box.go()
+        return result(workload, threads: threads, ops: ops * threads, elapsed: box.elapsed, hw: box.hw,
+                      perThreadOps: ops)
+    }
+
+    static func result(_ w: StandardWorkload, threads: Int, ops: Int, elapsed: Duration,
+                       hw: (extent: UInt64, inUse: UInt64), perThreadOps: Int? = nil) -> WorkloadResult {
+        let (s, atto) = elapsed.components
+        let ns = Double(s) * 1e9 + Double(atto) / 1e9
+        // ns per pair as one thread sees it; ops/s over all threads.
+        let pairsPerThread = Double(perThreadOps ?? ops)
+        return WorkloadResult(workload: w.rawValue, threads: threads, opsTimed: ops,
+                              nsPerPair: ns / pairsPerThread, opsPerSecond: Double(ops) / (ns / 1e9),
+                              highWaterRatio: Double(hw.extent) / Double(max(hw.inUse, 1)), mallocsPerOp: nil)
+    }
+}

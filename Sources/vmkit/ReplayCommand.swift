@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import Vmem
+
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Run a vmem trace and print each result (see vmem.md §5).",
+        discussion: """
+        Each line of the trace is one command: create, add, alloc, xalloc, free, stats, walk,
+        verify, destroy. '#' starts a comment. Output lines have fixed shapes that tools parse:
+        'TAG 0xADDR' or 'TAG fail' for allocations, 'TAG error KIND' for failed frees,
+        'stats NAME inuse=N total=N imported=N allocs=N frees=N fails=N', 'seg KIND 0xSTART 0xEND',
+        'verify NAME ok', 'destroy NAME leaked=BYTES segments=N', and 'line N: error: MESSAGE'
+        for a line that cannot be run. Exits 0 unless the file cannot be read.
+        """)
+
+    @Argument(help: "The trace file, or '-' for standard input.")
+    var file: String
+
+    func run() throws {
+        var out = StandardOutput()
+        var replayer = TraceReplayer { line in out.write(line + "\n") }
+        if file == "-" {
+            while let line = readLine(strippingNewline: true) { replayer.run(line: line) }
+        } else {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("cannot read trace file '\(file)'")
+            }
+            replayer.run(String(decoding: data, as: UTF8.self))
+        }
+        out.flush()
+    }
+}
+
+/// Buffered standard output: replaying a million-line trace line by line
+/// through `print` would spend its time in locking.
+struct StandardOutput {
+    private var buffer: [UInt8] = []
+    init() { buffer.reserveCapacity(1 << 16) }
+    mutating func write(_ s: String) {
+        buffer.append(contentsOf: s.utf8)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+    mutating func flush() {
+        buffer.withUnsafeBufferPointer { p in
+            var off = 0
+            while off < p.count {
+                let n = Foundation.write(1, p.baseAddress! + off, p.count - off)
+                if n <= 0 { break }
+                off += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
