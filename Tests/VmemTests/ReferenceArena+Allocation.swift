@@ -99,7 +99,6 @@ extension ReferenceArena {
     // MARK: - Validation (the order the real API applies them in)
 
     func validateSize(_ size: UInt64) throws(VmemError) {
-        guard !destroyed else { throw .arenaDestroyed(arena: name) }
         guard size != 0 else { throw .zeroSize }
         guard size % quantum == 0 else { throw .sizeNotQuantumMultiple(size: size, quantum: quantum) }
     }
@@ -127,8 +126,9 @@ extension ReferenceArena {
             guard minaddr < maxaddr, maxaddr - minaddr >= size else {
                 throw .rangeCannotHoldSize(minaddr: minaddr, maxaddr: maxaddr, size: size)
             }
-        } else if minaddr.addingReportingOverflow(size).overflow {
-            throw .overflow(base: minaddr, size: size)
+        } else if UInt64.max - minaddr < size - 1 {
+            // [minaddr, 2^64) is shorter than the request.
+            throw .rangeCannotHoldSize(minaddr: minaddr, maxaddr: maxaddr, size: size)
         }
         return align
     }
@@ -144,6 +144,7 @@ extension ReferenceArena {
     /// best/first fit through the search, next fit through the rotor.
     func alloc(_ size: UInt64, policy: AllocationPolicy = .instantFit, fromEnd: Bool = false) throws(VmemError) -> UInt64 {
         try validateSize(size)
+        guard !destroyed else { throw .arenaDestroyed(arena: name) }
         switch policy {
         case .nextFit:
             return try nextFit(size)
@@ -175,6 +176,7 @@ extension ReferenceArena {
                 fromEnd: Bool = false) throws(VmemError) -> UInt64 {
         let a = try validateConstraints(size: size, align: align, phase: phase, nocross: nocross,
                                         minaddr: minaddr, maxaddr: maxaddr)
+        guard !destroyed else { throw .arenaDestroyed(arena: name) }
         return try xallocCore(size, align: a, phase: phase, nocross: nocross, minaddr: minaddr,
                               maxaddr: maxaddr, policy: policy == .nextFit ? .instantFit : policy,
                               fromEnd: fromEnd)
@@ -189,6 +191,7 @@ extension ReferenceArena {
         }
         let (end, o) = address.addingReportingOverflow(size)
         guard !o else { throw .overflow(base: address, size: size) }
+        guard !destroyed else { throw .arenaDestroyed(arena: name) }
         for l in 0..<64 {
             for id in freeLists[l] {
                 let s = segs[id]!
@@ -262,9 +265,11 @@ extension ReferenceArena {
             memInUse += size
             return s.start
         }
+        var p = position(of: v)
         while true {
             if let s = segs[v], s.kind == .free, s.size >= size { break }
-            v = nextID(after: v)
+            p = (p + 1) % order.count
+            v = order[p]
             if v == rotorID {
                 // Full circle: step the rotor forward (it may have kept two
                 // free segments apart) and try the segment behind it.

@@ -137,8 +137,30 @@ final class ReferenceArena {
     // MARK: - The segment list
 
     func position(of id: Int) -> Int {
-        guard let p = order.firstIndex(of: id) else { fatalError("reference: segment \(id) not in list") }
+        // A plain loop: the generic `firstIndex(of:)` dominates debug-build run time.
+        let p = order.withUnsafeBufferPointer { buf -> Int in
+            var i = 0
+            while i < buf.count { if buf[i] == id { return i }; i += 1 }
+            return -1
+        }
+        guard p >= 0 else { fatalError("reference: segment \(id) not in list") }
         return p
+    }
+
+    /// A random segment (span marker, free or allocated), or nil when there is none.
+    func randomSegment(using rng: inout some RandomNumberGenerator, spansOnly: Bool) -> Seg? {
+        guard order.count > 2 else { return nil }
+        var p = Int.random(in: 0..<order.count, using: &rng)
+        for _ in 0..<order.count {
+            let s = segs[order[p]]!
+            switch s.kind {
+            case .span: return s
+            case .free, .allocated: if !spansOnly { return s }
+            case .head, .rotor: break
+            }
+            p = (p + 1) % order.count
+        }
+        return nil
     }
     func nextID(after id: Int) -> Int { order[(position(of: id) + 1) % order.count] }
     func prevID(before id: Int) -> Int { order[(position(of: id) + order.count - 1) % order.count] }
@@ -185,12 +207,12 @@ final class ReferenceArena {
 
     /// vmem_add: validates, rejects overlap, appends the span.
     func add(base: UInt64, size: UInt64) throws(VmemError) {
-        guard !destroyed else { throw .arenaDestroyed(arena: name) }
         guard size != 0 else { throw .zeroSize }
-        guard base % quantum == 0 else { throw .notQuantumAligned(parameter: "base", value: base, quantum: quantum) }
         guard size % quantum == 0 else { throw .sizeNotQuantumMultiple(size: size, quantum: quantum) }
+        guard base % quantum == 0 else { throw .notQuantumAligned(parameter: "base", value: base, quantum: quantum) }
         let (end, o) = base.addingReportingOverflow(size)
         guard !o else { throw .overflow(base: base, size: size) }
+        guard !destroyed else { throw .arenaDestroyed(arena: name) }
         for id in order {
             let s = segs[id]!
             if s.kind == .span, base < s.end, s.start < end {
@@ -259,13 +281,11 @@ final class ReferenceArena {
 
     /// vmem_free / vmem_xfree.
     func free(_ address: UInt64, size: UInt64) throws(VmemError) {
-        guard !destroyed else { throw .arenaDestroyed(arena: name) }
+        // An unaligned address was never allocated: vmem.md §4 makes that a bad free.
         guard size != 0 else { throw .zeroSize }
         guard size % quantum == 0 else { throw .sizeNotQuantumMultiple(size: size, quantum: quantum) }
-        guard address % quantum == 0 else {
-            throw .notQuantumAligned(parameter: "address", value: address, quantum: quantum)
-        }
         guard !address.addingReportingOverflow(size).overflow else { throw .overflow(base: address, size: size) }
+        guard !destroyed else { throw .arenaDestroyed(arena: name) }
         guard let id = allocated[address] else { throw .badFree(address: address, size: size) }
         let seg = segs[id]!
         guard seg.size == size else { throw .wrongSize(address: address, size: size, allocatedSize: seg.size) }
@@ -318,9 +338,20 @@ final class ReferenceArena {
     var totalSize: UInt64 { memTotal }
     var freeSize: UInt64 { memTotal - memInUse }
 
-    /// Leaked bytes and segments, as `destroy` must report them.
+    /// Leaked bytes and segments, as `destroy` must report them. Imported
+    /// spans go back to the source (VMKit's choice; illumos leaves them
+    /// allocated in the source).
     func destroy() -> (bytes: UInt64, segments: UInt64) {
+        guard !destroyed else { return (0, 0) }
         destroyed = true
+        if let src = source {
+            for id in order where segs[id]!.kind == .span && segs[id]!.imported {
+                let s = segs[id]!
+                do { try src.free(s.start, size: s.size) } catch {
+                    fatalError("reference: source rejected \(hex(s.start)) \(hex(s.size)) at destroy: \(error)")
+                }
+            }
+        }
         return (memInUse, UInt64(allocated.count))
     }
 

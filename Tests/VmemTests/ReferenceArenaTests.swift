@@ -275,7 +275,7 @@ import Vmem
 
     /// lowestFit / highestFit against brute force on small numbers.
     @Test func placementMatchesBruteForce() {
-        var rng = SplitMix64(seed: 7)
+        var rng = ModelRNG(seed: 7)
         for _ in 0..<3000 {
             let align: UInt64 = 1 << (rng.next() % 4)
             let phase = rng.next() % align

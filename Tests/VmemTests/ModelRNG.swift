@@ -1,5 +1,6 @@
-/// splitmix64 (vmem.md §6): the reproducible generator of the randomized tests.
-struct SplitMix64: RandomNumberGenerator {
+/// splitmix64 (vmem.md §6), the reproducible generator of the model-based tests
+/// (named apart from the concurrency tests' own copy).
+struct ModelRNG: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
