@@ -47,6 +47,9 @@ struct ModelRun {
     var nextTag = 0
     var failure: String?
     var highAddresses = false
+    /// One span covering nearly all of [0, 2^64) and requests up to 2^63 and
+    /// beyond: highbit 64, list 63, and every `addr + size` near the limit.
+    var hugeSizes = false
     var spanCursor: UInt64 = 0
     /// Operations performed (including checks' frees at the end).
     var operations = 0
@@ -147,7 +150,16 @@ struct ModelRun {
                 let ref = try ReferenceArena(name: "main", quantum: q)
                 sides = [Side(name: "main", real: try Arena(name: "main", quantum: q), ref: ref)]
                 setup.append("create main quantum=\(hex(q))")
-                for _ in 0..<(1 + rng.below(3)) { addSpan(to: sides[0], size: q * (16 + rng.below(512)), fresh: true) }
+                hugeSizes = rng.chance(8)
+                if hugeSizes {
+                    let end = UInt64.max / q * q - q * rng.below(16)
+                    let base = q * (1 + rng.below(16))
+                    let mid = rng.chance(50) ? end : base + q * rng.below((end - base) / q)
+                    addSpanAt(sides[0], base: base, size: mid - base)
+                    if mid < end { addSpanAt(sides[0], base: mid, size: end - mid) }
+                } else {
+                    for _ in 0..<(1 + rng.below(3)) { addSpan(to: sides[0], size: q * (16 + rng.below(512)), fresh: true) }
+                }
             }
         } catch {
             fail("creating the arenas: \(error)")
@@ -185,6 +197,10 @@ struct ModelRun {
 
     mutating func addSpan(to side: Side, size: UInt64, fresh: Bool) {
         guard let base = spanBase(size: size, quantum: side.ref.quantum, fresh: fresh) else { return }
+        addSpanAt(side, base: base, size: size)
+    }
+
+    mutating func addSpanAt(_ side: Side, base: UInt64, size: UInt64) {
         note(.add(side.name, base, size))
         let r = attemptVoid { () throws(VmemError) in try side.real.add(base: base, size: size) }
         let m = attemptVoid { () throws(VmemError) in try side.ref.add(base: base, size: size) }
@@ -211,6 +227,11 @@ struct ModelRun {
     }
 
     mutating func requestSize(_ q: UInt64) -> UInt64 {
+        if hugeSizes && rng.chance(50) {
+            let shift = rng.below(UInt64(63 - q.trailingZeroBitCount))
+            let (v, o) = (q << shift).multipliedReportingOverflow(by: 1 + rng.below(3))
+            return o ? q << shift : v
+        }
         switch rng.below(10) {
         case 0..<3: return q << rng.below(7)
         case 3..<8: return q * (1 + rng.below(16))
@@ -257,17 +278,20 @@ struct ModelRun {
         var phase: UInt64 = rng.chance(40) ? q * rng.below(eff / q) : 0
         var nocross: UInt64 = 0
         if rng.chance(30) {
-            let need = ReferenceArena.roundUp(phase + size, eff) ?? eff
-            var n = eff
-            while n < need { n <<= 1 }
-            nocross = n << rng.below(3)
+            let (ps, o) = phase.addingReportingOverflow(size)
+            if !o, let need = ReferenceArena.roundUp(ps, eff), need <= 1 << 63 {
+                var n = eff
+                while n < need { n <<= 1 }
+                nocross = n << rng.below(3)   // may shift out to 0: no boundary
+            }
         }
         var minaddr: UInt64 = 0, maxaddr: UInt64 = 0
         if let s = randomSegment(side, spansOnly: true) {
             if rng.chance(25) { minaddr = s.start + q * rng.below((s.end - s.start) / q) }
             if rng.chance(25) {
                 let from = minaddr == 0 ? s.start : minaddr
-                let (m, o) = from.addingReportingOverflow(q * (1 + rng.below(2 * (s.end - s.start) / q)))
+                let n = (s.end - s.start) / q
+                let (m, o) = from.addingReportingOverflow(q * (1 + rng.below(n > UInt64.max / 4 / q ? n : 2 * n)))
                 maxaddr = o ? 0 : m
             }
         }
@@ -298,8 +322,8 @@ struct ModelRun {
         }
         if case .success(let a) = r {
             let e = eff
-            if a % e != phase || (nocross != 0 && a / nocross != (a + size - 1) / nocross)
-                || a < minaddr || (maxaddr != 0 && a + size > maxaddr) {
+            if a % e != phase || (nocross != 0 && a / nocross != (a &+ size &- 1) / nocross)
+                || a < minaddr || (maxaddr != 0 && a &+ size > maxaddr) {
                 fail("xalloc returned \(hex(a)), which breaks its constraints")
             }
         }
