@@ -35,7 +35,7 @@ let package = Package(
             "Inspect", "ModelKernel", "KernelLayout", "Vmem", "VmemWorkloads",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "VmemTests", dependencies: ["Vmem"]),
+        .testTarget(name: "VmemTests", dependencies: ["Vmem", "VmemWorkloads"]),
         .testTarget(name: "KernelLayoutTests", dependencies: ["KernelLayout", "Vmem"]),
         .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory"]),
         .testTarget(name: "PageTablesTests", dependencies: ["PageTables", "PhysicalMemory"]),

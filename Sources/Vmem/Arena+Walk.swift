@@ -84,6 +84,15 @@ extension Arena {
         return st
     }
 
+    /// Bytes of boundary tags and hash buckets the arena owns, divided by its
+    /// allocated segments (the "metadata per live segment" of the benchmarks).
+    public var metadataBytesPerAllocatedSegment: Double {
+        lock.lock(); defer { lock.unlock() }
+        let c = core.pointee
+        let bytes = Double(Int(c.tagCapacity) * MemoryLayout<BoundaryTag>.stride + (1 << c.hashBits) * MemoryLayout<TagIndex>.stride)
+        return bytes / Double(max(c.stats.allocatedSegments, 1))
+    }
+
     /// Quantum-cache counters, one entry per cache (size ascending).
     public var quantumCacheStatistics: [QuantumCacheStatistics] { qcaches.map { $0.statistics } }
 

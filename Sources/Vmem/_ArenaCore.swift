@@ -78,7 +78,7 @@ struct ArenaCore {
     mutating func growTags(by count: UInt32) {
         let limit = BoundaryTag.indexMask + 1
         if tagCapacity >= limit { return }
-        let newCapacity = UInt32(min(UInt64(limit), UInt64(tagCapacity) + UInt64(max(count, Self.tagGrowthMinimum, tagCapacity / 2))))
+        let newCapacity = UInt32(min(UInt64(limit), UInt64(tagCapacity) + UInt64(max(count, Self.tagGrowthMinimum, tagCapacity / 8))))
         let fresh = UnsafeMutablePointer<BoundaryTag>.allocate(capacity: Int(newCapacity))
         fresh.moveInitialize(from: tags, count: Int(tagCapacity))
         (fresh + Int(tagCapacity)).initialize(repeating: BoundaryTag(), count: Int(newCapacity - tagCapacity))

@@ -116,6 +116,9 @@ public struct WorkloadResult: Sendable {
     public var opsPerSecond: Double
     public var highWaterRatio: Double
     public var mallocsPerOp: Double?
+    /// Bytes of boundary tags and hash buckets the arena owns, per live
+    /// allocated segment, at the end of the timed phase.
+    public var metadataBytesPerSegment: Double
 
     /// The JSON object of vmem.md §6, on one line.
     public var json: String {
@@ -124,7 +127,7 @@ public struct WorkloadResult: Sendable {
             return r == r.rounded() ? String(Int(r)) : String(r)
         }
         let m = mallocsPerOp.map { num($0) } ?? "null"
-        return "{\"workload\": \"\(workload)\", \"threads\": \(threads), \"opsTimed\": \(opsTimed), \"nsPerPair\": \(num(nsPerPair)), \"opsPerSecond\": \(Int(opsPerSecond.rounded())), \"highWaterRatio\": \(num(highWaterRatio)), \"mallocsPerOp\": \(m)}"
+        return "{\"workload\": \"\(workload)\", \"threads\": \(threads), \"opsTimed\": \(opsTimed), \"nsPerPair\": \(num(nsPerPair)), \"opsPerSecond\": \(Int(opsPerSecond.rounded())), \"highWaterRatio\": \(num(highWaterRatio)), \"mallocsPerOp\": \(m), \"metadataBytesPerSegment\": \(num(metadataBytesPerSegment))}"
     }
 }
 
@@ -143,24 +146,26 @@ public enum WorkloadRunner {
             try loop.run(ops)
             let elapsed = clock.now - start
             let hw = loop.highWater
+            let meta = arena.metadataBytesPerAllocatedSegment
             try loop.freeAll()
-            return result(workload, threads: 1, ops: ops, elapsed: elapsed, hw: hw)
+            return result(workload, threads: 1, ops: ops, elapsed: elapsed, hw: hw, meta: meta)
         }
         // Several loops, each on its own thread, started together.
         let box = ThreadedRun(arena: arena, workload: workload, threads: threads, ops: ops, warmup: warmup)
         try box.go()
         return result(workload, threads: threads, ops: ops * threads, elapsed: box.elapsed, hw: box.hw,
-                      perThreadOps: ops)
+                      meta: box.metadata, perThreadOps: ops)
     }
 
     static func result(_ w: StandardWorkload, threads: Int, ops: Int, elapsed: Duration,
-                       hw: (extent: UInt64, inUse: UInt64), perThreadOps: Int? = nil) -> WorkloadResult {
+                       hw: (extent: UInt64, inUse: UInt64), meta: Double, perThreadOps: Int? = nil) -> WorkloadResult {
         let (s, atto) = elapsed.components
         let ns = Double(s) * 1e9 + Double(atto) / 1e9
         // ns per pair as one thread sees it; ops/s over all threads.
         let pairsPerThread = Double(perThreadOps ?? ops)
         return WorkloadResult(workload: w.rawValue, threads: threads, opsTimed: ops,
                               nsPerPair: ns / pairsPerThread, opsPerSecond: Double(ops) / (ns / 1e9),
-                              highWaterRatio: Double(hw.extent) / Double(max(hw.inUse, 1)), mallocsPerOp: nil)
+                              highWaterRatio: Double(hw.extent) / Double(max(hw.inUse, 1)), mallocsPerOp: nil,
+                              metadataBytesPerSegment: meta)
     }
 }

@@ -16,6 +16,7 @@ final class ThreadedRun: @unchecked Sendable {
     let failed = Atomic<Bool>(false)
     var elapsed: Duration = .zero
     var hw: (extent: UInt64, inUse: UInt64) = (0, 0)
+    var metadata: Double = 0
     private var extents: [UInt64]
     private var inUse: [UInt64]
 
@@ -35,6 +36,7 @@ final class ThreadedRun: @unchecked Sendable {
             while done.load(ordering: .acquiring) < threads { sched_yield() }
             let h = loop.highWater
             extents[index] = h.extent; inUse[index] = h.inUse
+            if index == 0 { metadata = arena.metadataBytesPerAllocatedSegment }
             try loop.freeAll()
         } catch {
             failed.store(true, ordering: .relaxed)

@@ -1,0 +1,93 @@
+/// The depot of a quantum cache: the magazines no CPU holds, on two lists —
+/// full ones and empty ones — under one lock (Bonwick & Adams 2001, §3.2).
+///
+/// A CPU comes here only when both of its magazines are unusable for the
+/// operation at hand (both empty for an allocation, both full for a free),
+/// and then trades one magazine for another in O(1): the depot lock is taken
+/// at most once per magazine's worth of operations, which is what lets the
+/// cache scale. The depot also creates and destroys magazines, so that the
+/// count of magazines in existence is kept in one place.
+///
+/// Invariants (checked by ``QuantumCache/verify()``): every magazine on the
+/// full list holds exactly ``QuantumCache/magazineRounds`` rounds, every one on
+/// the empty list holds none, and the counts equal the list lengths.
+///
+/// Lock order: slab-layer lock, then a CPU cache's lock, then the depot lock.
+@usableFromInline
+struct Depot: ~Copyable {
+    // Layout note (thread sanitizer): Swift reports a mutating access to a
+    // struct reached through a pointer (a mutating method, `+=`) as a write
+    // of the struct's first byte. An atomic there would be "raced" by every
+    // such write, so the atomics of this struct are declared after a plain
+    // field (stored properties are laid out in declaration order).
+    @usableFromInline var full: Magazine? = nil
+    @usableFromInline var fullCount = 0
+    @usableFromInline var empty: Magazine? = nil
+    @usableFromInline var emptyCount = 0
+    /// Magazines in existence: on the depot lists or held by CPUs.
+    @usableFromInline var magazines = 0
+    /// Exchanges that gave a CPU a full magazine (allocation side) and an
+    /// empty one (free side); kmem's `cache_depot_alloc` / `_free` counters.
+    @usableFromInline var fullExchanges: UInt64 = 0
+    @usableFromInline var emptyExchanges: UInt64 = 0
+    @usableFromInline let lock: SpinLock
+
+    @usableFromInline
+    init() { lock = SpinLock() }
+
+    deinit {
+        // The owner drains first; this only frees buffers of a cache that was
+        // dropped without a drain (their rounds are then lost with the cache).
+        var list = full
+        while let m = list { list = m.next; m.deallocate() }
+        list = empty
+        while let m = list { list = m.next; m.deallocate() }
+    }
+
+    @inlinable
+    mutating func popFull() -> Magazine? {
+        guard let m = full else { return nil }
+        full = m.next
+        fullCount &-= 1
+        return m
+    }
+
+    @inlinable
+    mutating func pushFull(_ m: Magazine) {
+        m.next = full
+        full = m
+        fullCount &+= 1
+    }
+
+    @inlinable
+    mutating func popEmpty() -> Magazine? {
+        guard let m = empty else { return nil }
+        empty = m.next
+        emptyCount &-= 1
+        return m
+    }
+
+    @inlinable
+    mutating func pushEmpty(_ m: Magazine) {
+        m.next = empty
+        empty = m
+        emptyCount &+= 1
+    }
+
+    /// An empty magazine: from the empty list, or a new one when the list is
+    /// empty (the only place the cache allocates memory outside the slab
+    /// layer; it stops once the working set of magazines exists).
+    @usableFromInline
+    mutating func takeEmpty(capacity: Int) -> Magazine {
+        if let m = popEmpty() { return m }
+        magazines += 1
+        return Magazine.allocate(capacity: capacity)
+    }
+
+    /// Frees a magazine that holds no rounds.
+    @usableFromInline
+    mutating func destroy(_ m: Magazine) {
+        magazines -= 1
+        m.deallocate()
+    }
+}

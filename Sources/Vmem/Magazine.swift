@@ -1,0 +1,65 @@
+/// A magazine: a fixed-capacity stack of object addresses ("rounds"), the unit
+/// that the quantum cache moves between a CPU and the depot (Bonwick & Adams
+/// 2001, §3).
+///
+/// A magazine is one malloc'd buffer of `1 + capacity` words, allocated when
+/// the cache first needs it and then recycled between the CPUs and the depot
+/// until a reap or drain frees it; the steady state therefore allocates
+/// nothing. Word 0 links the magazine into one of the depot's lists; words
+/// `1...capacity` hold the rounds. The magazine does not know how many rounds
+/// it holds: whoever owns it does (a CPU keeps a count per magazine, and the
+/// depot only keeps full magazines on its full list and empty ones on its
+/// empty list), exactly as in kmem, so a transfer between layers moves one
+/// pointer and never touches the rounds.
+///
+/// `Magazine` is a handle (a pointer), so `Magazine?` is one word with `nil`
+/// as the null pointer.
+@usableFromInline
+struct Magazine {
+    @usableFromInline let storage: UnsafeMutablePointer<UInt64>
+
+    @inlinable @inline(__always)
+    init(storage: UnsafeMutablePointer<UInt64>) { self.storage = storage }
+
+    /// A fresh magazine for `capacity` rounds, unlinked.
+    @usableFromInline
+    static func allocate(capacity: Int) -> Magazine {
+        let words = UnsafeMutablePointer<UInt64>.allocate(capacity: 1 + capacity)
+        words.initialize(repeating: 0, count: 1 + capacity)
+        return Magazine(storage: words)
+    }
+
+    /// Frees the buffer; the handle must not be used afterwards.
+    @usableFromInline
+    func deallocate() { storage.deallocate() }
+
+    /// Round `index` (0-based; the owner keeps it below its round count).
+    @inlinable
+    subscript(index: Int) -> UInt64 {
+        @inline(__always) get { storage[1 &+ index] }
+        @inline(__always) nonmutating set { storage[1 &+ index] = newValue }
+    }
+
+    /// The next magazine on the depot list this one sits on.
+    @inlinable
+    var next: Magazine? {
+        get { UnsafeMutablePointer(bitPattern: UInt(storage[0])).map(Magazine.init(storage:)) }
+        nonmutating set { storage[0] = UInt64(UInt(bitPattern: newValue?.storage)) }
+    }
+}
+
+/// How many rounds a quantum-cache magazine holds.
+///
+/// kmem picks the magazine size per cache from the object size and grows it
+/// when the depot lock is contended. Quantum-cache objects are all small
+/// (at most 16 quanta), so one fixed size serves: 31 rounds plus the link
+/// word fill a 256-byte buffer, and a CPU then goes to the depot at most once
+/// every 31 allocations or frees, which keeps the depot lock cold even when
+/// every CPU works on the same cache.
+@usableFromInline
+enum MagazineSize {
+    @usableFromInline static let defaultRounds = 31
+    /// Bounds accepted by ``QuantumCache/init(objectSize:slabSize:cpuCount:magazineRounds:checked:backend:)``.
+    @usableFromInline static let minimumRounds = 1
+    @usableFromInline static let maximumRounds = 1024
+}
