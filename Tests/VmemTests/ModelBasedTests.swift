@@ -43,12 +43,12 @@ import Vmem
         #expect(t.failed > 0 && t.argumentErrors > 0 && t.imports > 0, "\(t)")
     }
 
-    static func configs(base: UInt64, count: Int, steps: Int, checkEvery: Int,
-                        nextFit: Bool = false, exactNextFit: Bool = true) -> [ModelRun.Config] {
+    static func configs(base: UInt64, count: Int, steps: Int, checkEvery: Int, nextFit: Bool = false,
+                        exactNextFit: Bool = true, quantumCache: Bool = false) -> [ModelRun.Config] {
         var g = ModelRNG(seed: base)
         return (0..<count).map { _ in
             ModelRun.Config(seed: g.next(), steps: steps, checkEvery: checkEvery,
-                            nextFit: nextFit, exactNextFit: exactNextFit)
+                            nextFit: nextFit, exactNextFit: exactNextFit, quantumCache: quantumCache)
         }
     }
 
@@ -63,6 +63,13 @@ import Vmem
     @Test func smallNextFitRunsCheckedEveryStep() {
         let t = Self.runAll(Self.configs(base: 0x0E47_F177, count: 100, steps: 300, checkEvery: 1, nextFit: true))
         Self.expectMeaningful(t)
+    }
+
+    /// Quantum caches in front of the arena: not exact, so checked for
+    /// overlap, by `verify()`, and for a clean destroy after draining.
+    @Test func quantumCacheRunsCheckedLoosely() {
+        let t = Self.runAll(Self.configs(base: 0x0CAC_4E00, count: 40, steps: 400, checkEvery: 1, quantumCache: true))
+        #expect(t.succeeded > 2 * t.failed, "\(t)")
     }
 
     /// Long runs: every address compared, structures checked every 2,000 steps.
@@ -149,8 +156,9 @@ import Vmem
         print("model soak: VMKIT_SOAK_SEED=\(hex(soakSeed))")
         while Date() < deadline {
             let small = g.next() % 2 == 0
+            let mode = g.next() % 8
             let c = ModelRun.Config(seed: g.next(), steps: small ? 500 : 50_000, checkEvery: small ? 1 : 1_000,
-                                    nextFit: g.next() % 4 == 0)
+                                    nextFit: mode < 2, quantumCache: mode == 7)
             ops += Self.runAll([c]).operations
             runs += 1
         }
