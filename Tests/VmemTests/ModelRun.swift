@@ -139,18 +139,36 @@ struct ModelRun {
         do {
             if withSource {
                 let pq = q << rng.below(3)
-                let parentRef = try ReferenceArena(name: "parent", quantum: pq)
-                let parent = Side(name: "parent", real: try Arena(name: "parent", quantum: pq), ref: parentRef)
-                setup.append("create parent quantum=\(hex(pq))")
-                sides.append(parent)   // index 0 until the child exists
-                for _ in 0..<(1 + rng.below(3)) { addSpan(to: parent, size: pq * (64 + rng.below(1024)), fresh: true) }
+                let parent: Side
+                if rng.chance(30) {
+                    // Three levels: the parent imports too.
+                    let gq = pq << rng.below(2)
+                    let grandRef = try ReferenceArena(name: "grandparent", quantum: gq)
+                    let grand = Side(name: "grandparent", real: try Arena(name: "grandparent", quantum: gq), ref: grandRef)
+                    setup.append("create grandparent quantum=\(hex(gq))")
+                    sides.append(grand)
+                    for _ in 0..<(1 + rng.below(3)) { addSpan(to: grand, size: gq * (64 + rng.below(1024)), fresh: true) }
+                    let pmin = rng.chance(50) ? 0 : gq * (1 + rng.below(32))
+                    parent = Side(name: "parent",
+                                  real: try Arena(name: "parent", quantum: pq, source: .arena(grand.real), minimumImport: pmin),
+                                  ref: try ReferenceArena(name: "parent", quantum: pq, source: grandRef, minimumImport: pmin))
+                    setup.append("create parent quantum=\(hex(pq)) source=grandparent minimport=\(hex(pmin))")
+                    sides.insert(parent, at: 0)
+                } else {
+                    parent = Side(name: "parent", real: try Arena(name: "parent", quantum: pq),
+                                  ref: try ReferenceArena(name: "parent", quantum: pq))
+                    setup.append("create parent quantum=\(hex(pq))")
+                    sides.append(parent)   // index 0 until the child exists
+                    for _ in 0..<(1 + rng.below(3)) { addSpan(to: parent, size: pq * (64 + rng.below(1024)), fresh: true) }
+                }
+                let parentRef = parent.ref
                 let minImport = rng.chance(50) ? 0 : max(q, pq) * (1 + rng.below(16))
                 let childRef = try ReferenceArena(name: "main", quantum: q, source: parentRef, minimumImport: minImport)
                 let qc = config.quantumCache ? q * (1 + rng.below(16)) : 0
                 let child = try Arena(name: "main", quantum: q, source: .arena(parent.real), quantumCacheMax: qc,
                                       minimumImport: minImport)
                 setup.append("create main quantum=\(hex(q)) qcache=\(hex(qc)) source=parent minimport=\(hex(minImport))")
-                sides = [Side(name: "main", real: child, ref: childRef), parent]
+                sides.insert(Side(name: "main", real: child, ref: childRef), at: 0)
                 if rng.chance(30) { addSpan(to: sides[0], size: q * (16 + rng.below(256)), fresh: true) }
             } else {
                 let ref = try ReferenceArena(name: "main", quantum: q)
@@ -219,7 +237,7 @@ struct ModelRun {
 
     mutating func oneStep() {
         operations += 1
-        let side = sides.count > 1 && rng.chance(12) ? sides[1] : sides[0]
+        let side = sides.count > 1 && rng.chance(12) ? sides[1 + Int(rng.below(UInt64(sides.count - 1)))] : sides[0]
         let liveCap = side === sides[0] ? 48 : 16
         var roll = rng.below(100)
         if side.live.count > liveCap && roll < 60 { roll = 60 }   // drain when crowded
@@ -229,7 +247,8 @@ struct ModelRun {
         case 52..<56: opExact(side)
         case 56..<59: opContains(side)
         case 59..<60: if side === sides[0] { addSpan(to: side, size: side.ref.quantum * (1 + rng.below(128)), fresh: rng.chance(70)) }
-        case 60..<64: opBadFree(side)
+        // Not on a source: a "bad" free there could hit a child's imported span.
+        case 60..<64: if side === sides[0] { opBadFree(side) } else { opFree(side) }
         default: opFree(side)
         }
     }
