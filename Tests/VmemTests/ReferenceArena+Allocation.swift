@@ -308,7 +308,7 @@ extension ReferenceArena {
         } else if segs[next]!.kind == .free {
             candidate = next
         }
-        if let c = candidate, releaseIfWholeImportedSpanOnList(c) {}
+        if let c = candidate { _ = releaseIfWholeImportedSpanOnList(c) }
     }
 
     /// Like ``releaseIfWholeImportedSpan(_:)`` for a segment that is on a free list.

@@ -18,6 +18,19 @@ import Vmem
 ///   `s` bytes is on list `floor(log2(s))`. The freemap is derived from them.
 /// * The **allocated hash** is a dictionary from start address to segment id.
 ///
+/// The list is sorted by address only within a span: vmem keeps spans in the
+/// order they were added or imported, and both `walk` and next fit expose
+/// that order, so a globally sorted array would model the wrong thing.
+///
+/// Choices where vmem.md is silent (each matches illumos unless stated):
+/// * `allocExact` succeeds exactly when `[address, address+size)` lies in one
+///   free segment (a first-fit search bounded to that range finds the same).
+/// * `xalloc(policy: .nextFit)` searches as instant fit, as illumos ignores
+///   `VM_NEXTFIT` there; the model-based tests do not issue it.
+/// * A free of an unaligned address is a bad free (it was never allocated).
+/// * `destroy` gives imported spans back to the source (VMKit; illumos
+///   leaves them allocated in the source).
+///
 /// Next fit follows illumos `vmem_nextfit_alloc` as read from the source (see
 /// ``nextFit(_:)``): a fast path that shrinks the free segment right after the
 /// rotor in place and slips the allocation in behind the rotor; otherwise a
