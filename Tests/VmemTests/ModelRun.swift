@@ -54,6 +54,10 @@ struct ModelRun {
     /// One span covering nearly all of [0, 2^64) and requests up to 2^63 and
     /// beyond: highbit 64, list 63, and every `addr + size` near the limit.
     var hugeSizes = false
+    /// When set, the arenas take their boundary tags from this one (the
+    /// illumos metadata hierarchy): refills drop the arena lock in the
+    /// middle of operations, which must not change any result.
+    var tagArena: Arena?
     var spanCursor: UInt64 = 0
     /// Operations performed (including checks' frees at the end).
     var operations = 0
@@ -63,6 +67,7 @@ struct ModelRun {
     var allocationsFailed = 0
     var argumentErrors = 0
     var imports: UInt64 = 0
+    var tagRefills: UInt64 = 0
 
     init(_ config: Config) {
         self.config = config
@@ -189,6 +194,16 @@ struct ModelRun {
         } catch {
             fail("creating the arenas: \(error)")
         }
+        if failure == nil && rng.chance(20) {
+            do {
+                let tags = try Arena(name: "tags", base: 0x1000, size: 1 << 40, quantum: 4096)
+                for side in sides { try side.real.useTags(from: tags) }
+                tagArena = tags
+                setup.append("# every arena takes its boundary tags from arena \"tags\"")
+            } catch {
+                fail("useTags: \(error)")
+            }
+        }
         setup += recent.map { "\($0.0)" }
         recent = []
         if config.quantumCache { for side in sides { side.exact = false } }
@@ -238,7 +253,9 @@ struct ModelRun {
     mutating func oneStep() {
         operations += 1
         let side = sides.count > 1 && rng.chance(12) ? sides[1 + Int(rng.below(UInt64(sides.count - 1)))] : sides[0]
-        let liveCap = side === sides[0] ? 48 : 16
+        // More live allocations when tags come from a tag arena, so that the
+        // arena outgrows its first tags and refills mid-operation.
+        let liveCap = side === sides[0] ? (tagArena == nil ? 48 : 200) : 16
         var roll = rng.below(100)
         if side.live.count > liveCap && roll < 60 { roll = 60 }   // drain when crowded
         switch roll {
@@ -533,6 +550,13 @@ struct ModelRun {
             if !leak.isClean || (side.exact && (leak.leakedBytes != m.bytes || leak.leakedSegments != m.segments)) {
                 fail("\(side.name): destroy reported \(leak), reference \(m)")
             }
+        }
+        if failure == nil, let tags = tagArena {
+            // Destroyed arenas give their tag slabs back.
+            do { try tags.verify() } catch { fail("tags: verify: \(error)") }
+            tagRefills = tags.statistics.allocCount
+            let leak = tags.destroy()
+            if !leak.isClean { fail("tag arena: \(leak) after every user was destroyed") }
         }
     }
 
