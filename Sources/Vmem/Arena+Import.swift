@@ -36,9 +36,17 @@ extension Arena {
         }
         lock.lock()
 
+        // Another thread may have freed enough while we were away. For a
+        // plain request a segment on a list that certainly fits `size + align
+        // - quantum` always serves it (illumos `vmem_canalloc`); a constrained
+        // one needs a real search, or a segment outside [minaddr, maxaddr)
+        // would send it round forever.
+        func roomAppeared() -> Bool {
+            if c.isConstrained { return core.pointee.search(c, policy: .firstFit).0 != 0 }
+            return core.pointee.definitelyFitsList(aneeded) >= 0
+        }
         guard let span = imported else {
-            // Another thread may have freed enough while we were away.
-            if !destroyed && core.pointee.definitelyFitsList(aneeded) >= 0 { return .retry }
+            if !destroyed && roomAppeared() { return .retry }
             return .failed(importError)
         }
         let (end, o3) = span.base.addingReportingOverflow(span.size)
@@ -47,18 +55,21 @@ extension Arena {
             releaseToSource(span)
             return .failed(destroyed ? .arenaDestroyed(arena: name) : .importFailed(arena: name, size: asize))
         }
-        if core.pointee.definitelyFitsList(aneeded) >= 0 {
+        if roomAppeared() {
             // Someone freed enough meanwhile: give the fresh span straight back.
             releaseToSource(span)
             return .retry
         }
         let f = core.pointee.createSpan(start: span.base, end: end, imported: true)
-        if waiters > 0 { lock.broadcast() }
         guard let a = core.pointee.place(c, in: f) else {
-            // The source returned a span that cannot hold the request with
-            // its phase (it ignored the alignment asked for).
+            // The span cannot serve the request (the source ignored the
+            // alignment, or the constraints exclude it): it goes back whole.
+            core.pointee.freelistDelete(f)
+            core.pointee.destroySpan(freeSegment: f)
+            releaseToSource(span)
             return .failed(.importFailed(arena: name, size: asize))
         }
+        if waiters > 0 { lock.broadcast() }
         _ = core.pointee.carve(f, at: a, size: c.size)
         return .allocated(a)
     }

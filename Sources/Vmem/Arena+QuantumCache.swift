@@ -28,13 +28,14 @@ extension Arena {
             size += quantum
         }
         qcaches = caches
+        for (i, c) in caches.enumerated() { qcacheTable[i] = Unmanaged.passUnretained(c) }
     }
 
     @inlinable @inline(__always)
     func cacheAlloc(_ size: UInt64, wait: WaitPolicy) throws(VmemError) -> UInt64 {
-        let cache = qcaches[Int(truncatingIfNeeded: (size &- 1) >> UInt64(core.pointee.qshift))]
-        if let a = cache.alloc() { return a }
-        return try cacheAllocSlow(cache, size, wait: wait)
+        let cache = qcacheTable[Int(truncatingIfNeeded: (size &- 1) >> UInt64(core.pointee.qshift))]
+        if let a = cache._withUnsafeGuaranteedRef({ $0.alloc() }) { return a }
+        return try cacheAllocSlow(cache.takeUnretainedValue(), size, wait: wait)
     }
 
     @usableFromInline
@@ -61,8 +62,8 @@ extension Arena {
     /// (then the caller tries the arena itself).
     @inlinable @inline(__always)
     func cacheFree(_ address: UInt64, size: UInt64) -> Bool {
-        let cache = qcaches[Int(truncatingIfNeeded: (size &- 1) >> UInt64(core.pointee.qshift))]
-        guard cache.free(address) else { return false }
+        let cache = qcacheTable[Int(truncatingIfNeeded: (size &- 1) >> UInt64(core.pointee.qshift))]
+        guard cache._withUnsafeGuaranteedRef({ $0.free(address) }) else { return false }
         // Waiters sleep on the arena; an object back in a cache may be theirs.
         if sleepers.load(ordering: .relaxed) > 0 { wakeWaiters() }
         return true

@@ -33,7 +33,12 @@ public final class Arena: @unchecked Sendable {
     @usableFromInline let lock = ArenaLock()
     @usableFromInline let core: UnsafeMutablePointer<ArenaCore>
     @usableFromInline let hasSource: Bool
-    @usableFromInline var qcaches: ContiguousArray<QuantumCache> = []
+    /// Owns the quantum caches.
+    var qcaches: ContiguousArray<QuantumCache> = []
+    /// The same caches, unretained, for the fast path: reading a class
+    /// reference out of a `var` array costs an exclusivity check and a
+    /// retain/release pair, more than the cache operation itself.
+    @usableFromInline let qcacheTable: UnsafeMutablePointer<Unmanaged<QuantumCache>>
     // The fields below are guarded by `lock`.
     /// Set by destroy(); lives in the core so hot paths read it without
     /// dynamic exclusivity checks.
@@ -93,19 +98,19 @@ public final class Arena: @unchecked Sendable {
         self.sequence = ArenaRegistry.shared.nextSequence()
         core = .allocate(capacity: 1)
         core.initialize(to: ArenaCore(quantum: quantum))
+        qcacheTable = .allocate(capacity: Int(Self.maximumQuantumCaches))
         core.pointee.reserveTags(Self.tagReserve)
-        if size != 0 {
-            do { try add(base: base, size: size) } catch {
-                core.pointee.deallocate(); core.deinitialize(count: 1); core.deallocate()
-                throw error
-            }
-        }
+        // Every stored property is set, so if this throws, deinit releases
+        // the core and the table.
+        if size != 0 { try add(base: base, size: size) }
         if quantumCacheMax != 0 { makeQuantumCaches() }
         ArenaRegistry.shared.register(self)
     }
 
     deinit {
         ArenaRegistry.shared.unregister(self)
+        // The caches' slabs are segments of this arena, which goes away whole.
+        qcacheTable.deallocate()
         core.pointee.deallocate()
         core.deinitialize(count: 1)
         core.deallocate()
@@ -231,8 +236,10 @@ public final class Arena: @unchecked Sendable {
 
     /// Allocates exactly `[address, address+size)`, which must be free.
     public func allocExact(at address: UInt64, size: UInt64, wait: WaitPolicy = .noSleep) throws(VmemError) -> UInt64 {
+        try checkSize(size)
+        if address & (quantum &- 1) != 0 { throw .notQuantumAligned(parameter: "address", value: address, quantum: quantum) }
         let (end, o) = address.addingReportingOverflow(size)
-        if o || end == 0 && size != 0 { throw .overflow(base: address, size: size) }
+        if o || end == 0 { throw .overflow(base: address, size: size) }
         return try xalloc(size, minaddr: address, maxaddr: end, policy: .firstFit, wait: wait)
     }
 

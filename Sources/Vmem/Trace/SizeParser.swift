@@ -1,86 +1,146 @@
-/// Parses the sizes and addresses users type: `4096`, `0x1000`, `512M`,
-/// `12.5G`, `2T` (binary units K, M, G, T, P, E, optionally followed by `iB`
-/// or `B`).
+/// Parses the SIZE arguments of the `vmkit` commands.
+///
+/// Accepted forms (binary units, as the kernel counts memory):
+///
+/// | text | bytes |
+/// |---|---|
+/// | `4096` | 4096 |
+/// | `0x1000` | 4096 |
+/// | `512M`, `512MB`, `512MiB`, `512m` | 512 × 2^20 |
+/// | `12.5G` | 12.5 × 2^30 |
+/// | `2T` | 2 × 2^40 |
+/// | `1P` | 2^50 |
+/// | `4096B` | 4096 |
+///
+/// A hexadecimal number may carry a unit too (`0x10M`). A fraction is allowed
+/// only if the result is a whole number of bytes. Surrounding white space is
+/// ignored; anything else that is not part of the grammar is an error, and so
+/// is a result above `UInt64.max`.
 public enum SizeParser {
-    public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
-        case empty
-        case malformed(String)
-        case negative(String)
-        case tooLarge(String)
-        case notWhole(String)
-
-        public var description: String {
-            switch self {
-            case .empty: return "empty size"
-            case .malformed(let s): return "cannot parse size \"\(s)\""
-            case .negative(let s): return "size \"\(s)\" is negative"
-            case .tooLarge(let s): return "size \"\(s)\" does not fit in 64 bits"
-            case .notWhole(let s): return "size \"\(s)\" is not a whole number of bytes"
-            }
+    /// The multiplier of each unit letter.
+    @usableFromInline
+    static func multiplier(ofUnit letter: UInt8) -> UInt64? {
+        switch letter | 0x20 {  // ASCII lower case
+        case UInt8(ascii: "k"): return 1 << 10
+        case UInt8(ascii: "m"): return 1 << 20
+        case UInt8(ascii: "g"): return 1 << 30
+        case UInt8(ascii: "t"): return 1 << 40
+        case UInt8(ascii: "p"): return 1 << 50
+        default: return nil
         }
     }
 
-    public static func parse(_ text: some StringProtocol) throws(Failure) -> UInt64 {
-        let s = String(text).trimmingSpaces()
-        if s.isEmpty { throw .empty }
-        if s.hasPrefix("-") { throw .negative(s) }
-        var body = Substring(s)
-        if body.hasPrefix("+") { body = body.dropFirst() }
-        if body.lowercased().hasPrefix("0x") {
-            let digits = body.dropFirst(2)
-            guard !digits.isEmpty, let v = UInt64(digits, radix: 16) else {
-                if !digits.isEmpty && digits.allSatisfy(\.isHexDigit) { throw .tooLarge(s) }
-                throw .malformed(s)
+    /// Parses `text` into a number of bytes.
+    public static func parse(_ text: String) throws(SizeParseError) -> UInt64 {
+        let bytes = Array(text.utf8)
+        var start = 0
+        var end = bytes.count
+        while start < end, isSpace(bytes[start]) { start += 1 }
+        while end > start, isSpace(bytes[end - 1]) { end -= 1 }
+        guard start < end else { throw .empty }
+        let trimmed = String(decoding: bytes[start..<end], as: UTF8.self)
+        if bytes[start] == UInt8(ascii: "-") { throw .negative(trimmed) }
+        if bytes[start] == UInt8(ascii: "+") { start += 1 }
+        guard start < end else { throw .malformed(trimmed) }
+
+        // The number: hexadecimal, or decimal with an optional fraction.
+        var index = start
+        var integer: UInt64 = 0
+        var fraction: UInt64 = 0        // the fraction's digits as an integer
+        var fractionScale: UInt64 = 1   // 10^(number of fraction digits)
+        var sawDigit = false
+        let isHex = end - start >= 2 && bytes[start] == UInt8(ascii: "0")
+            && (bytes[start + 1] | 0x20) == UInt8(ascii: "x")
+        if isHex {
+            index = start + 2
+            while index < end, let digit = hexValue(bytes[index]) {
+                let (shifted, o1) = integer.multipliedReportingOverflow(by: 16)
+                let (sum, o2) = shifted.addingReportingOverflow(digit)
+                if o1 || o2 { throw .overflow(trimmed) }
+                integer = sum
+                sawDigit = true
+                index += 1
             }
-            return v
+        } else {
+            while index < end, let digit = decimalValue(bytes[index]) {
+                let (shifted, o1) = integer.multipliedReportingOverflow(by: 10)
+                let (sum, o2) = shifted.addingReportingOverflow(digit)
+                if o1 || o2 { throw .overflow(trimmed) }
+                integer = sum
+                sawDigit = true
+                index += 1
+            }
+            if index < end, bytes[index] == UInt8(ascii: ".") {
+                index += 1
+                while index < end, let digit = decimalValue(bytes[index]) {
+                    sawDigit = true
+                    // Digits beyond 18 cannot change a whole number of bytes
+                    // unless they are zero; keep them only while they fit.
+                    if fractionScale < 1_000_000_000_000_000_000 {
+                        fraction = fraction * 10 + digit
+                        fractionScale *= 10
+                    } else if digit != 0 {
+                        throw .fractionalBytes(trimmed)
+                    }
+                    index += 1
+                }
+            }
         }
-        // Split number and unit.
-        let unit = body.drop { $0.isNumber || $0 == "." }
-        let number = body.prefix(body.count - unit.count)
-        if number.isEmpty || number.filter({ $0 == "." }).count > 1 || number == "." { throw .malformed(s) }
-        var lowered = unit.lowercased()
-        if lowered.hasSuffix("ib") { lowered.removeLast(2) } else if lowered.hasSuffix("b") && lowered.count == 2 { lowered.removeLast() }
-        else if lowered == "b" { lowered = "" }
-        let shift: UInt64
-        switch lowered {
-        case "": shift = 0
-        case "k": shift = 10
-        case "m": shift = 20
-        case "g": shift = 30
-        case "t": shift = 40
-        case "p": shift = 50
-        case "e": shift = 60
-        default: throw .malformed(s)
+        guard sawDigit else { throw .malformed(trimmed) }
+
+        // The unit: K M G T P, then optionally "B" or "iB"; or "B" alone.
+        var unit: UInt64 = 1
+        if index < end {
+            let unitText = String(decoding: bytes[index..<end], as: UTF8.self)
+            if let m = multiplier(ofUnit: bytes[index]) {
+                unit = m
+                let rest = bytes[(index + 1)..<end].map { $0 | 0x20 }
+                guard rest.isEmpty || rest == [UInt8(ascii: "b")]
+                        || rest == [UInt8(ascii: "i"), UInt8(ascii: "b")]
+                        || rest == [UInt8(ascii: "i")] else {
+                    throw .unknownUnit(text: trimmed, unit: unitText)
+                }
+            } else if end - index == 1, bytes[index] | 0x20 == UInt8(ascii: "b") {
+                unit = 1
+            } else if isUnitLike(bytes[index]) {
+                throw .unknownUnit(text: trimmed, unit: unitText)
+            } else {
+                throw .malformed(trimmed)
+            }
         }
-        let parts = number.split(separator: ".", omittingEmptySubsequences: false)
-        guard let whole = UInt64(parts[0].isEmpty ? "0" : parts[0]) else { throw .tooLarge(s) }
-        let (scaled, o) = whole.multipliedReportingOverflow(by: 1 << shift)
-        if o || (shift > 0 && whole > UInt64.max >> shift) { throw .tooLarge(s) }
-        guard parts.count == 2 else { return scaled }
-        // Fraction: exact arithmetic on the decimal digits, then it must give
-        // a whole number of bytes.
-        let frac = parts[1]
-        if frac.isEmpty { return scaled }
-        if frac.count > 18 { throw .malformed(s) }
-        guard let f = UInt64(frac) else { throw .malformed(s) }
-        var denom: UInt64 = 1
-        for _ in 0..<frac.count { denom *= 10 }
-        // f / denom * 2^shift must be an integer.
-        let wide = f.multipliedFullWidth(by: 1 << shift)
-        if wide.high != 0 { throw .tooLarge(s) }
-        let num = wide.low
-        if num % denom != 0 { throw .notWhole(s) }
-        let (total, o3) = scaled.addingReportingOverflow(num / denom)
-        if o3 { throw .tooLarge(s) }
+
+        let (whole, o1) = integer.multipliedReportingOverflow(by: unit)
+        if o1 { throw .overflow(trimmed) }
+        guard fraction != 0 else { return whole }
+        // fraction / fractionScale × unit must be a whole number of bytes.
+        let product = unit.multipliedFullWidth(by: fraction)
+        guard product.high < fractionScale else { throw .overflow(trimmed) }
+        let (quotient, remainder) = fractionScale.dividingFullWidth(product)
+        guard remainder == 0 else { throw .fractionalBytes(trimmed) }
+        let (total, o2) = whole.addingReportingOverflow(quotient)
+        if o2 { throw .overflow(trimmed) }
         return total
     }
-}
 
-extension String {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" || f == "\r" || f == "\n" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" || l == "\r" || l == "\n" { s = s.dropLast() }
-        return String(s)
+    private static func isSpace(_ c: UInt8) -> Bool {
+        c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D
+    }
+
+    private static func isUnitLike(_ c: UInt8) -> Bool {
+        let lower = c | 0x20
+        return lower >= UInt8(ascii: "a") && lower <= UInt8(ascii: "z")
+    }
+
+    private static func decimalValue(_ c: UInt8) -> UInt64? {
+        c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") ? UInt64(c - UInt8(ascii: "0")) : nil
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt64? {
+        if let d = decimalValue(c) { return d }
+        let lower = c | 0x20
+        if lower >= UInt8(ascii: "a") && lower <= UInt8(ascii: "f") {
+            return UInt64(lower - UInt8(ascii: "a") + 10)
+        }
+        return nil
     }
 }

@@ -55,7 +55,7 @@ public struct TraceReplayer {
 
     private func number(_ s: String?, _ what: String) throws(LineError) -> UInt64 {
         guard let s else { throw LineError(message: "missing \(what)") }
-        do { return try SizeParser.parse(s) } catch { throw LineError(message: "\(what): \(error)") }
+        do { return try SizeParser.parse(s) } catch { throw LineError(message: "\(what): \(error.description)") }
     }
 
     /// Splits `key=value` options from plain words, refusing unknown ones.

@@ -1,1 +1,0 @@
-// The KernelLayout module: under construction; see shared/design/ARCHITECTURE.md.
