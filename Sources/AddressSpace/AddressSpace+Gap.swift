@@ -66,7 +66,7 @@ extension AddressSpace {
                 // The hole between lseg and hseg; nil lo means "above 2^64".
                 let lo: UInt64? = lseg.map { $0.last == UInt64.max ? nil : $0.last + 1 } ?? 0
                 let hi: UInt64 = hseg?.base ?? hibound
-                let loBeyond = lo == nil || lo! > hibound
+                let loBeyond = lo.map { $0 > hibound } ?? true
                 if (forward && loBeyond) || (!forward && hi < lobound) { break }
                 if !(loBeyond || hi < lobound), let lo {
                     let clippedLo = max(lo, lobound)
