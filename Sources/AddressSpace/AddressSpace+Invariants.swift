@@ -7,6 +7,7 @@ extension AddressSpace {
         try withReadLock { () throws(AddressSpaceError) in
             if let problem = tree.pointee.check() { throw .invariantViolated(problem) }
             var n = tree.pointee.first
+            var counted: UInt64 = 0
             while n != 0 {
                 guard let seg = tree.pointee.segments[Int(n)] else { throw .invariantViolated("node \(n) empty") }
                 guard seg.addressSpace === self else {
@@ -15,7 +16,11 @@ extension AddressSpace {
                 guard seg.size > 0, seg.base & 0xFFF == 0, seg.size & 0xFFF == 0 else {
                     throw .invariantViolated("segment 0x\(String(seg.base, radix: 16)) size 0x\(String(seg.size, radix: 16)) not page granular")
                 }
+                if seg.countsInSize { counted &+= seg.size }
                 n = tree.pointee.next(n)
+            }
+            guard counted <= _size else {
+                throw .invariantViolated("a_size 0x\(String(_size, radix: 16)) is below the mapped size 0x\(String(counted, radix: 16))")
             }
             let h = hint.load(ordering: .relaxed)
             if h != 0 && tree.pointee.segments[Int(h)] == nil {

@@ -91,7 +91,7 @@ extension AddressSpace {
             switch result {
             case let .created(driver, flags, sizeCode):
                 seg = _addSegment(base: base, size: rsize, driver: driver, flags: flags, sizeCode: sizeCode,
-                                  address: segmentAddress)
+                                  address: segmentAddress, countsInSize: true)
             case let .extended(neighbour, newBase, newSize):
                 try checkExtension(neighbour, newBase: newBase, newSize: newSize, base: base, size: rsize)
                 _setRange(neighbour, base: newBase, size: newSize)
@@ -100,7 +100,7 @@ extension AddressSpace {
                 // and freed it after the concatenation (clearing the hint).
                 hint.store(0, ordering: .relaxed)
             }
-            if !seg.flags.contains(.hole) {
+            if seg.countsInSize {
                 _size = newSize
                 _reservedSize &+= rsize
             }
@@ -164,7 +164,7 @@ extension AddressSpace {
                 _size = s
             }
             return _addSegment(base: base, size: size, driver: driver, flags: flags, sizeCode: sizeCode,
-                               address: segmentAddress)
+                               address: segmentAddress, countsInSize: accountSize)
         }
     }
 

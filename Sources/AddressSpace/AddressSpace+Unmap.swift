@@ -94,7 +94,7 @@ extension AddressSpace {
                 let pieceLast = min(rlast, seg.last)
                 let psize = pieceLast - raddr + 1
                 let next = _next(seg)
-                let isHole = seg.flags.contains(.hole)
+                let counted = seg.countsInSize
                 do throws(SegmentError) {
                     try Self.check(seg, .unmap)
                     let outcome = try seg.driver.unmap(seg, address: raddr, size: psize)
@@ -131,9 +131,9 @@ extension AddressSpace {
                         throw .segment(error, segmentBase: seg.base)
                     }
                 }
-                if !isHole {
-                    _size &-= psize
-                    _reservedSize &-= min(psize, _reservedSize)
+                if counted {
+                    _size -= min(psize, _size)
+                    _reservedSize -= min(psize, _reservedSize)
                 }
                 if pieceLast == rlast { break }
                 raddr = pieceLast + 1
@@ -183,7 +183,7 @@ extension AddressSpace {
             }
             _setRange(seg, base: keepBase, size: keepSize)
             _addSegment(base: newBase, size: newSize, driver: newDriver, flags: seg.flags,
-                        sizeCode: seg.sizeCode, address: nil)
+                        sizeCode: seg.sizeCode, address: nil, countsInSize: seg.countsInSize)
         }
     }
 

@@ -275,9 +275,10 @@ public final class AddressSpace: @unchecked Sendable {
     /// `as_addseg`: links a segment in and points the hint at it.
     @discardableResult
     func _addSegment(base: UInt64, size: UInt64, driver: any SegmentDriver, flags: SegmentFlags,
-                     sizeCode: UInt8, address: UInt64?) -> Segment {
+                     sizeCode: UInt8, address: UInt64?, countsInSize: Bool) -> Segment {
         let seg = Segment(base: base, size: size, driver: driver, flags: flags, sizeCode: sizeCode,
                           address: takeSegmentAddress(address), addressSpace: self)
+        seg.countsInSize = countsInSize && !flags.contains(.hole)
         seg.slot = tree.pointee.insert(seg, base: base, last: base &+ (size &- 1))
         hint.store(seg.slot, ordering: .relaxed)
         return seg

@@ -31,6 +31,10 @@ public final class Segment: @unchecked Sendable, CustomStringConvertible {
     public let address: UInt64
     /// The tree slot (fixed for the segment's life; 0 once detached).
     var slot: Int32 = 0
+    /// Whether the segment's size is part of `a_size` (mapped, not a hole,
+    /// or attached with accounting), so unmapping it subtracts exactly what
+    /// was added.
+    var countsInSize = false
 
     init(base: UInt64, size: UInt64, driver: any SegmentDriver, flags: SegmentFlags, sizeCode: UInt8,
          address: UInt64, addressSpace: AddressSpace) {

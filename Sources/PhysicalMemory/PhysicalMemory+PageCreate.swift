@@ -38,6 +38,10 @@ extension PhysicalMemory {
             let (_, o2) = offset.addingReportingOverflow(bytes - 1)
             guard !o1, !o2 else { throw .offsetOverflow(offset: offset, pageCount: pageCount) }
             try t.checkNamable(vnode)
+            // Bound the request before any work proportional to it.
+            guard pageCount <= t.available else {
+                throw .outOfMemory(requested: pageCount, available: t.available)
+            }
             for i in 0..<pageCount {
                 let off = offset + i << Self.pageShift
                 let existing = t.identities.find(vnode.id, off, in: t.slab)

@@ -103,4 +103,18 @@ struct MapTests {
         #expect(a.segmentCount == 1)
         #expect(a.size == 0x2000)
     }
+
+    @Test func attachedSegmentsCountOnlyWhenAsked() throws {
+        let a = try makeKAS()
+        let k: UInt64 = 0xFFFF_FF00_0000_0000
+        try a.attach(base: k, size: 0x10000, driver: ScriptedDriver())
+        #expect(a.size == 0)
+        try a.attach(base: k + 0x10000, size: 0x4000, driver: ScriptedDriver(), accountSize: true)
+        #expect(a.size == 0x4000)
+        try a.unmap(address: k + 0x8000, size: 0x10000)     // half of each
+        #expect(a.size == 0x0)
+        try a.verify()
+        try a.unmapAll()
+        #expect(a.size == 0 && a.segmentCount == 0)
+    }
 }

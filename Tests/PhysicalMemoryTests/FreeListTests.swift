@@ -82,7 +82,10 @@ struct FreeListTests {
         let odd = try pm.pageCreate(vnode: .vvp, offset: 512 << 12, pageCount: 3, flags: .physicallyContiguous)
         #expect(odd.first! % 2 == 0)
         #expect(odd == Array(odd.first! ..< odd.first! + 3))
-        #expect(throws: PhysicalMemoryError.noContiguousRun(pageCount: 1536, alignment: 1024)) {
+        #expect(throws: PhysicalMemoryError.noContiguousRun(pageCount: 1025, alignment: 1024)) {
+            try pm.pageCreate(vnode: .vvp, offset: 1 << 30, pageCount: 1025, flags: .physicallyContiguous)
+        }
+        #expect(throws: PhysicalMemoryError.outOfMemory(requested: 1536, available: 1532)) {
             try pm.pageCreate(vnode: .vvp, offset: 1 << 30, pageCount: 1536, flags: .physicallyContiguous)
         }
         let big = try pm.pageCreate(vnode: .vvp, offset: 1 << 31, pageCount: 1024, flags: .physicallyContiguous)
