@@ -97,8 +97,12 @@ extension ArenaCore {
 
     @usableFromInline
     mutating func growFreeList(_ i: Int) {
-        // Sweep tombstones first; grow only when the list is really full.
-        if lists[i].count > lists[i].live { compactFreeList(i); if lists[i].count < lists[i].capacity { return } }
+        // Sweep when at least a quarter are tombstones, so each sweep pays
+        // for itself; otherwise double, which keeps appends amortised O(1).
+        if (lists[i].count - lists[i].live) * 4 >= lists[i].count && lists[i].count > 0 {
+            compactFreeList(i)
+            return
+        }
         let newCapacity = max(16, lists[i].capacity * 2)
         let fresh = UnsafeMutablePointer<FreeEntry>.allocate(capacity: newCapacity)
         if let old = lists[i].entries {
