@@ -1,5 +1,6 @@
 import Testing
 import AddressSpace
+import VmemWorkloads
 
 @Suite("as_segat performance")
 struct BenchTests {
@@ -19,7 +20,7 @@ struct BenchTests {
     @Test(.enabled(if: Bench.enabled)) func segatOnTenThousandSegments() throws {
         let base: UInt64 = 0xFFFF_FE00_0000_0000
         let n: UInt64 = 10_000
-        var rng = SplitMix64(state: 1)
+        var rng = SplitMix64(seed: 1)
         // 64 KiB segments with 64 KiB gaps, mapped in ascending order (as a
         // boot or a process start does), and the same in a scrambled order.
         let ascending = try makeKAS()

@@ -2,6 +2,7 @@ import Testing
 import AddressSpace
 import Foundation
 import Synchronization
+import VmemWorkloads
 
 @Suite("a_lock under concurrent readers and writers")
 struct ConcurrencyTests {
@@ -16,7 +17,7 @@ struct ConcurrencyTests {
         for r in 0..<3 {
             group.enter()
             Thread {
-                var rng = SplitMix64(state: UInt64(r + 1))
+                var rng = SplitMix64(seed: UInt64(r + 1))
                 while !done.load(ordering: .relaxed) {
                     let i = rng.next() % 64
                     let s = a.segat(k + i << 20 + 0x10)
@@ -28,7 +29,7 @@ struct ConcurrencyTests {
                 group.leave()
             }.start()
         }
-        var rng = SplitMix64(state: 99)
+        var rng = SplitMix64(seed: 99)
         for _ in 0..<3000 {
             let i = rng.next() % 64
             let base = k + i << 20 + 0x10_0000 - 0x8000

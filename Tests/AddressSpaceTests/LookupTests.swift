@@ -1,5 +1,6 @@
 import Testing
 import AddressSpace
+import VmemWorkloads
 
 @Suite("Segment tree, as_segat, as_findseg")
 struct LookupTests {
@@ -72,7 +73,7 @@ struct LookupTests {
     }
 
     @Test func randomAttachAndUnmapKeepTheTreeBalancedAndCorrect() throws {
-        var rng = SplitMix64(state: 7)
+        var rng = SplitMix64(seed: 7)
         let a = try makeKAS()
         let base: UInt64 = 0xFFFF_FE00_0000_0000
         var model: [UInt64: UInt64] = [:]               // page slot -> size in slots

@@ -1,19 +1,9 @@
 import Testing
+import VmemWorkloads
 import PageTables
 #if canImport(Glibc)
 import Glibc
 #endif
-
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 enum Bench {
     /// Bytes in use on the C heap (glibc `mallinfo2().uordblks`), or nil.
@@ -44,7 +34,7 @@ enum Bench {
 @Suite("Page tables against a reference model; benchmarks")
 struct DifferentialAndBenchTests {
     @Test func randomMapUnmapProtectAgreeWithAPerPageModel() throws {
-        var rng = SplitMix64(state: 42)
+        var rng = SplitMix64(seed: 42)
         let pt = try PageTable<X86PTEFormat, HostTableAllocator>(frames: try HostTableAllocator())
         let base: UInt64 = 0xFFFF_FF00_0000_0000
         let slots: UInt64 = 32                               // 32 × 2 MiB window

@@ -1,20 +1,9 @@
 import Testing
+import VmemWorkloads
 import PhysicalMemory
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A small deterministic generator so failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite("Scale and randomized consistency")
 struct ScaleAndStressTests {
@@ -40,7 +29,7 @@ struct ScaleAndStressTests {
     }
 
     @Test func randomOperationsAgreeWithAReferenceModel() throws {
-        var rng = SplitMix64(state: 0x5EED)
+        var rng = SplitMix64(seed: 0x5EED)
         let frames: UInt64 = 512
         let pm = try PhysicalMemory(memoryList: [FrameRange(lower: 0, upper: 300), FrameRange(lower: 400, upper: 612)],
                                     physmem: frames - 12)
