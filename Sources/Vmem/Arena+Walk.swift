@@ -110,7 +110,8 @@ extension Arena {
         if destroyed { lock.unlock(); return LeakReport(arena: name, leakedBytes: 0, leakedSegments: 0) }
         destroyed = true
         let report = LeakReport(arena: name, leakedBytes: core.pointee.stats.memInUse,
-                                leakedSegments: core.pointee.stats.allocatedSegments)
+                                leakedSegments: core.pointee.stats.allocatedSegments,
+                                identifiers: flags.contains(.identifier))
         var spans: [(UInt64, UInt64)] = []
         let tags = core.pointee.tags
         var s = tags[Int(ReservedTag.spans)].next

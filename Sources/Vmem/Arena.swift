@@ -86,6 +86,11 @@ public final class Arena: @unchecked Sendable {
         if let source, source.quantum == 0 || !isPowerOfTwo(source.quantum) {
             throw .quantumNotPowerOfTwo(quantum: source.quantum)
         }
+        if let parent = source?.parent, parent.flags.contains(.identifier) != flags.contains(.identifier) {
+            throw .notSupported(flags.contains(.identifier)
+                ? "identifier arena \(name) cannot import from memory arena \(parent.name)"
+                : "memory arena \(name) cannot import from identifier arena \(parent.name)")
+        }
         self.name = name
         self.quantum = quantum
         self.quantumCacheMax = quantumCacheMax

@@ -50,16 +50,16 @@ public struct ArenaSource: Sendable {
 public struct ArenaFlags: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
-    /// An arena of numbers rather than memory (`VMC_IDENTIFIER`): quantum 1 is
-    /// typical, and ``Arena/alloc(_:policy:fromEnd:wait:)`` defaults nothing.
+    /// An arena of numbers rather than memory (`VMC_IDENTIFIER`), usually
+    /// quantum 1 with next fit. As in illumos, such an arena may only import
+    /// from another identifier arena (and a memory arena not from one), and
+    /// its leak report counts identifiers rather than bytes.
     public static let identifier = ArenaFlags(rawValue: 1 << 0)
     /// Constrained requests (nocross, minaddr, maxaddr) may import from the
     /// source. Off in illumos; off by default.
     public static let constrainedImport = ArenaFlags(rawValue: 1 << 1)
     /// The source import must return a span aligned as asked (`VMC_XALIGN`).
     public static let alignedImport = ArenaFlags(rawValue: 1 << 2)
-    /// Skip hash rescaling (for tests that watch the table).
-    public static let fixedHash = ArenaFlags(rawValue: 1 << 3)
 }
 
 /// Debugging aids (illumos `KMF_AUDIT`, `vmem_mtbf`).

@@ -87,12 +87,16 @@ public struct LeakReport: Sendable, Hashable, CustomStringConvertible {
     public var arena: String
     public var leakedBytes: UInt64
     public var leakedSegments: UInt64
+    /// The arena counts identifiers, not bytes (``ArenaFlags/identifier``).
+    public var identifiers: Bool
     public var isClean: Bool { leakedSegments == 0 }
-    public init(arena: String, leakedBytes: UInt64, leakedSegments: UInt64) {
+    public init(arena: String, leakedBytes: UInt64, leakedSegments: UInt64, identifiers: Bool = false) {
         self.arena = arena; self.leakedBytes = leakedBytes; self.leakedSegments = leakedSegments
+        self.identifiers = identifiers
     }
+    /// The warning illumos prints, with the segment count added.
     public var description: String {
         isClean ? "vmem_destroy('\(arena)'): clean"
-            : "vmem_destroy('\(arena)'): leaked \(leakedBytes) bytes in \(leakedSegments) segments"
+            : "vmem_destroy('\(arena)'): leaked \(leakedBytes) \(identifiers ? "identifiers" : "bytes") in \(leakedSegments) segments"
     }
 }

@@ -153,3 +153,21 @@ import Synchronization
         try a.verify()
     }
 }
+
+@Suite struct IdentifierArenaRulesTests {
+    @Test func identifierAndMemoryArenasDoNotMix() throws {
+        let ids = try Arena(name: "ids", base: 1, size: 100, quantum: 1, flags: .identifier)
+        let mem = try Arena(name: "mem", base: 0x1000, size: 0x10000, quantum: 0x1000)
+        #expect(throws: VmemError.notSupported("memory arena child cannot import from identifier arena ids")) {
+            _ = try Arena(name: "child", quantum: 1, source: .arena(ids))
+        }
+        #expect(throws: VmemError.notSupported("identifier arena child cannot import from memory arena mem")) {
+            _ = try Arena(name: "child", quantum: 0x1000, source: .arena(mem), flags: .identifier)
+        }
+        let sub = try Arena(name: "sub", quantum: 1, source: .arena(ids), flags: .identifier)
+        _ = try sub.alloc(3)
+        let report = sub.destroy()
+        #expect(report.description == "vmem_destroy('sub'): leaked 3 identifiers in 1 segments")
+        #expect(ids.size(.allocated) == 0)
+    }
+}
