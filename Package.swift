@@ -40,7 +40,7 @@ let package = Package(
         .testTarget(name: "PhysicalMemoryTests", dependencies: ["PhysicalMemory"]),
         .testTarget(name: "PageTablesTests", dependencies: ["PageTables", "PhysicalMemory"]),
         .testTarget(name: "AddressSpaceTests", dependencies: ["AddressSpace", "PageTables", "PhysicalMemory"]),
-        .testTarget(name: "ModelKernelTests", dependencies: ["ModelKernel", "Inspect", "KernelLayout", "Vmem"]),
+        .testTarget(name: "ModelKernelTests", dependencies: ["ModelKernel", "Inspect", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
     ],
     swiftLanguageModes: [.v6]
 )
