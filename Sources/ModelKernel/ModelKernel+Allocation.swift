@@ -33,11 +33,30 @@ extension ModelKernel {
     func free(to name: String, _ address: UInt64, _ size: UInt64, what: String) throws(ModelKernelError) {
         let a = try arena(name)
         let bytes = try rounded(size, for: a, name: what)
+        if case .pages(let vnode)? = arenas.backings[name] { try checkUnheld(address, bytes, vnode) }
         do { try a.free(address, size: bytes) } catch {
             if case .badFree = error { throw .unknownAllocation(kind: "\(name) allocation of \(bytes) bytes", address: address) }
             throw .vmem(error, arena: name)
         }
         if let failure = memory.failures.take() { throw failure }
+    }
+
+    /// Refuses to free pages someone else holds (a soft lock, a pagelock):
+    /// illumos's free would wait for them; the model says so instead, before
+    /// anything changes.
+    func checkUnheld(_ address: UInt64, _ size: UInt64, _ vnode: Vnode) throws(ModelKernelError) {
+        let (_, o) = address.addingReportingOverflow(size)
+        guard !o else { throw .invalidArgument(name: "address", value: address, reason: "address + size overflows") }
+        var va = address
+        while va < address + size {
+            if let pfn = physicalMemory.pageFind(vnode: vnode, offset: va), let page = try? physicalMemory.page(pfn) {
+                if case .shared(let n) = page.lock, n > 1 {
+                    throw .physicalMemory(.lockConflict(pfn: pfn, held: page.lock, requested: .exclusive),
+                                          context: "freeing 0x\(String(va, radix: 16)), which is soft-locked")
+                }
+            }
+            va += PhysicalMemory.pageSize
+        }
     }
 
     // MARK: kmem
