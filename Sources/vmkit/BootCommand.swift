@@ -40,6 +40,9 @@ struct BootCommand: ParsableCommand {
     @Flag(help: "Check every arena and page-accounting invariant afterwards.")
     var verify = false
 
+    @Flag(help: "Print how long the boot and the consumers took (on stderr).")
+    var timing = false
+
     func validate() throws {
         if guests < 0 || guests > 1 << 20 { throw ValidationError("--guests must be in [0, 1048576], got \(guests)") }
         if guestSize != nil && guests == 0 { throw ValidationError("--guest-size needs --guests") }
@@ -48,13 +51,23 @@ struct BootCommand: ParsableCommand {
 
     func run() throws {
         let memory = try physmem ?? LayoutArguments.hostMemory()
+        let clock = ContinuousClock()
+        let start = clock.now
         let kernel = try KernelCommandSupport.boot(model: model, physmem: memory)
+        let booted = clock.now
         if !noWorkload || guests > 0 {
             var workload = noWorkload ? KernelWorkload(kmemAllocations: 0, threads: 0, lwps: 0, zfsBuffers: 0, fileBytes: 0)
                 : KernelWorkload.standard(physmem: memory)
             workload.guests = guests
             workload.guestSize = guestSize ?? (1 << 30)
             do { try kernel.run(workload) } catch { throw ValidationError(error.description) }
+        }
+        if timing {
+            func ms(_ d: Duration) -> String {
+                let v = Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15
+                return String(Int(v * 1000)) + " us"
+            }
+            LayoutArguments.printError("boot: \(ms(booted - start)), consumers: \(ms(clock.now - booted))")
         }
         print("model \(model.name), physmem \(hex(memory)) (\(memory >> 20) MiB)\n")
         let session = MdbSession(kernel: kernel)
