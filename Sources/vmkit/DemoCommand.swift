@@ -2,16 +2,19 @@ import ArgumentParser
 import Vmem
 import Inspect
 import KernelLayout
+import ModelKernel
 
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "The tour: the kernel VA layout for this machine, its arena tree, and a vmem workload shown as mdb would.",
+        abstract: "The tour: the kernel VA layout for this machine, its arena tree, a booted model kernel with a guest, and a vmem workload shown as mdb would.",
         discussion: """
         Computes the illumos amd64 (post-12608) kernel layout for this machine's memory (or
-        --physmem), creates the illumos arena tree on it, then builds a small arena hierarchy
-        (a heap, a child importing from it with a quantum cache, a constrained DMA arena and a
-        pid arena), runs a mixed workload and prints ::vmem and a ::vmem_seg listing.
+        --physmem), creates the illumos arena tree on it, boots the model kernel on it (kas,
+        its segments, page frames), runs the usual kernel consumers and allocates a guest from
+        vmm_alloc_arena, and prints ::memstat and kas::walk seg | ::seg. Then builds a small arena
+        hierarchy (a heap, a child importing from it with a quantum cache, a constrained DMA arena
+        and a pid arena), runs a mixed workload and prints ::vmem and a ::vmem_seg listing.
         Needs no privileges.
         """)
 
@@ -42,6 +45,8 @@ struct DemoCommand: ParsableCommand {
         print("> ::vmem")
         print(VmemTable.render(tree.arenas))
 
+        try bootModelKernel(layout: layout, memory: memory)
+
         let demo = try VmemDemo(ops: ops)
         print("== a vmem hierarchy after \(ops) mixed operations ==\n")
         print("> ::vmem")
@@ -52,5 +57,32 @@ struct DemoCommand: ParsableCommand {
         if listing.count > 25 { print("... \(listing.count - 25) more segments") }
         for a in demo.arenas + tree.arenas { try a.verify() }
         print("\nverify: all \(demo.arenas.count + tree.arenas.count) arenas consistent")
+    }
+
+    /// Boots the model kernel for the demo's memory size, runs its consumers
+    /// and a guest (post-12608), and shows ::memstat and the segment list.
+    private func bootModelKernel(layout: Layout, memory: UInt64) throws {
+        print("== the model kernel booted on that layout ==\n")
+        let kernel = try KernelCommandSupport.boot(model: model, physmem: memory)
+        var workload = KernelWorkload.standard(physmem: memory)
+        var guestNote = "no guest: only the post-12608 model has vmm_alloc_arena"
+        if kernel.arenas["vmm_alloc_arena"] != nil {
+            // A guest of an eighth of memory, whole MiB, between 1 MiB and 1 GiB.
+            let size = min(max((memory / 8) & ~((1 << 20) - 1), 1 << 20), 1 << 30)
+            workload.guests = 1
+            workload.guestSize = size
+            guestNote = "one guest of \(size >> 20) MiB from vmm_alloc_arena (VMM Memory; not in a crash dump)"
+        }
+        do { try kernel.run(workload) } catch { throw ValidationError(error.description) }
+        print("kernel consumers: \(workload.kmemAllocations) kmem allocations, \(workload.threads) thread and "
+              + "\(workload.lwps) LWP stacks, \(workload.zfsBuffers) ZFS buffers, a file read; \(guestNote)\n")
+        let session = MdbSession(kernel: kernel)
+        for command in ["::memstat", "kas::walk seg | ::seg"] {
+            print("> \(command)")
+            print(session.execute(command).text)
+        }
+        let dumped = kernel.dumpPages().count
+        print("a crash dump would hold \(dumped) pages (\((UInt64(dumped) * 4096) >> 20) MiB); "
+              + "ZFS file data and guest memory stay out of it\n")
     }
 }

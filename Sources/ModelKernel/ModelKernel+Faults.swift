@@ -1,0 +1,53 @@
+import AddressSpace
+import PhysicalMemory
+
+/// The access a simulated instruction makes (`enum seg_rw`, reduced).
+public enum KernelAccess: Hashable, Sendable {
+    case read
+    case write
+    case execute
+}
+
+extension ModelKernel {
+    /// What a kernel load or store at `address` does: translated by the
+    /// HAT, or a page fault handled as illumos's `trap()` → `pagefault()`
+    /// would: a touch of a segkp red zone is a stack overflow (what
+    /// `segkp_map_red` panics with on amd64); otherwise `as_fault(F_INVAL)`
+    /// asks the segment's driver, and an address outside every segment is
+    /// `FC_NOMAP`. Returns the frame the access reached.
+    @discardableResult
+    public func touch(_ address: UInt64, access: KernelAccess = .read) throws(ModelKernelError) -> PageFrameNumber {
+        if let t = hat.translation(of: address) {
+            let needed: Protection = access == .write ? .write : access == .execute ? .execute : .read
+            if t.protection.contains(needed) { return t.pfn }
+            try fault(address, type: .protection, access: access)
+            throw .fault(code: .protection, address: address, segment: segment(containing: address)?.name ?? "?")
+        }
+        if let r = segkp.redZoneOwner(of: address) {
+            let seg = segment(named: "kpseg") ?? segment(containing: address)
+            throw .stackOverflow(segment: seg?.name == "kpseg" ? "segkp" : "segkp (in \(seg?.name ?? "kvseg"))",
+                                 segmentBase: seg?.base ?? 0, address: address,
+                                 stackBase: r.mappedBase, stackSize: r.mappedLength)
+        }
+        try fault(address, type: .invalid, access: access)
+        guard let t = hat.translation(of: address) else {
+            throw .fault(code: .noMapping, address: address, segment: segment(containing: address)?.name ?? "?")
+        }
+        return t.pfn
+    }
+
+    /// `as_fault` on the page holding `address`, with the error named after
+    /// the segment.
+    func fault(_ address: UInt64, type: FaultType, access: KernelAccess) throws(ModelKernelError) {
+        let rw: SegmentAccess = access == .write ? .write : access == .execute ? .execute : .read
+        do {
+            try kas.fault(address: address & ~(PhysicalMemory.pageSize - 1), size: PhysicalMemory.pageSize,
+                          type: type, access: rw)
+        } catch {
+            guard let code = error.faultCode else { throw .addressSpace(error) }
+            guard let seg = kas.segat(address) else { throw .noMapping(address: address) }
+            let name = segment(containing: address)?.name ?? seg.driver.opsName
+            throw .fault(code: code, address: address, segment: name)
+        }
+    }
+}

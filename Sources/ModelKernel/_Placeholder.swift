@@ -1,1 +1,0 @@
-// The ModelKernel module: under construction; see shared/design/ARCHITECTURE.md.
