@@ -8,7 +8,7 @@ extension Arena {
     /// Imports a span big enough for `c` and carves the allocation from it,
     /// lock held on entry and exit (dropped around the source's import).
     @usableFromInline
-    func importAndCarve(_ c: Constraints) -> ImportOutcome {
+    func importAndCarve(_ c: Constraints, policy: AllocationPolicy) -> ImportOutcome {
         guard let source else { return .failed(.exhausted(arena: name, size: c.size)) }
         let aq = max(quantum, source.quantum)
         var aphase = c.phase
@@ -39,10 +39,10 @@ extension Arena {
         // Another thread may have freed enough while we were away. For a
         // plain request a segment on a list that certainly fits `size + align
         // - quantum` always serves it (illumos `vmem_canalloc`); a constrained
-        // one needs a real search, or a segment outside [minaddr, maxaddr)
-        // would send it round forever.
+        // one needs a real search with the caller's own policy, or a segment
+        // the caller's search cannot use would send it round forever.
         func roomAppeared() -> Bool {
-            if c.isConstrained { return core.pointee.search(c, policy: .firstFit).0 != 0 }
+            if c.isConstrained { return core.pointee.search(c, policy: policy).0 != 0 }
             return core.pointee.definitelyFitsList(aneeded) >= 0
         }
         guard let span = imported else {

@@ -26,12 +26,8 @@ extension ArenaCore {
         let limit = Int(tagHighWater) + 1
         var listedFree = Set<TagIndex>()
         for i in 0..<64 {
-            let sentinel = ReservedTag.freeList0 + TagIndex(i)
-            var f = tags[Int(sentinel)].next
-            while f != sentinel && listedFree.count <= limit {
-                listedFree.insert(f)
-                f = tags[Int(f)].next
-            }
+            guard let e = lists[i].entries else { continue }
+            for p in 0..<min(lists[i].count, lists[i].capacity) where e[p].tag != 0 { listedFree.insert(e[p].tag) }
         }
         var inUse = 0 as UInt64, total = 0 as UInt64, imported = 0 as UInt64
         var freeSegs = 0, allocSegs = 0, spans = 0, rotors = 0, visited = 0
@@ -109,19 +105,23 @@ extension ArenaCore {
         // Free lists and freemap.
         var onLists = 0
         for i in 0..<64 {
-            let sentinel = ReservedTag.freeList0 + TagIndex(i)
-            var n = 0
-            var p = sentinel
-            var f = tags[Int(sentinel)].next
-            while f != sentinel {
-                n += 1
-                if n > limit { return "free list \(i) does not return to its head" }
-                if tags[Int(f)].prev != p { return "free list \(i): \(seg(f)) has a bad back link" }
-                if tags[Int(f)].kind != kindFree { return "free list \(i) holds \(seg(f))" }
-                if freeListIndex(tags[Int(f)].size) != i { return "\(seg(f)) is on free list \(i), belongs on \(freeListIndex(tags[Int(f)].size))" }
-                p = f
-                f = tags[Int(f)].next
+            let l = lists[i]
+            if l.count < 0 || l.count > l.capacity || l.live < 0 || l.live > l.count {
+                return "free list \(i) has count \(l.count), live \(l.live), capacity \(l.capacity)"
             }
+            var n = 0
+            if let e = l.entries {
+                for p in 0..<l.count where e[p].tag != 0 {
+                    let f = e[p].tag
+                    n += 1
+                    if f >= tagHighWater || tags[Int(f)].kind != kindFree { return "free list \(i) holds \(seg(f))" }
+                    if Int(tags[Int(f)].prev) != p { return "free list \(i): \(seg(f)) records position \(tags[Int(f)].prev), is at \(p)" }
+                    if e[p].size != tags[Int(f)].size { return "free list \(i): entry size \(hex(e[p].size)) for \(seg(f))" }
+                    if freeListIndex(tags[Int(f)].size) != i { return "\(seg(f)) is on free list \(i), belongs on \(freeListIndex(tags[Int(f)].size))" }
+                }
+                if l.count > 0 && e[l.count - 1].tag == 0 { return "free list \(i) ends in a tombstone" }
+            }
+            if n != l.live { return "free list \(i) holds \(n) segments, live count says \(l.live)" }
             onLists += n
             if (n > 0) != (freemap & (1 << UInt64(i)) != 0) {
                 return "freemap bit \(i) is \(freemap & (1 << UInt64(i)) != 0 ? 1 : 0) but list \(i) has \(n) segments"

@@ -257,7 +257,7 @@ public final class Arena: @unchecked Sendable {
                 return a
             }
             if source != nil && (!c.isConstrained || flags.contains(.constrainedImport)) {
-                switch importAndCarve(c) {
+                switch importAndCarve(c, policy: policy) {
                 case .allocated(let addr):
                     if debugging.audit { recordAudit(addr) }
                     return addr

@@ -44,7 +44,7 @@ extension ArenaCore {
     mutating func allocInstant(_ size: UInt64, fromEnd: Bool) -> TagIndex {
         let list = definitelyFitsList(size)
         if list < 0 { return 0 }
-        let t = tags[Int(ReservedTag.freeList0) + list].next
+        let t = freelistHead(list)
         var addr = tags[Int(t)].start
         if fromEnd { addr = tags[Int(t)].end &- size }
         return carve(t, at: addr, size: size)
@@ -103,16 +103,20 @@ extension ArenaCore {
         var bestAddr: UInt64 = 0
         var bestSize: UInt64 = 0
         while list >= 0 {
-            let sentinel = ReservedTag.freeList0 + TagIndex(list)
-            var t = tags[Int(sentinel)].next
-            while t != sentinel {
+            let e = lists[list].entries.unsafelyUnwrapped
+            var pos = lists[list].count - 1
+            while pos >= 0 {
+                let t = e[pos].tag
+                let segSize = e[pos].size
+                pos -= 1
+                // Tombstones have tag 0; a segment smaller than the request
+                // can never fit, whatever the constraints.
+                if t == 0 || segSize < size { continue }
                 stats.searchCount &+= 1
-                let segSize = tags[Int(t)].size
                 if best == 0 || segSize < bestSize, let a = place(c, in: t) {
                     best = t; bestAddr = a; bestSize = segSize
                     if policy != .bestFit || segSize == size { return (best, bestAddr) }
                 }
-                t = tags[Int(t)].next
             }
             // Moving up to a larger list cannot improve on a candidate.
             if best != 0 { break }
@@ -137,6 +141,7 @@ extension ArenaCore {
             if vs > size && p2samehighbit(vs, vs &- size) {
                 let addr = tags[Int(v)].start
                 tags[Int(v)].start = addr &+ size
+                freelistResized(v)
                 let a = createSeg(after: tags[Int(rotor)].segPrev, start: addr, end: addr &+ size, kind: kindAlloc)
                 hashInsert(a)
                 return a

@@ -13,6 +13,7 @@ extension ArenaCore {
         // the free segment in place; it keeps its place on its list.
         if addr == s && p2samehighbit(segSize, segSize &- size) {
             tags[Int(t)].start = addrEnd
+            freelistResized(t)
             let a = createSeg(after: tags[Int(t)].segPrev, start: addr, end: addrEnd, kind: kindAlloc)
             hashInsert(a)
             return a

@@ -24,6 +24,8 @@ struct ArenaCore {
     @usableFromInline var freeTagCount: Int = 0
     /// Bit `i` set exactly when free list `i` is non-empty.
     @usableFromInline var freemap: UInt64 = 0
+    /// The 64 free lists; see ``FreeListArray``.
+    @usableFromInline var lists: UnsafeMutablePointer<FreeListArray>
     @usableFromInline var hashBuckets: UnsafeMutablePointer<TagIndex>
     @usableFromInline var hashBits: Int
     @usableFromInline let quantum: UInt64
@@ -45,16 +47,10 @@ struct ArenaCore {
         tags = .allocate(capacity: Int(tagCapacity))
         tags.initialize(repeating: BoundaryTag(), count: Int(tagCapacity))
         tagHighWater = ReservedTag.firstDynamic
+        lists = Self.makeFreeLists()
         hashBits = Self.initialHashBits
         hashBuckets = .allocate(capacity: 1 << hashBits)
         hashBuckets.initialize(repeating: 0, count: 1 << hashBits)
-        for i in 0..<64 {
-            let s = ReservedTag.freeList0 + TagIndex(i)
-            tags[Int(s)].prev = s
-            tags[Int(s)].next = s
-            // A sentinel's size is the smallest size of its list, as in illumos.
-            tags[Int(s)].end = 1 << UInt64(i)
-        }
         let seg0 = Int(ReservedTag.seg0)
         tags[seg0].kind = kindSpan
         tags[seg0].segPrev = ReservedTag.seg0
@@ -67,6 +63,7 @@ struct ArenaCore {
     }
 
     func deallocate() {
+        deallocateFreeLists()
         tags.deallocate()
         hashBuckets.deallocate()
     }
@@ -158,32 +155,6 @@ struct ArenaCore {
     mutating func destroySeg(_ t: TagIndex) {
         removeSeg(t)
         putTag(t)
-    }
-
-    // MARK: Free lists
-
-    @inlinable @inline(__always)
-    mutating func freelistInsert(_ t: TagIndex) {
-        let i = freeListIndex(tags[Int(t)].size)
-        let s = ReservedTag.freeList0 + TagIndex(i)
-        let n = tags[Int(s)].next
-        tags[Int(t)].kind = kindFree
-        tags[Int(t)].prev = s
-        tags[Int(t)].next = n
-        tags[Int(s)].next = t
-        tags[Int(n)].prev = t
-        freemap |= 1 << UInt64(i)
-    }
-
-    @inlinable @inline(__always)
-    mutating func freelistDelete(_ t: TagIndex) {
-        let p = tags[Int(t)].prev, n = tags[Int(t)].next
-        tags[Int(p)].next = n
-        tags[Int(n)].prev = p
-        // Both neighbours are the sentinel exactly when the list became empty.
-        if p == n {
-            freemap &= ~(1 << UInt64(p - ReservedTag.freeList0))
-        }
     }
 
     // MARK: Allocated hash

@@ -8,7 +8,8 @@
 /// Every tag is on the *segment list* (`segPrev`/`segNext`, address order within
 /// a span, spans in creation order). Its other two links depend on its kind:
 ///
-/// * free segment — on free list `floor(log2(size))`, doubly linked (`prev`/`next`);
+/// * free segment — on free list `floor(log2(size))`, an array; `prev` holds
+///   its position there (see ``FreeListArray``);
 /// * allocated segment — on a hash chain, singly linked through `next`;
 /// * span marker — on the span list (`prev`/`next`), for `contains` and `add`;
 /// * unused tag — on the arena's free-tag list through `next`.
@@ -59,8 +60,9 @@ struct BoundaryTag {
 
 /// Fixed tags at the start of every tag table.
 @usableFromInline enum ReservedTag {
-    /// Sentinel of free list `i` is tag `freeList0 + i` (i in 0..<64).
-    @usableFromInline static let freeList0: TagIndex = 1
+    /// Tags 1...64 are unused (illumos's free-list heads were tags; ours are
+    /// arrays), kept so that the fixed tags below keep their numbers.
+    @usableFromInline static let unused0: TagIndex = 1
     /// The segment list's sentinel (illumos `vm_seg0`). It has kind `span` so
     /// that "both neighbours are span markers" also works for the last span.
     @usableFromInline static let seg0: TagIndex = 65

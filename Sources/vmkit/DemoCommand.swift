@@ -1,13 +1,29 @@
 import ArgumentParser
 import Vmem
 import Inspect
+import KernelLayout
 
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Build a small illumos-like arena hierarchy, run a workload, and show it as mdb would.")
+        abstract: "The tour: the kernel VA layout for this machine, its arena tree, and a vmem workload shown as mdb would.",
+        discussion: """
+        Computes the illumos amd64 (post-12608) kernel layout for this machine's memory (or
+        --physmem), creates the illumos arena tree on it, then builds a small arena hierarchy
+        (a heap, a child importing from it with a quantum cache, a constrained DMA arena and a
+        pid arena), runs a mixed workload and prints ::vmem and a ::vmem_seg listing.
+        Needs no privileges.
+        """)
 
-    @Option(help: "Operations in the mixed workload.")
+    @Option(help: ArgumentHelp("Physical memory of the modelled machine (default: this machine's).", valueName: "size"),
+            transform: { try LayoutArguments.size($0) })
+    var physmem: UInt64?
+
+    @Option(help: ArgumentHelp("Kernel layout model: post-12608, pre-12608 or i386.", valueName: "model"),
+            transform: LayoutArguments.model)
+    var model: LayoutModel = .post12608
+
+    @Option(help: "Operations in the mixed vmem workload.")
     var ops: Int = 20_000
 
     func validate() throws {
@@ -15,15 +31,26 @@ struct DemoCommand: ParsableCommand {
     }
 
     func run() throws {
+        let memory = try physmem ?? LayoutArguments.hostMemory()
+        let layout: Layout
+        do { layout = try Layout.compute(model: model, physmem: memory) }
+        catch { throw ValidationError(error.description) }
+        print("== kernel VA layout: \(model.name), physmem \(hex(memory)) (\(memory >> 20) MiB) ==\n")
+        print(layout.table())
+        let tree = try ArenaTree.build(from: layout)
+        print("== the arena tree on that layout ==\n")
+        print("> ::vmem")
+        print(VmemTable.render(tree.arenas))
+
         let demo = try VmemDemo(ops: ops)
-        print("== vmem arena hierarchy after \(ops) mixed operations ==\n")
+        print("== a vmem hierarchy after \(ops) mixed operations ==\n")
         print("> ::vmem")
         print(VmemTable.render(demo.arenas), terminator: "")
         print("\n> \(String(demo.dma.address, radix: 16))::vmem_seg   (\(demo.dma.name): nocross 64K, align 16K)")
         let listing = VmemSegTable.render(demo.dma).split(separator: "\n")
         for line in listing.prefix(25) { print(line) }
-        if listing.count > 25 { print("... \(listing.count - 25) more segments (vmkit replay / walk shows all)") }
-        for a in demo.arenas { try a.verify() }
-        print("\nverify: all \(demo.arenas.count) arenas consistent")
+        if listing.count > 25 { print("... \(listing.count - 25) more segments") }
+        for a in demo.arenas + tree.arenas { try a.verify() }
+        print("\nverify: all \(demo.arenas.count + tree.arenas.count) arenas consistent")
     }
 }

@@ -1,21 +1,10 @@
 import Testing
+import VmemWorkloads
 @testable import KernelLayout
 
 private let GiB: UInt64 = 1 << 30
 private let TiB: UInt64 = 1 << 40
 private let clampPoint: UInt64 = 15 * TiB + 3 * TiB / 4
-
-/// SplitMix64: a small deterministic generator, so failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite("post-12608 invariants over random memory sizes")
 struct PropertyTests {
@@ -23,7 +12,7 @@ struct PropertyTests {
 
     @Test("1 GiB .. 15.75 TiB (up to the clamp): every check passes, every formula holds")
     func belowClamp() throws {
-        var random = SplitMix64(state: 0x12608)
+        var random = SplitMix64(seed: 0x12608)
         for _ in 0..<4000 {
             // Log-uniform sizes so that small and large memories are both covered.
             let exponent = UInt64.random(in: 30...43, using: &random)
@@ -58,7 +47,7 @@ struct PropertyTests {
 
     @Test("1 GiB .. 64 TiB: nothing traps; past the clamp point the clamp is reported")
     func wholeRange() throws {
-        var random = SplitMix64(state: 64)
+        var random = SplitMix64(seed: 64)
         for _ in 0..<3000 {
             let physmem = Self.pages(UInt64.random(in: GiB...(64 * TiB), using: &random))
             let layout = try Layout.compute(model: .post12608, physmem: physmem)
@@ -76,7 +65,7 @@ struct PropertyTests {
 
     @Test("random tunables within range keep segment order")
     func tunables() throws {
-        var random = SplitMix64(state: 6914)
+        var random = SplitMix64(seed: 6914)
         for _ in 0..<1000 {
             let physmem = Self.pages(UInt64.random(in: GiB...(512 * GiB), using: &random))
             let config = LayoutConfiguration(

@@ -1,4 +1,5 @@
 import Testing
+import VmemWorkloads
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -21,19 +22,6 @@ func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         threads.append(t)
     }
     for t in threads { pthread_join(t, nil) }
-}
-
-/// splitmix64, the generator vmem.md §6 fixes for reproducible workloads.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// Claims addresses in a shared table so that two live allocations that

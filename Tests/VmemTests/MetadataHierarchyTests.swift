@@ -1,5 +1,6 @@
 import Testing
 @testable import Vmem
+import VmemWorkloads
 
 /// Seed 002's recursion problem: the arena that records allocations needs
 /// allocations. illumos builds heap → vmem_metadata → vmem_seg and then lets

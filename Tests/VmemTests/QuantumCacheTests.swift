@@ -1,4 +1,5 @@
 import Testing
+import VmemWorkloads
 import Synchronization
 import CVmemSupport
 @testable import Vmem
@@ -89,17 +90,6 @@ private func qcRunOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> V
 }
 
 /// splitmix64, the generator of the standard workloads (vmem.md §6).
-private struct QCSplitMix64 {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 // MARK: - Tests
 
 @Suite("QuantumCache")
@@ -368,7 +358,7 @@ struct QuantumCacheTests {
 
         qcRunOnThreads(threads) { t in
             let liveBits = UnsafeMutablePointer<Atomic<UInt64>>(bitPattern: bits)!
-            var rng = QCSplitMix64(state: 42 &+ UInt64(t))
+            var rng = SplitMix64(seed: 42 &+ UInt64(t))
             var mine: [UInt64] = []
             var mineSet = Set<UInt64>()
             mine.reserveCapacity(maxLivePerThread)

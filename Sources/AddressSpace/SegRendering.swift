@@ -1,0 +1,43 @@
+/// mdb's `::seg` dcmd over a `seg` walk (`kas::walk seg | ::seg`).
+///
+/// Header `"%?s %?s %?s %?s %s"` and rows `"%?p %?p %?lx %?p %a"`: on a
+/// 64-bit target `%?` is 16 columns, right-justified; `%p` and `%lx` print
+/// lower-case hex without `0x`; `%a` prints the ops vector's symbol.
+public enum SegRendering {
+    /// The pointer width of a 64-bit target.
+    public static let pointerWidth = 16
+
+    static func right(_ s: String, _ width: Int = pointerWidth) -> String {
+        s.count >= width ? s : String(repeating: " ", count: width - s.count) + s
+    }
+
+    static func hex(_ v: UInt64) -> String { String(v, radix: 16) }
+
+    /// `             SEG             BASE             SIZE             DATA OPS`
+    public static var header: String {
+        right("SEG") + " " + right("BASE") + " " + right("SIZE") + " " + right("DATA") + " OPS"
+    }
+
+    /// One segment's row.
+    public static func row(_ segment: Segment) -> String {
+        row(address: segment.address, base: segment.base, size: segment.size,
+            data: segment.driver.dataAddress, ops: segment.driver.opsName)
+    }
+
+    /// A row from raw values.
+    public static func row(address: UInt64, base: UInt64, size: UInt64, data: UInt64, ops: String) -> String {
+        right(hex(address)) + " " + right(hex(base)) + " " + right(hex(size)) + " " + right(hex(data)) + " " + ops
+    }
+
+    /// The header and one row per segment, each line ending in a newline.
+    public static func render(_ segments: [Segment]) -> String {
+        var out = header + "\n"
+        for s in segments { out += row(s) + "\n" }
+        return out
+    }
+}
+
+extension AddressSpace {
+    /// `<as>::walk seg | ::seg`: every segment in ascending base order.
+    public func renderSegWalk() -> String { SegRendering.render(segments) }
+}

@@ -1,1 +1,0 @@
-// The AddressSpace module: under construction; see shared/design/ARCHITECTURE.md.

@@ -1,1 +1,0 @@
-// The PageTables module: under construction; see shared/design/ARCHITECTURE.md.

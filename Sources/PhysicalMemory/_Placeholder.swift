@@ -1,1 +1,0 @@
-// The PhysicalMemory module: under construction; see shared/design/ARCHITECTURE.md.

@@ -1,0 +1,127 @@
+/// One free list, stored as a compact array in list order reversed: the
+/// list's head is the array's last element, so "join at the head" is an
+/// append. A segment that leaves the list leaves a tombstone (tag 0) that the
+/// next compaction sweeps away; the array never ends in a tombstone, so the
+/// head is always `entries[count - 1]`.
+///
+/// Why not a linked list, as illumos has: unlinking a segment touches both of
+/// its list neighbours, and a best-fit walk touches every member — each a
+/// random boundary tag, each a likely cache miss. Here deleting touches one
+/// array slot, and a walk reads sixteen-byte entries in a row, looking at a
+/// tag only when the size says it could fit. The order, and so every
+/// address handed out, is exactly the linked list's.
+@usableFromInline
+struct FreeListArray {
+    @usableFromInline var entries: UnsafeMutablePointer<FreeEntry>?
+    @usableFromInline var count: Int = 0
+    @usableFromInline var capacity: Int = 0
+    /// Entries that are not tombstones.
+    @usableFromInline var live: Int = 0
+
+    @inlinable init() {}
+}
+
+@usableFromInline
+struct FreeEntry {
+    /// The segment's size (kept current when it shrinks in place).
+    @usableFromInline var size: UInt64
+    /// The segment's tag, or 0 for a tombstone.
+    @usableFromInline var tag: TagIndex
+
+    @inlinable init(size: UInt64, tag: TagIndex) { self.size = size; self.tag = tag }
+}
+
+extension ArenaCore {
+    static func makeFreeLists() -> UnsafeMutablePointer<FreeListArray> {
+        let p = UnsafeMutablePointer<FreeListArray>.allocate(capacity: 64)
+        p.initialize(repeating: FreeListArray(), count: 64)
+        return p
+    }
+
+    func deallocateFreeLists() {
+        for i in 0..<64 { lists[i].entries?.deallocate() }
+        lists.deallocate()
+    }
+
+    /// Puts free segment `t` at the head of its list. Its `prev` field records
+    /// its position in the list's array.
+    @inlinable @inline(__always)
+    mutating func freelistInsert(_ t: TagIndex) {
+        let size = tags[Int(t)].size
+        let i = freeListIndex(size)
+        if lists[i].count == lists[i].capacity { growFreeList(i) }
+        let pos = lists[i].count
+        lists[i].entries.unsafelyUnwrapped[pos] = FreeEntry(size: size, tag: t)
+        lists[i].count = pos + 1
+        lists[i].live += 1
+        tags[Int(t)].kind = kindFree
+        tags[Int(t)].prev = TagIndex(truncatingIfNeeded: pos)
+        freemap |= 1 << UInt64(i)
+    }
+
+    /// Takes free segment `t` off its list (its size must still be the one
+    /// that chose the list).
+    @inlinable @inline(__always)
+    mutating func freelistDelete(_ t: TagIndex) {
+        let i = freeListIndex(tags[Int(t)].size)
+        let e = lists[i].entries.unsafelyUnwrapped
+        let pos = Int(tags[Int(t)].prev)
+        e[pos].tag = 0
+        lists[i].live -= 1
+        if lists[i].live == 0 {
+            lists[i].count = 0
+            freemap &= ~(1 << UInt64(i))
+            return
+        }
+        if pos == lists[i].count - 1 {
+            var c = pos
+            while e[c - 1].tag == 0 { c -= 1 }
+            lists[i].count = c
+        } else if lists[i].count > 2 * lists[i].live + 32 {
+            compactFreeList(i)
+        }
+    }
+
+    /// Records that free segment `t` shrank in place (still on the same list).
+    @inlinable @inline(__always)
+    mutating func freelistResized(_ t: TagIndex) {
+        let i = freeListIndex(tags[Int(t)].size)
+        lists[i].entries.unsafelyUnwrapped[Int(tags[Int(t)].prev)].size = tags[Int(t)].size
+    }
+
+    /// The head of non-empty list `i`.
+    @inlinable @inline(__always)
+    func freelistHead(_ i: Int) -> TagIndex {
+        lists[i].entries.unsafelyUnwrapped[lists[i].count - 1].tag
+    }
+
+    @usableFromInline
+    mutating func growFreeList(_ i: Int) {
+        // Sweep when at least a quarter are tombstones, so each sweep pays
+        // for itself; otherwise double, which keeps appends amortised O(1).
+        if (lists[i].count - lists[i].live) * 4 >= lists[i].count && lists[i].count > 0 {
+            compactFreeList(i)
+            return
+        }
+        let newCapacity = max(16, lists[i].capacity * 2)
+        let fresh = UnsafeMutablePointer<FreeEntry>.allocate(capacity: newCapacity)
+        if let old = lists[i].entries {
+            fresh.moveInitialize(from: old, count: lists[i].count)
+            old.deallocate()
+        }
+        lists[i].entries = fresh
+        lists[i].capacity = newCapacity
+    }
+
+    @usableFromInline
+    mutating func compactFreeList(_ i: Int) {
+        guard let e = lists[i].entries else { return }
+        var w = 0
+        for r in 0..<lists[i].count where e[r].tag != 0 {
+            e[w] = e[r]
+            tags[Int(e[w].tag)].prev = TagIndex(truncatingIfNeeded: w)
+            w += 1
+        }
+        lists[i].count = w
+    }
+}
