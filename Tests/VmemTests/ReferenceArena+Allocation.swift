@@ -201,6 +201,10 @@ extension ReferenceArena {
                 }
             }
         }
+        if constrainedImport, source != nil {
+            return try importAndCarve(size, align: quantum, phase: 0, nocross: 0, minaddr: address, maxaddr: end,
+                                      fromEnd: false)
+        }
         failCount += 1
         throw .exhausted(arena: name, size: size)
     }
@@ -222,10 +226,19 @@ extension ReferenceArena {
             carve(id, at: a, size: size)
             return a
         }
-        guard let src = source, nocross == 0, minaddr == 0, maxaddr == 0 else {
+        guard source != nil, constrainedImport || (nocross == 0 && minaddr == 0 && maxaddr == 0) else {
             failCount += 1
             throw .exhausted(arena: name, size: size)
         }
+        return try importAndCarve(size, align: align, phase: phase, nocross: nocross, minaddr: minaddr,
+                                  maxaddr: maxaddr, fromEnd: fromEnd)
+    }
+
+    /// vmem.md §3 "import": a span of `roundup(max(size + aphase, minimumImport), aq)`
+    /// from the source's instant fit, its free segment at its list head, then the carve.
+    func importAndCarve(_ size: UInt64, align: UInt64, phase: UInt64, nocross: UInt64, minaddr: UInt64,
+                        maxaddr: UInt64, fromEnd: Bool) throws(VmemError) -> UInt64 {
+        guard let src = source else { fatalError("reference: import without a source") }
         let aq = max(quantum, src.quantum)
         var aphase = phase
         if align > aq { aphase = phase % aq != 0 ? align - quantum : align - aq }
@@ -240,10 +253,14 @@ extension ReferenceArena {
             throw .importFailed(arena: name, size: asize)
         }
         let id = createSpan(base: base, size: asize, imported: true)
-        let s = segs[id]!
+        let (lo, hi) = clipped(id, minaddr: minaddr, maxaddr: maxaddr)
         let pick = fromEnd ? Self.highestFit : Self.lowestFit
-        guard let a = pick(s.start, s.end, size, align, phase, 0) else {
-            fatalError("reference: imported span \(hex(base)) +\(hex(asize)) cannot hold the request")
+        guard let a = pick(lo, hi, size, align, phase, nocross) else {
+            // Only a constrained import can miss: the span goes straight back.
+            precondition(constrainedImport, "reference: imported span \(hex(base)) +\(hex(asize)) cannot hold the request")
+            precondition(releaseIfWholeImportedSpanOnList(id), "reference: fresh span not released")
+            failCount += 1
+            throw .importFailed(arena: name, size: asize)
         }
         carve(id, at: a, size: size)
         return a
@@ -312,7 +329,7 @@ extension ReferenceArena {
     }
 
     /// Like ``releaseIfWholeImportedSpan(_:)`` for a segment that is on a free list.
-    private func releaseIfWholeImportedSpanOnList(_ id: Int) -> Bool {
+    func releaseIfWholeImportedSpanOnList(_ id: Int) -> Bool {
         guard source != nil else { return false }
         let prev = segs[prevID(before: id)]!
         let next = segs[nextID(after: id)]!

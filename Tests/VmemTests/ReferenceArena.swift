@@ -82,6 +82,11 @@ final class ReferenceArena {
     let minimumImport: UInt64
     let quantumCacheMax: UInt64
     let source: ReferenceArena?
+    /// `ArenaFlags.constrainedImport`: requests with nocross, minaddr or
+    /// maxaddr may import too (beyond illumos). The span is imported by the
+    /// same size rule; when the constraints leave no room in it, it goes
+    /// straight back and the request fails.
+    let constrainedImport: Bool
 
     var segs: [Int: Seg] = [:]
     var order: [Int] = []
@@ -103,7 +108,7 @@ final class ReferenceArena {
 
     init(name: String, base: UInt64 = 0, size: UInt64 = 0, quantum: UInt64 = 1,
          source: ReferenceArena? = nil, quantumCacheMax: UInt64 = 0,
-         minimumImport: UInt64 = 0) throws(VmemError) {
+         minimumImport: UInt64 = 0, constrainedImport: Bool = false) throws(VmemError) {
         guard !name.isEmpty, name.count <= Self.maximumNameLength else { throw .invalidName(name) }
         guard quantum != 0, quantum & (quantum - 1) == 0 else { throw .quantumNotPowerOfTwo(quantum: quantum) }
         guard quantumCacheMax % quantum == 0 else {
@@ -120,6 +125,7 @@ final class ReferenceArena {
         self.minimumImport = minimumImport
         self.quantumCacheMax = quantumCacheMax
         self.source = source
+        self.constrainedImport = constrainedImport
         segs[Self.headID] = Seg(kind: .head, start: 0, end: 0)
         segs[rotorID] = Seg(kind: .rotor, start: 0, end: 0)
         order = [Self.headID, rotorID]
