@@ -15,6 +15,8 @@ final class ThreadedRun: @unchecked Sendable {
     let done = Atomic<Int>(0)
     let failed = Atomic<Bool>(false)
     var elapsed: Duration = .zero
+    /// Monotonic nanoseconds at which each thread finished its timed loop.
+    private var finished: [UInt64]
     var hw: (extent: UInt64, inUse: UInt64) = (0, 0)
     var metadata: Double = 0
     private var extents: [UInt64]
@@ -23,6 +25,7 @@ final class ThreadedRun: @unchecked Sendable {
     init(arena: Arena, workload: StandardWorkload, threads: Int, ops: Int, warmup: Int) {
         self.arena = arena; self.workload = workload; self.threads = threads; self.ops = ops; self.warmup = warmup
         extents = Array(repeating: 0, count: threads); inUse = Array(repeating: 0, count: threads)
+        finished = Array(repeating: 0, count: threads)
     }
 
     func body(_ index: Int) {
@@ -32,6 +35,7 @@ final class ThreadedRun: @unchecked Sendable {
             ready.add(1, ordering: .acquiringAndReleasing)
             while !go_.load(ordering: .acquiring) { sched_yield() }
             try loop.run(ops)
+            finished[index] = monotonicNanoseconds()
             done.add(1, ordering: .acquiringAndReleasing)
             while done.load(ordering: .acquiring) < threads { sched_yield() }
             let h = loop.highWater
@@ -58,12 +62,13 @@ final class ThreadedRun: @unchecked Sendable {
             ids.append(t)
         }
         while ready.load(ordering: .acquiring) < threads { sched_yield() }
-        let clock = ContinuousClock()
-        let start = clock.now
+        // This thread must not compete with the workers for the cores while
+        // they are timed: it starts the clock and then blocks in join; the
+        // run ends when the last worker finishes.
+        let start = monotonicNanoseconds()
         go_.store(true, ordering: .releasing)
-        while done.load(ordering: .acquiring) < threads { sched_yield() }
-        elapsed = clock.now - start
         for t in ids { pthread_join(t, nil) }
+        elapsed = .nanoseconds(Int64(finished.max()! &- start))
         if failed.load(ordering: .relaxed) { throw .exhausted(arena: arena.name, size: 0) }
         hw = (extents.max() ?? 0, inUse.reduce(0, +))
     }

@@ -69,7 +69,7 @@ import Vmem
     /// forever (850,000 imports in 2 s). Disabled: the spinning thread could
     /// not be stopped. Expected: the request fails (as the same request
     /// without the flag does) or is served, but returns.
-    @Test(.disabled("livelock: instant-fit constrained xalloc with constrainedImport, room only on the might-fit list"))
+    @Test
     func roomOnlyOnTheMightFitListDoesNotLivelock() throws {
         let parent = try Arena(name: "parent", base: 0x100_0000, size: 0x100_0000, quantum: 0x1000)
         let child = try Arena(name: "child", quantum: 0x1000, source: .arena(parent), flags: [.constrainedImport])

@@ -289,7 +289,7 @@ struct ModelRun {
     /// A constrained instant-fit xalloc in a `.constrainedImport` arena can
     /// livelock the real Arena (see ConstrainedImportTests); until that is
     /// fixed such requests use first fit here so that the runs terminate.
-    static let avoidInstantConstrainedImport = true
+    static let avoidInstantConstrainedImport = false
 
     mutating func policy() -> AllocationPolicy {
         let choices: [AllocationPolicy] = config.nextFit
