@@ -6,6 +6,11 @@
 #include <execinfo.h>
 #include <dlfcn.h>
 #include <string.h>
+#include <errno.h>
+#include <time.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#endif
 
 int cvmem_current_cpu(void) {
 #ifdef __linux__
@@ -39,4 +44,31 @@ int cvmem_symbolize(uintptr_t pc, char *buf, unsigned long len, uintptr_t *offse
     buf[len - 1] = 0;
     *offset = pc - (uintptr_t)info.dli_saddr;
     return 1;
+}
+
+int cvmem_futex_wait(uint32_t *addr, uint32_t expected, uint64_t deadline_ns) {
+#ifdef __linux__
+    struct timespec ts, *tsp = NULL;
+    if (deadline_ns != 0) {
+        ts.tv_sec = (time_t)(deadline_ns / 1000000000ULL);
+        ts.tv_nsec = (long)(deadline_ns % 1000000000ULL);
+        tsp = &ts;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline. */
+    long r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, tsp, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
+    return (r == -1 && errno == ETIMEDOUT) ? 1 : 0;
+#else
+    (void)addr; (void)expected; (void)deadline_ns;
+    sched_yield();
+    return 0;
+#endif
+}
+
+void cvmem_futex_wake(uint32_t *addr, int count) {
+#ifdef __linux__
+    syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, count, NULL, NULL, 0);
+#else
+    (void)addr; (void)count;
+#endif
 }

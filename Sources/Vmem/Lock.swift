@@ -1,4 +1,5 @@
 import CVmemSupport
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -7,67 +8,102 @@ import Musl
 import Darwin
 #endif
 
-/// A mutex and condition variable on `pthread_mutex_t` / `pthread_cond_t`.
+/// The arena lock and its condition: a futex-based mutex and a generation
+/// counter on two atomic words.
 ///
-/// Not `Synchronization.Mutex`: on this toolchain the thread sanitizer does not
-/// understand that type and reports false races (ARCHITECTURE.md, conventions),
-/// and an arena needs a condition variable for `VM_SLEEP` anyway. The storage
-/// is heap-allocated once, so its address is stable as pthreads requires.
+/// Why not `pthread_mutex_t`: an uncontended lock and unlock pair cost about
+/// a hundred instructions there, a third of an instant-fit allocation; this
+/// lock takes one compare-and-swap to enter and one exchange to leave, and
+/// sleeps in the kernel only under contention. Why not
+/// `Synchronization.Mutex`: the thread sanitizer misreads it on this
+/// toolchain (ARCHITECTURE.md, conventions); the atomics here, with their
+/// acquire/release orderings, are what the sanitizer understands.
+///
+/// The lock word is 0 (free), 1 (held) or 2 (held, and someone may sleep on
+/// it: the unlocker must wake one). A waiter on the condition reads the
+/// generation with the lock held, unlocks, and sleeps only while the
+/// generation is unchanged, so a broadcast between the unlock and the sleep is
+/// never lost.
 @usableFromInline
 final class ArenaLock: @unchecked Sendable {
-    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    @usableFromInline let cond: UnsafeMutablePointer<pthread_cond_t>
+    @usableFromInline let word: UnsafeMutablePointer<Atomic<UInt32>>
+    @usableFromInline let generation: UnsafeMutablePointer<Atomic<UInt32>>
 
     init() {
-        mutex = .allocate(capacity: 1)
-        cond = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-        var attr = pthread_condattr_t()
-        pthread_condattr_init(&attr)
-        #if os(Linux)
-        // Deadlines are ContinuousClock instants, i.e. CLOCK_MONOTONIC.
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        #endif
-        pthread_cond_init(cond, &attr)
-        pthread_condattr_destroy(&attr)
+        word = .allocate(capacity: 1)
+        word.initialize(to: Atomic(0))
+        generation = .allocate(capacity: 1)
+        generation.initialize(to: Atomic(0))
     }
 
     deinit {
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(mutex)
-        cond.deallocate()
-        mutex.deallocate()
+        word.deinitialize(count: 1); word.deallocate()
+        generation.deinitialize(count: 1); generation.deallocate()
     }
 
-    @inlinable @inline(__always) func lock() { pthread_mutex_lock(mutex) }
-    @inlinable @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
-    @inlinable @inline(__always) func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
+    @inlinable @inline(__always) func lock() {
+        if !word.pointee.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged { lockSlow() }
+    }
+
+    @usableFromInline @inline(never) func lockSlow() {
+        // A short spin first: arena critical sections are a few hundred
+        // instructions, usually over before a sleep could start.
+        for _ in 0..<64 {
+            if word.pointee.load(ordering: .relaxed) == 0,
+               word.pointee.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged { return }
+        }
+        while word.pointee.exchange(2, ordering: .acquiring) != 0 {
+            _ = cvmem_futex_wait(rawWord, 2, 0)
+        }
+    }
+
+    @inlinable @inline(__always) func unlock() {
+        if word.pointee.exchange(0, ordering: .releasing) == 2 { wakeOne() }
+    }
+
+    @usableFromInline @inline(never) func wakeOne() { cvmem_futex_wake(rawWord, 1) }
+
+    @inlinable @inline(__always) func tryLock() -> Bool {
+        word.pointee.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged
+    }
 
     @inlinable @inline(__always)
     func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        lock()
+        defer { unlock() }
         return try body()
     }
 
-    /// Wakes every waiter.
-    func broadcast() { pthread_cond_broadcast(cond) }
+    @usableFromInline var rawWord: UnsafeMutablePointer<UInt32> {
+        UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt32.self)
+    }
 
-    /// Waits (lock held) until signalled or until `deadline` (monotonic
-    /// nanoseconds since boot), or for at most `slice` nanoseconds when both
-    /// are absent. Returns false when the deadline passed.
+    var rawGeneration: UnsafeMutablePointer<UInt32> {
+        UnsafeMutableRawPointer(generation).assumingMemoryBound(to: UInt32.self)
+    }
+
+    /// Wakes every waiter (lock held).
+    func broadcast() {
+        generation.pointee.add(1, ordering: .releasing)
+        cvmem_futex_wake(rawGeneration, Int32.max)
+    }
+
+    /// Waits (lock held) until a broadcast or until `deadline` (monotonic
+    /// nanoseconds). May return early without either, as condition variables
+    /// do; callers re-check their condition. Returns false when the deadline
+    /// passed.
     func wait(untilMonotonicNanoseconds deadline: UInt64?) -> Bool {
-        guard let deadline else {
-            pthread_cond_wait(cond, mutex)
-            return true
-        }
-        var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
-        return pthread_cond_timedwait(cond, mutex, &ts) != ETIMEDOUT
+        let seen = generation.pointee.load(ordering: .acquiring)
+        unlock()
+        let timedOut = cvmem_futex_wait(rawGeneration, seen, deadline ?? 0) != 0
+        lock()
+        if let deadline, timedOut || monotonicNanoseconds() >= deadline { return false }
+        return true
     }
 }
 
 /// Monotonic time in nanoseconds (the clock of `ContinuousClock` on Linux and
-/// of the condition variable above).
+/// of the futex deadlines above).
 @inlinable
 public func monotonicNanoseconds() -> UInt64 {
     var ts = timespec()

@@ -15,4 +15,11 @@ int cvmem_backtrace(uintptr_t *pcs, int max);
 /* Symbol name containing pc into buf (NUL-terminated); returns 1 and the
  * offset from the symbol's start, or 0 when no symbol is known. */
 int cvmem_symbolize(uintptr_t pc, char *buf, unsigned long len, uintptr_t *offset);
+/* Sleep while *addr == expected, until woken or until the monotonic clock
+ * reaches deadline_ns (0: no deadline). Returns 0 when woken (or the value
+ * already differed), 1 when the deadline passed. Linux futex; elsewhere a
+ * yield. */
+int cvmem_futex_wait(uint32_t *addr, uint32_t expected, uint64_t deadline_ns);
+/* Wake up to count sleepers on addr. */
+void cvmem_futex_wake(uint32_t *addr, int count);
 #endif
