@@ -18,24 +18,7 @@ struct BootCommand: ParsableCommand {
             Page metadata exists only for pages in use, so a 2T machine boots in a few MiB of host memory.
             """)
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Physical memory of the modelled machine (default: this machine's).", valueName: "size"),
-            transform: LayoutArguments.size)
-    var physmem: UInt64?
-
-    @Option(help: ArgumentHelp("Kernel model: post-12608, pre-12608 or i386.", valueName: "model"),
-            transform: LayoutArguments.model)
-    var model: LayoutModel = .post12608
-
-    @Option(help: "Guests to create (post-12608).")
-    var guests: Int = 0
-
-    @Option(name: .customLong("guest-size"), parsing: .unconditional,
-            help: ArgumentHelp("Memory of each guest (default 1G when --guests is given).", valueName: "size"),
-            transform: LayoutArguments.size)
-    var guestSize: UInt64?
-
-    @Flag(name: .customLong("no-workload"), help: "Boot only; run no consumers.")
-    var noWorkload = false
+    @OptionGroup var machine: ModelKernelOptions
 
     @Flag(help: "Check every arena and page-accounting invariant afterwards.")
     var verify = false
@@ -44,23 +27,17 @@ struct BootCommand: ParsableCommand {
     var timing = false
 
     func validate() throws {
-        if guests < 0 || guests > 1 << 20 { throw ValidationError("--guests must be in [0, 1048576], got \(guests)") }
-        if guestSize != nil && guests == 0 { throw ValidationError("--guest-size needs --guests") }
-        if guestSize == 0 { throw ValidationError("--guest-size must not be 0") }
+        if machine.guestSize != nil && machine.guests == 0 { throw ValidationError("--guest-size needs --guests") }
     }
 
     func run() throws {
-        let memory = try physmem ?? LayoutArguments.hostMemory()
+        let memory = try machine.memory()
         let clock = ContinuousClock()
         let start = clock.now
-        let kernel = try KernelCommandSupport.boot(model: model, physmem: memory)
+        let kernel = try KernelCommandSupport.boot(model: machine.model, physmem: memory)
         let booted = clock.now
-        if !noWorkload || guests > 0 {
-            var workload = noWorkload ? KernelWorkload(kmemAllocations: 0, threads: 0, lwps: 0, zfsBuffers: 0, fileBytes: 0)
-                : KernelWorkload.standard(physmem: memory)
-            workload.guests = guests
-            workload.guestSize = guestSize ?? (1 << 30)
-            do { try kernel.run(workload) } catch { throw ValidationError(error.description) }
+        if !machine.noWorkload || machine.guests > 0 {
+            do { try kernel.run(machine.workload(physmem: memory)) } catch { throw ValidationError(error.description) }
         }
         if timing {
             func ms(_ d: Duration) -> String {
@@ -69,7 +46,7 @@ struct BootCommand: ParsableCommand {
             }
             LayoutArguments.printError("boot: \(ms(booted - start)), consumers: \(ms(clock.now - booted))")
         }
-        print("model \(model.name), physmem \(hex(memory)) (\(memory >> 20) MiB)\n")
+        print("model \(machine.model.name), physmem \(hex(memory)) (\(memory >> 20) MiB)\n")
         let session = MdbSession(kernel: kernel)
         for command in ["::memstat", "::vmem", "kas::walk seg | ::seg"] {
             print("> \(command)")
