@@ -1,5 +1,6 @@
 import Benchmark
 import KernelLayout
+import Vmem
 
 /// Layout arithmetic is on the hot path of `vmkit layout sweep`: one layout
 /// computed and checked should take well under 2 µs and allocate nothing.
