@@ -1,11 +1,15 @@
-/// Frame number → record slot: a chained hash whose links live in the records.
+/// A chained hash from a key of a page record to its slot, with the chain
+/// links inside the records themselves, so that an index costs one 4-byte
+/// bucket per record and nothing per free frame.
 ///
-/// Only frames that are not free have a record, so this table is what makes
-/// a 2^29-page machine cost nothing until its pages are used. Fibonacci
-/// hashing (multiply, keep the high bits) spreads both dense runs of frames and
-/// strided ones (every 512th frame) over the buckets. The load factor is kept
-/// at most 1 by doubling.
-struct _FrameIndex {
+/// Two instances exist, because a page is found both ways at once: by frame
+/// number (``_FrameIndex``) and by identity `(vnode, offset)` — illumos's
+/// `page_hash` (``_IdentityHash``). Each names its key and its link field
+/// through a ``_ChainKind``; the table itself is shared. Fibonacci hashing
+/// (multiply, keep the high bits) spreads both dense runs of keys and strided
+/// ones (every 512th frame) over the buckets; the load factor is kept at
+/// most 1 by doubling.
+struct _SlotChain<Kind: _ChainKind> {
     private(set) var buckets: UnsafeMutablePointer<UInt32>
     private(set) var shift: UInt64
     private(set) var count: Int = 0
@@ -21,16 +25,17 @@ struct _FrameIndex {
     func deallocate() { buckets.deallocate() }
 
     @inline(__always)
-    func bucket(_ pfn: UInt64) -> Int {
-        Int(truncatingIfNeeded: (pfn &* 0x9E37_79B9_7F4A_7C15) >> shift)
+    func bucket(forKey key: UInt64) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift)
     }
 
+    /// The first slot in `key`'s chain whose record satisfies `matches`, or 0.
     @inline(__always)
-    func find(_ pfn: UInt64, in slab: _RecordSlab) -> UInt32 {
-        var slot = buckets[bucket(pfn)]
+    func first(key: UInt64, in slab: _RecordSlab, where matches: (UInt32) -> Bool) -> UInt32 {
+        var slot = buckets[bucket(forKey: key)]
         while slot != 0 {
-            if slab[slot].pfn == pfn { return slot }
-            slot = slab[slot].frameNext
+            if matches(slot) { return slot }
+            slot = Kind.next(slot, slab)
         }
         return 0
     }
@@ -38,29 +43,29 @@ struct _FrameIndex {
     @inline(__always)
     mutating func insert(_ slot: UInt32, in slab: _RecordSlab) {
         if count >= bucketCount { grow(slab) }
-        let b = bucket(slab[slot].pfn)
-        slab[slot].frameNext = buckets[b]
+        let b = bucket(forKey: Kind.key(slot, slab))
+        Kind.setNext(slot, buckets[b], slab)
         buckets[b] = slot
         count += 1
     }
 
     @inline(__always)
     mutating func remove(_ slot: UInt32, in slab: _RecordSlab) {
-        let b = bucket(slab[slot].pfn)
+        let b = bucket(forKey: Kind.key(slot, slab))
         var cursor = buckets[b]
         if cursor == slot {
-            buckets[b] = slab[slot].frameNext
+            buckets[b] = Kind.next(slot, slab)
         } else {
             while cursor != 0 {
-                let next = slab[cursor].frameNext
+                let next = Kind.next(cursor, slab)
                 if next == slot {
-                    slab[cursor].frameNext = slab[slot].frameNext
+                    Kind.setNext(cursor, Kind.next(slot, slab), slab)
                     break
                 }
                 cursor = next
             }
         }
-        slab[slot].frameNext = 0
+        Kind.setNext(slot, 0, slab)
         count -= 1
     }
 
@@ -73,9 +78,9 @@ struct _FrameIndex {
         for i in 0..<oldCount {
             var slot = old[i]
             while slot != 0 {
-                let next = slab[slot].frameNext
-                let b = bucket(slab[slot].pfn)
-                slab[slot].frameNext = buckets[b]
+                let next = Kind.next(slot, slab)
+                let b = bucket(forKey: Kind.key(slot, slab))
+                Kind.setNext(slot, buckets[b], slab)
                 buckets[b] = slot
                 slot = next
             }
@@ -86,90 +91,55 @@ struct _FrameIndex {
     var footprint: Int { bucketCount * MemoryLayout<UInt32>.stride }
 }
 
-/// `(vnode, offset)` → record slot: illumos's `page_hash`.
-///
-/// Same shape as ``_FrameIndex`` with its own link field, because a page is in
-/// both tables at once. Kernel pages are named by their virtual address, so
-/// consecutive pages of a vnode differ only in `offset >> 12`; that is what the
-/// hash mixes with the vnode number.
-struct _IdentityHash {
-    private(set) var buckets: UnsafeMutablePointer<UInt32>
-    private(set) var shift: UInt64
-    private(set) var count: Int = 0
+/// What one ``_SlotChain`` hashes and which record field links its chains.
+protocol _ChainKind {
+    /// The unmixed hash key of the record in `slot`.
+    static func key(_ slot: UInt32, _ slab: _RecordSlab) -> UInt64
+    static func next(_ slot: UInt32, _ slab: _RecordSlab) -> UInt32
+    static func setNext(_ slot: UInt32, _ next: UInt32, _ slab: _RecordSlab)
+}
 
-    var bucketCount: Int { 1 << (64 - Int(shift)) }
+/// Chains by frame number, linked through `frameNext`.
+enum _ByFrame: _ChainKind {
+    @inline(__always) static func key(_ slot: UInt32, _ slab: _RecordSlab) -> UInt64 { slab[slot].pfn }
+    @inline(__always) static func next(_ slot: UInt32, _ slab: _RecordSlab) -> UInt32 { slab[slot].frameNext }
+    @inline(__always) static func setNext(_ slot: UInt32, _ next: UInt32, _ slab: _RecordSlab) { slab[slot].frameNext = next }
+}
 
-    init(bucketBits: Int = 6) {
-        shift = UInt64(64 - bucketBits)
-        buckets = .allocate(capacity: 1 << bucketBits)
-        buckets.initialize(repeating: 0, count: 1 << bucketBits)
+/// Chains by `(vnode, offset)`, linked through `hashNext`. Kernel pages are
+/// named by their virtual address, so consecutive pages of a vnode differ only
+/// in `offset >> 12`; that is what the key mixes with the vnode number.
+enum _ByIdentity: _ChainKind {
+    @inline(__always) static func key(vnode: UInt32, offset: UInt64) -> UInt64 {
+        (offset >> PhysicalMemory.pageShift) &+ (UInt64(vnode) &* 0xD6E8_FEB8_6659_FD93)
     }
+    @inline(__always) static func key(_ slot: UInt32, _ slab: _RecordSlab) -> UInt64 {
+        key(vnode: slab[slot].vnode, offset: slab[slot].offset)
+    }
+    @inline(__always) static func next(_ slot: UInt32, _ slab: _RecordSlab) -> UInt32 { slab[slot].hashNext }
+    @inline(__always) static func setNext(_ slot: UInt32, _ next: UInt32, _ slab: _RecordSlab) { slab[slot].hashNext = next }
+}
 
-    func deallocate() { buckets.deallocate() }
+/// Frame number → record slot. Only frames that are not free have a record,
+/// so this index is what makes a 2^29-page machine cost nothing until its
+/// pages are used.
+typealias _FrameIndex = _SlotChain<_ByFrame>
 
+extension _SlotChain where Kind == _ByFrame {
     @inline(__always)
-    func bucket(_ vnode: UInt32, _ offset: UInt64) -> Int {
-        let key = (offset >> PhysicalMemory.pageShift) &+ (UInt64(vnode) &* 0xD6E8_FEB8_6659_FD93)
-        return Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift)
+    func find(_ pfn: UInt64, in slab: _RecordSlab) -> UInt32 {
+        first(key: pfn, in: slab) { slab[$0].pfn == pfn }
     }
+}
 
+/// `(vnode, offset)` → record slot: illumos's `page_hash`.
+typealias _IdentityHash = _SlotChain<_ByIdentity>
+
+extension _SlotChain where Kind == _ByIdentity {
     @inline(__always)
     func find(_ vnode: UInt32, _ offset: UInt64, in slab: _RecordSlab) -> UInt32 {
-        var slot = buckets[bucket(vnode, offset)]
-        while slot != 0 {
-            if slab[slot].offset == offset && slab[slot].vnode == vnode { return slot }
-            slot = slab[slot].hashNext
+        first(key: _ByIdentity.key(vnode: vnode, offset: offset), in: slab) {
+            slab[$0].offset == offset && slab[$0].vnode == vnode
         }
-        return 0
     }
-
-    @inline(__always)
-    mutating func insert(_ slot: UInt32, in slab: _RecordSlab) {
-        if count >= bucketCount { grow(slab) }
-        let b = bucket(slab[slot].vnode, slab[slot].offset)
-        slab[slot].hashNext = buckets[b]
-        buckets[b] = slot
-        count += 1
-    }
-
-    @inline(__always)
-    mutating func remove(_ slot: UInt32, in slab: _RecordSlab) {
-        let b = bucket(slab[slot].vnode, slab[slot].offset)
-        var cursor = buckets[b]
-        if cursor == slot {
-            buckets[b] = slab[slot].hashNext
-        } else {
-            while cursor != 0 {
-                let next = slab[cursor].hashNext
-                if next == slot {
-                    slab[cursor].hashNext = slab[slot].hashNext
-                    break
-                }
-                cursor = next
-            }
-        }
-        slab[slot].hashNext = 0
-        count -= 1
-    }
-
-    private mutating func grow(_ slab: _RecordSlab) {
-        let oldCount = bucketCount
-        let old = buckets
-        shift -= 1
-        buckets = .allocate(capacity: oldCount * 2)
-        buckets.initialize(repeating: 0, count: oldCount * 2)
-        for i in 0..<oldCount {
-            var slot = old[i]
-            while slot != 0 {
-                let next = slab[slot].hashNext
-                let b = bucket(slab[slot].vnode, slab[slot].offset)
-                slab[slot].hashNext = buckets[b]
-                buckets[b] = slot
-                slot = next
-            }
-        }
-        old.deallocate()
-    }
-
-    var footprint: Int { bucketCount * MemoryLayout<UInt32>.stride }
 }
