@@ -29,7 +29,7 @@ import Synchronization
 /// only the CPU cache, and a free only checks that the address is a plausible
 /// object address (right size class, right offset in a slab).
 ///
-/// **Locks**, in the order they may be nested: the slab-layer lock (pthread),
+/// **Locks**, in the order they may be nested: the slab-layer lock (the arena lock type, sleeping under contention),
 /// a CPU cache's lock (spin), the depot lock (spin). Nothing holds two CPU
 /// locks except ``verify()`` and ``statistics``, which take them in index
 /// order. No lock is held while the backend runs.

@@ -54,7 +54,7 @@ struct SlabRecord: ~Copyable {
 /// slab boundary does not call the arena every time).
 ///
 /// Everything but the directory's read side is protected by the slab-layer
-/// lock, which is a pthread lock (sections can be long: a fill walks slabs,
+/// lock, which is the sleeping arena lock type (sections can be long: a fill walks slabs,
 /// a reap returns whole magazines).
 @usableFromInline
 struct SlabLayer: ~Copyable {
