@@ -157,26 +157,23 @@ public final class PageTable<Format: PTEFormat, Frames: TableFrameAllocator> {
     /// Translates `virtualAddress`, or nil if nothing maps it.
     @inlinable
     public func lookup(_ virtualAddress: UInt64) throws(PageTableError) -> Translation? {
-        try Format.checkAddress(virtualAddress)
-        var t = table(root)
-        var level = 4
-        while true {
-            let e = t[PageTableGeometry.index(virtualAddress, level: level)]
-            guard Format.isPresent(e) else { return nil }
-            if level == 1 || (level <= 3 && Format.isLargePage(e)) {
-                let size = PageSize(rawValue: level) ?? .size4K
-                return Translation(virtualAddress: virtualAddress,
-                                   physicalAddress: Format.leafAddress(e, size: size) | virtualAddress & size.offsetMask,
-                                   size: size, attributes: Format.attributes(e, size: size), entry: e)
-            }
-            t = table(Format.tableAddress(e))
-            level -= 1
-        }
+        guard let (e, size) = try leaf(virtualAddress) else { return nil }
+        return Translation(virtualAddress: virtualAddress,
+                           physicalAddress: Format.leafAddress(e, size: size) | virtualAddress & size.offsetMask,
+                           size: size, attributes: Format.attributes(e, size: size), entry: e)
     }
 
     /// Translates without decoding attributes: the physical address or nil.
     @inlinable
     public func physicalAddress(of virtualAddress: UInt64) throws(PageTableError) -> UInt64? {
+        guard let (e, size) = try leaf(virtualAddress) else { return nil }
+        return Format.leafAddress(e, size: size) | virtualAddress & size.offsetMask
+    }
+
+    /// The leaf entry that maps `virtualAddress` and its page size, or nil:
+    /// the hardware walk from the root down to a 4 KiB entry or a large page.
+    @inlinable
+    func leaf(_ virtualAddress: UInt64) throws(PageTableError) -> (entry: UInt64, size: PageSize)? {
         try Format.checkAddress(virtualAddress)
         var t = table(root)
         var level = 4
@@ -184,8 +181,7 @@ public final class PageTable<Format: PTEFormat, Frames: TableFrameAllocator> {
             let e = t[PageTableGeometry.index(virtualAddress, level: level)]
             guard Format.isPresent(e) else { return nil }
             if level == 1 || (level <= 3 && Format.isLargePage(e)) {
-                let size = PageSize(rawValue: level) ?? .size4K
-                return Format.leafAddress(e, size: size) | virtualAddress & size.offsetMask
+                return (e, PageSize(rawValue: level) ?? .size4K)
             }
             t = table(Format.tableAddress(e))
             level -= 1

@@ -50,16 +50,14 @@ final class ThreadedRun: @unchecked Sendable {
     }
 
     func go() throws(VmemError) {
-        final class Arg { let run: ThreadedRun; let i: Int; init(_ r: ThreadedRun, _ i: Int) { run = r; self.i = i } }
-        var ids: [pthread_t] = []
-        for i in 0..<threads {
-            var t = pthread_t()
-            pthread_create(&t, nil, { p in
-                let a = Unmanaged<Arg>.fromOpaque(p!).takeRetainedValue()
-                a.run.body(a.i)
-                return nil
-            }, Unmanaged.passRetained(Arg(self, i)).toOpaque())
-            ids.append(t)
+        let (ids, error) = OSThreads.start(threads) { [self] i in body(i) }
+        if error != 0 {
+            // Stand in for the threads that never started so that the
+            // barriers below and in the workers still open.
+            let missing = threads - ids.count
+            failed.store(true, ordering: .relaxed)
+            ready.add(missing, ordering: .acquiringAndReleasing)
+            done.add(missing, ordering: .acquiringAndReleasing)
         }
         while ready.load(ordering: .acquiring) < threads { sched_yield() }
         // This thread must not compete with the workers for the cores while
@@ -67,9 +65,10 @@ final class ThreadedRun: @unchecked Sendable {
         // run ends when the last worker finishes.
         let start = monotonicNanoseconds()
         go_.store(true, ordering: .releasing)
-        for t in ids { pthread_join(t, nil) }
-        elapsed = .nanoseconds(Int64(finished.max()! &- start))
+        OSThreads.join(ids)
+        if error != 0 { throw .notSupported("cannot start benchmark thread: pthread_create error \(error)") }
         if failed.load(ordering: .relaxed) { throw .exhausted(arena: arena.name, size: 0) }
+        elapsed = .nanoseconds(Int64(truncatingIfNeeded: (finished.max() ?? start) &- start))
         hw = (extents.max() ?? 0, inUse.reduce(0, +))
     }
 }

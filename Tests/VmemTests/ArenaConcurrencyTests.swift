@@ -6,24 +6,6 @@ import Glibc
 #endif
 @testable import Vmem
 
-/// Runs `body(threadIndex)` on `count` OS threads and waits for all of them.
-func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
-    final class Box: @unchecked Sendable { let body: @Sendable (Int) -> Void; let i: Int
-        init(_ b: @escaping @Sendable (Int) -> Void, _ i: Int) { body = b; self.i = i } }
-    var threads: [pthread_t] = []
-    for i in 0..<count {
-        var t = pthread_t()
-        let box = Unmanaged.passRetained(Box(body, i)).toOpaque()
-        pthread_create(&t, nil, { p in
-            let b = Unmanaged<Box>.fromOpaque(p!).takeRetainedValue()
-            b.body(b.i)
-            return nil
-        }, box)
-        threads.append(t)
-    }
-    for t in threads { pthread_join(t, nil) }
-}
-
 /// Claims addresses in a shared table so that two live allocations that
 /// overlap are caught at once.
 final class OwnershipTable: @unchecked Sendable {
@@ -57,7 +39,7 @@ final class OwnershipTable: @unchecked Sendable {
         let arena = try Arena(name: "stress", base: 0x10000, size: size, quantum: q, quantumCacheMax: quantumCacheMax)
         let table = OwnershipTable(base: 0x10000, size: size, quantum: q)
         let failures = Atomic<Int>(0)
-        onThreads(8) { t in
+        OSThreads.run(8) { t in
             var rng = SplitMix64(seed: UInt64(t) &* 7919 &+ 1)
             var live: [(UInt64, UInt64, Bool)] = []
             for _ in 0..<Self.opsPerThread {
@@ -98,7 +80,7 @@ final class OwnershipTable: @unchecked Sendable {
         let a = try Arena(name: "w", base: 0x1000, size: 0x4000, quantum: 0x1000)
         let x = try a.alloc(0x4000)
         let got = Atomic<UInt64>(0)
-        onThreads(2) { t in
+        OSThreads.run(2) { t in
             if t == 0 {
                 got.store((try? a.alloc(0x2000, wait: .timeout(.seconds(10)))) ?? 1, ordering: .relaxed)
             } else {
@@ -124,7 +106,7 @@ final class OwnershipTable: @unchecked Sendable {
         _ = try a.alloc(0x1000)
         let token = CancellationToken()
         let result = Atomic<Int>(0)
-        onThreads(2) { t in
+        OSThreads.run(2) { t in
             if t == 0 {
                 do { _ = try a.alloc(0x1000, wait: .cancellable(token)); result.store(1, ordering: .relaxed) }
                 catch let e as VmemError { result.store(e == .cancelled(arena: "w", size: 0x1000) ? 2 : 3, ordering: .relaxed) } catch { result.store(4, ordering: .relaxed) }

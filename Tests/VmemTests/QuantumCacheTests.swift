@@ -68,28 +68,6 @@ private final class QCFakeSlabSource: @unchecked Sendable {
     }
 }
 
-/// Runs `body(i)` on `count` pthreads at once and waits for all of them.
-private func qcRunOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
-    final class Box: @unchecked Sendable {
-        let body: @Sendable () -> Void
-        init(_ b: @escaping @Sendable () -> Void) { body = b }
-    }
-    var threads: [pthread_t] = []
-    for i in 0..<count {
-        let box = Unmanaged.passRetained(Box { body(i) }).toOpaque()
-        var t = pthread_t()
-        let rc = pthread_create(&t, nil, { arg in
-            let b = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-            b.body()
-            return nil
-        }, box)
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        threads.append(t)
-    }
-    for t in threads { pthread_join(t, nil) }
-}
-
-/// splitmix64, the generator of the standard workloads (vmem.md §6).
 // MARK: - Tests
 
 @Suite("QuantumCache")
@@ -356,7 +334,7 @@ struct QuantumCacheTests {
         }
         let shared = Shared()
 
-        qcRunOnThreads(threads) { t in
+        OSThreads.run(threads) { t in
             let liveBits = UnsafeMutablePointer<Atomic<UInt64>>(bitPattern: bits)!
             var rng = SplitMix64(seed: 42 &+ UInt64(t))
             var mine: [UInt64] = []
@@ -454,7 +432,7 @@ struct QuantumCacheTests {
                                      backend: source.backend())
             for threads in [1, 2] {
                 let wall = Atomic<UInt64>(0), cpu = Atomic<UInt64>(0)
-                qcRunOnThreads(threads) { _ in
+                OSThreads.run(threads) { _ in
                     // Hold 64 objects and free the oldest each time, so the
                     // loop is not one object going back and forth.
                     var held: [UInt64] = []
