@@ -24,7 +24,8 @@ extension Arena {
         var caches = ContiguousArray<QuantumCache>()
         var size = quantum
         while size <= quantumCacheMax {
-            caches.append(QuantumCache(objectSize: size, slabSize: slab, cpuCount: cpus, backend: backend))
+            caches.append(QuantumCache(objectSize: size, slabSize: slab, cpuCount: cpus,
+                                       checked: debugging.checkCachedFrees, backend: backend))
             size += quantum
         }
         qcaches = caches

@@ -71,7 +71,18 @@ public struct ArenaDebugging: Sendable, Hashable {
     public var meanTimeBetweenFailures: UInt64 = 0
     /// The seed of the failure-injection generator, for reproducible runs.
     public var failureSeed: UInt64 = 0x5EED
-    public init(audit: Bool = false, meanTimeBetweenFailures: UInt64 = 0, failureSeed: UInt64 = 0x5EED) {
+    /// Refuse a free of a quantum-cached size whose address is not an
+    /// allocated object of its cache (a double free, or an address never
+    /// handed out) with ``VmemError/badFree(address:size:)``. On by default.
+    /// Off, as kmem runs without `KMF_DEBUG`, the cache fast paths touch no
+    /// shared memory at all (the check writes a byte per object, and objects
+    /// move between CPUs), but such a free is accepted and the address may
+    /// later be handed out twice; a free at an address that is not even at an
+    /// object's offset is still refused.
+    public var checkCachedFrees: Bool = true
+    public init(audit: Bool = false, meanTimeBetweenFailures: UInt64 = 0, failureSeed: UInt64 = 0x5EED,
+                checkCachedFrees: Bool = true) {
         self.audit = audit; self.meanTimeBetweenFailures = meanTimeBetweenFailures; self.failureSeed = failureSeed
+        self.checkCachedFrees = checkCachedFrees
     }
 }

@@ -80,7 +80,7 @@ struct CPUCacheTable {
     @inlinable
     var current: UnsafeMutablePointer<CPUCache> {
         @inline(__always) get {
-            let cpu = Int(cvmem_current_cpu())
+            let cpu = Int(cvmem_fast_cpu())
             // A division costs more than the rest of the fast path: avoid it
             // in the usual case of a CPU number below the slot count.
             let index = cpu < 0 ? 0 : (cpu < count ? cpu : cpu % count)

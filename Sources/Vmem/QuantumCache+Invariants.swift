@@ -90,7 +90,7 @@ extension QuantumCache {
                 if r.pointee.freeBits & bit != 0 {
                     return "qcache \(hex(g.objectSize)): \(place) round \(i) = \(hex(a)) is also free in its slab"
                 }
-                if r.pointee.userBits.load(ordering: .relaxed) & bit != 0 {
+                if r.userState(index).pointee.load(ordering: .relaxed) != 0 {
                     return "qcache \(hex(g.objectSize)): \(place) round \(i) = \(hex(a)) is also allocated to a user"
                 }
                 if !seenRounds.insert(a).inserted {
@@ -162,10 +162,10 @@ extension QuantumCache {
         slabs.pointee.directory.forEach { base, r in
             guard failure == nil else { return }
             slabsFound += 1
-            let free = r.pointee.freeBits, user = r.pointee.userBits.load(ordering: .relaxed)
+            let free = r.pointee.freeBits, user = r.userBits(count: SlabGeometry.maximumObjectsPerSlab)
             let cached = cachedPerSlab[base] ?? 0
-            if r.pointee.key.load(ordering: .relaxed) != base | 1 {
-                failure = "qcache \(hex(g.objectSize)): slab \(hex(base)) maps to a record of \(hex(r.pointee.base))"
+            if r.key.pointee.load(ordering: .relaxed) != base | 1 {
+                failure = "qcache \(hex(g.objectSize)): slab \(hex(base)) maps to a record of \(hex(r.base))"
             } else if (free | user) & ~g.allObjects != 0 {
                 failure = "qcache \(hex(g.objectSize)): slab \(hex(base)) has bits beyond its \(g.objectsPerSlab) objects"
             } else if free & user != 0 {
@@ -192,7 +192,7 @@ extension QuantumCache {
         while let cur = r {
             partialFound += 1
             if partialFound > partialExpected || !cur.pointee.onPartialList || cur.pointee.prev != prev {
-                return "qcache \(hex(g.objectSize)): partial list is broken at slab \(hex(cur.pointee.base))"
+                return "qcache \(hex(g.objectSize)): partial list is broken at slab \(hex(cur.base))"
             }
             prev = cur
             r = cur.pointee.next

@@ -21,10 +21,11 @@ import Synchronization
 /// (kmem's `KMC_NOTOUCH`), so magazines and slab records live outside them.
 ///
 /// **Checking.** With `checked` (the default) every allocation sets, and
-/// every free clears, the object's bit in its slab record's user bitmap,
-/// which it finds through the lock-free ``SlabDirectory``: a free of an
-/// address that is not an allocated object of this cache is refused. That
-/// costs a hash probe and an atomic read-modify-write per operation; with
+/// every free clears, the object's user byte in its slab record, which it
+/// finds through the lock-free ``SlabDirectory``: a free of an address that
+/// is not an allocated object of this cache is refused. That costs a hash
+/// probe and a byte load and store per operation (no locked instruction;
+/// see ``SlabRecord`` for the one racing double free this cannot see); with
 /// `checked == false` (like kmem without `KMF_DEBUG`) both operations touch
 /// only the CPU cache, and a free only checks that the address is a plausible
 /// object address (right size class, right offset in a slab).
@@ -130,7 +131,7 @@ final class QuantumCache: @unchecked Sendable {
         guard checked else { return }
         if let r = slabs.pointee.directory.lookup(base: geometry.slabBase(address)),
            let i = geometry.objectIndex(address) {
-            r.pointee.userBits.bitwiseOr(1 &<< UInt64(truncatingIfNeeded: i), ordering: .relaxed)
+            r.userState(i).pointee.store(1, ordering: .relaxed)
         }
     }
 
@@ -241,12 +242,12 @@ final class QuantumCache: @unchecked Sendable {
         if checked {
             // Inside the CPU lock: that is what makes the directory's
             // grace period (and verify's snapshot) cover this lookup.
-            let bit: UInt64 = 1 &<< UInt64(truncatingIfNeeded: index)
             guard let r = slabs.pointee.directory.lookup(base: geometry.slabBase(address)),
-                  r.pointee.userBits.bitwiseAnd(~bit, ordering: .relaxed).oldValue & bit != 0 else {
+                  r.userState(index).pointee.load(ordering: .relaxed) != 0 else {
                 cpu.pointee.lock.unlock()
                 return refuseFree()
             }
+            r.userState(index).pointee.store(0, ordering: .relaxed)
         }
         let n = cpu.pointee.loadedRounds
         if let m = cpu.pointee.loaded, n < magazineRounds {

@@ -106,7 +106,7 @@ struct SlabDirectory: ~Copyable {
             if k == key {
                 let value = t[e &+ 1].load(ordering: .relaxed)
                 guard let record = UnsafeMutablePointer<SlabRecord>(bitPattern: UInt(value)),
-                      record.pointee.key.load(ordering: .acquiring) == key else { return nil }
+                      record.key.pointee.load(ordering: .acquiring) == key else { return nil }
                 return record
             }
             if k == Self.emptyKey { return nil }

@@ -2,46 +2,84 @@ import Synchronization
 
 /// What a quantum cache knows about one slab.
 ///
-/// Every object of the slab is in exactly one of three places, and the two
-/// bitmaps say which:
+/// Every object of the slab is in exactly one of three places, and the
+/// record says which:
 ///
-/// * with a user (bit set in `userBits`): handed out by ``QuantumCache/alloc()``
+/// * with a user (its *user byte* is 1): handed out by ``QuantumCache/alloc()``
 ///   and not yet freed;
 /// * free in the slab layer (bit set in `freeBits`): never handed to a
 ///   magazine, or given back by a reap or drain;
-/// * cached in a magazine (neither bit): free, but owned by a CPU or the depot.
+/// * cached in a magazine (neither): free, but owned by a CPU or the depot.
 ///
-/// `userBits` is atomic because CPUs flip its bits on the allocation and
-/// free fast paths, each under its own CPU lock; `freeBits` and the list
-/// links only change under the slab-layer lock. A free whose object does not
-/// have its user bit set is a double free (or the address was never handed
-/// out), and is refused.
+/// The user state is one byte per object, written with relaxed atomic
+/// stores and read with relaxed loads: CPUs set and clear them on the
+/// allocation and free fast paths, each under its own CPU lock, and a byte
+/// store needs no locked instruction, where flipping a bit of a shared word
+/// would (a read-modify-write costs more than the rest of the fast path).
+/// A free whose object's byte is 0 is a double free (or the address was never
+/// handed out), and is refused. The one double free this misses is one that
+/// *races* with the legitimate free of the same object on another CPU: both
+/// read 1 before either stores 0. That is a data race in the caller's own
+/// use of the address; every double free that happens after the first free
+/// is refused. `freeBits` and the list links only change under the
+/// slab-layer lock.
 ///
-/// Records live in chunks that are freed only with the cache (they are
-/// *type-stable*): a record on the free list has `key == 0`.
+/// **Layout.** A record is the second half of a 128-byte block whose first
+/// cache line holds what the fast paths touch: the key word (`base | 1`
+/// while the record describes the slab at `base`, 0 when unused) and the user
+/// bytes of objects 0–55; the bytes of objects 56–63 follow the record
+/// itself. A free then finds its key check and its user byte on one line
+/// (the arena's caches have at most 32 objects per slab). Records live in
+/// chunks that are freed only with the cache (they are *type-stable*).
 @usableFromInline
 struct SlabRecord: ~Copyable {
-    // Layout note (thread sanitizer): Swift reports a mutating access to a
-    // struct reached through a pointer (a mutating method, `+=`) as a write
-    // of the struct's first byte. An atomic there would be "raced" by every
-    // such write, so the atomics of this struct are declared after a plain
-    // field (stored properties are laid out in declaration order).
     @usableFromInline var freeBits: UInt64 = 0
     /// Links on the partial list (slabs with a free object) or the unused-record list.
     @usableFromInline var next: UnsafeMutablePointer<SlabRecord>? = nil
     @usableFromInline var prev: UnsafeMutablePointer<SlabRecord>? = nil
     @usableFromInline var onPartialList = false
-    /// `base | 1` while the record describes the slab at `base`; 0 when unused.
-    @usableFromInline let key: Atomic<UInt64>
-    @usableFromInline let userBits: Atomic<UInt64>
 
-    init() {
-        key = Atomic(0)
-        userBits = Atomic(0)
+    init() {}
+
+    /// Bytes from the block's start to the record.
+    @usableFromInline static let offsetInBlock = 64
+    /// Bytes from the record to the user bytes of objects 56-63.
+    @usableFromInline static let tailStatesOffset = 48
+    /// Objects whose user bytes share the key's line.
+    @usableFromInline static let headStates = 56
+}
+
+extension UnsafeMutablePointer where Pointee == SlabRecord {
+    /// `base | 1` while the record describes the slab at `base`; 0 when unused.
+    @inlinable @inline(__always)
+    var key: UnsafeMutablePointer<Atomic<UInt64>> {
+        (UnsafeMutableRawPointer(self) - SlabRecord.offsetInBlock).assumingMemoryBound(to: Atomic<UInt64>.self)
     }
 
     @inlinable
-    var base: UInt64 { key.load(ordering: .relaxed) & ~1 }
+    var base: UInt64 { key.pointee.load(ordering: .relaxed) & ~1 }
+
+    /// The user byte of object `index` (see ``SlabRecord``): 1 while a user
+    /// holds the object.
+    @inlinable @inline(__always)
+    func userState(_ index: Int) -> UnsafeMutablePointer<Atomic<UInt8>> {
+        let raw = UnsafeMutableRawPointer(self)
+        let p = index < SlabRecord.headStates
+            ? raw - SlabRecord.offsetInBlock + 8 + index
+            : raw + SlabRecord.tailStatesOffset + (index - SlabRecord.headStates)
+        return p.assumingMemoryBound(to: Atomic<UInt8>.self)
+    }
+
+    /// The user bytes of the first `count` objects as a bitmap (slow paths and verify).
+    func userBits(count: Int) -> UInt64 {
+        var bits: UInt64 = 0
+        for i in 0..<count where userState(i).pointee.load(ordering: .relaxed) != 0 { bits |= 1 << UInt64(i) }
+        return bits
+    }
+
+    func clearUserStates() {
+        for i in 0..<SlabGeometry.maximumObjectsPerSlab { userState(i).pointee.store(0, ordering: .relaxed) }
+    }
 }
 
 /// The bottom layer of a quantum cache: the slabs it has obtained from the
@@ -74,7 +112,8 @@ struct SlabLayer: ~Copyable {
     /// Magazine fills served from here.
     var fills: UInt64 = 0
 
-    static let recordStride = 64
+    /// One record block (see ``SlabRecord``): two cache lines.
+    static let recordStride = 128
     static let recordsPerChunk = 64
 
     init(geometry: SlabGeometry) {
@@ -86,7 +125,8 @@ struct SlabLayer: ~Copyable {
         directory.freeAllTables()
         for c in chunks {
             for i in 0..<Self.recordsPerChunk {
-                (c + i * Self.recordStride).assumingMemoryBound(to: SlabRecord.self).deinitialize(count: 1)
+                (c + i * Self.recordStride + SlabRecord.offsetInBlock).assumingMemoryBound(to: SlabRecord.self)
+                    .deinitialize(count: 1)
             }
             c.deallocate()
         }
@@ -96,15 +136,24 @@ struct SlabLayer: ~Copyable {
 
     mutating func newRecord() -> UnsafeMutablePointer<SlabRecord> {
         if unusedRecords == nil {
-            precondition(MemoryLayout<SlabRecord>.stride <= Self.recordStride)
-            // One record per 64-byte line: CPUs flipping user bits of
+            precondition(MemoryLayout<SlabRecord>.stride <= SlabRecord.tailStatesOffset)
+            // One record per 128-byte block: CPUs writing user bytes of
             // different slabs do not share a line.
             let chunk = UnsafeMutableRawPointer.allocate(byteCount: Self.recordsPerChunk * Self.recordStride,
                                                          alignment: Self.recordStride)
             chunks.append(chunk)
             for i in (0..<Self.recordsPerChunk).reversed() {
-                let r = (chunk + i * Self.recordStride).bindMemory(to: SlabRecord.self, capacity: 1)
+                let block = chunk + i * Self.recordStride
+                block.bindMemory(to: Atomic<UInt64>.self, capacity: 1).initialize(to: Atomic(0))
+                for j in 0..<SlabRecord.headStates {
+                    (block + 8 + j).bindMemory(to: Atomic<UInt8>.self, capacity: 1).initialize(to: Atomic(0))
+                }
+                let r = (block + SlabRecord.offsetInBlock).bindMemory(to: SlabRecord.self, capacity: 1)
                 r.initialize(to: SlabRecord())
+                for j in 0..<(SlabGeometry.maximumObjectsPerSlab - SlabRecord.headStates) {
+                    (block + SlabRecord.offsetInBlock + SlabRecord.tailStatesOffset + j)
+                        .bindMemory(to: Atomic<UInt8>.self, capacity: 1).initialize(to: Atomic(0))
+                }
                 r.pointee.next = unusedRecords
                 unusedRecords = r
             }
@@ -144,8 +193,8 @@ struct SlabLayer: ~Copyable {
         guard directory.lookup(base: base) == nil else { return .alreadyHeld }
         let r = newRecord()
         r.pointee.freeBits = geometry.allObjects
-        r.pointee.userBits.store(0, ordering: .relaxed)
-        r.pointee.key.store(base | 1, ordering: .releasing)
+        r.clearUserStates()
+        r.key.pointee.store(base | 1, ordering: .releasing)
         directory.insert(base: base, record: r)
         linkPartial(r)
         slabCount += 1
@@ -162,10 +211,10 @@ struct SlabLayer: ~Copyable {
         while let cur = r {
             r = cur.pointee.next
             guard cur.pointee.freeBits == geometry.allObjects else { continue }
-            let base = cur.pointee.base
+            let base = cur.base
             unlinkPartial(cur)
             directory.remove(base: base)
-            cur.pointee.key.store(0, ordering: .releasing)
+            cur.key.pointee.store(0, ordering: .releasing)
             cur.pointee.freeBits = 0
             cur.pointee.next = unusedRecords
             unusedRecords = cur
@@ -186,7 +235,7 @@ struct SlabLayer: ~Copyable {
         var n = 0
         while n < limit, let r = partialHead {
             var bits = r.pointee.freeBits
-            let base = r.pointee.base
+            let base = r.base
             while n < limit && bits != 0 {
                 let i = bits.trailingZeroBitCount
                 bits &= bits &- 1
@@ -209,7 +258,7 @@ struct SlabLayer: ~Copyable {
               let i = geometry.objectIndex(address) else { return false }
         let bit: UInt64 = 1 << UInt64(i)
         guard r.pointee.freeBits & bit == 0,
-              r.pointee.userBits.load(ordering: .relaxed) & bit == 0 else { return false }
+              r.userState(i).pointee.load(ordering: .relaxed) == 0 else { return false }
         r.pointee.freeBits |= bit
         if !r.pointee.onPartialList { linkPartial(r) }
         freeObjects += 1

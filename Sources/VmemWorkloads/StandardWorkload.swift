@@ -53,62 +53,77 @@ public enum StandardWorkload: String, CaseIterable, Sendable {
     /// Thread counts the workload runs with.
     public var threadCounts: [Int] { self == .threads ? [1, 2] : [1] }
 
-    public func makeArena() throws(VmemError) -> Arena {
+    public func makeArena(debugging: ArenaDebugging = .init()) throws(VmemError) -> Arena {
         try Arena(name: "bench_\(rawValue)", base: Self.base, size: Self.size, quantum: Self.quantum,
-                  quantumCacheMax: quantumCacheMax)
+                  quantumCacheMax: quantumCacheMax, debugging: debugging)
     }
+}
+
+/// One live slot of a workload loop: an allocation and its size, side by
+/// side so that a victim costs one cache miss, not two.
+public struct WorkloadSlot: Sendable {
+    public var address: UInt64
+    public var size: UInt64
+    @inlinable public init(address: UInt64, size: UInt64) { self.address = address; self.size = size }
 }
 
 /// One thread's loop: N live slots, then free-a-victim / allocate-a-new-size.
 public struct WorkloadLoop {
     public let arena: Arena
     public let k: UInt64
+    /// `k - 1` when `k` is a power of two (then `r % k == r & kMask`, and the
+    /// loop saves a division); 0 otherwise.
+    public let kMask: UInt64
     public let policy: AllocationPolicy
     public var rng: SplitMix64
-    public var addresses: [UInt64]
-    public var sizes: [UInt64]
+    public var slots: [WorkloadSlot]
 
     public init(arena: Arena, workload: StandardWorkload, seed: UInt64 = 42) throws(VmemError) {
         self.arena = arena
         self.k = workload.k
+        self.kMask = k & (k &- 1) == 0 ? k &- 1 : 0
         self.policy = workload.policy
         rng = SplitMix64(seed: seed)
-        addresses = []; sizes = []
-        addresses.reserveCapacity(StandardWorkload.liveSlots)
-        sizes.reserveCapacity(StandardWorkload.liveSlots)
+        slots = []
+        slots.reserveCapacity(StandardWorkload.liveSlots)
         for _ in 0..<StandardWorkload.liveSlots {
             let s = (1 + rng.next() % k) * StandardWorkload.quantum
-            addresses.append(try arena.alloc(s, policy: policy))
-            sizes.append(s)
+            slots.append(WorkloadSlot(address: try arena.alloc(s, policy: policy), size: s))
         }
     }
 
     /// Runs `count` free+alloc pairs.
     @inlinable
     public mutating func run(_ count: Int) throws(VmemError) {
-        let n = UInt64(addresses.count)
-        for _ in 0..<count {
-            let victim = Int(truncatingIfNeeded: rng.next() % n)
-            let s = (1 + rng.next() % k) * StandardWorkload.quantum
-            try arena.free(addresses[victim], size: sizes[victim])
-            addresses[victim] = try arena.alloc(s, policy: policy)
-            sizes[victim] = s
+        let n = UInt64(slots.count)
+        var rng = self.rng
+        defer { self.rng = rng }
+        let arena = self.arena, policy = self.policy, k = self.k, kMask = self.kMask
+        try slots.withUnsafeMutableBufferPointer { (live: inout UnsafeMutableBufferPointer<WorkloadSlot>) throws(VmemError) in
+            for _ in 0..<count {
+                let victim = Int(truncatingIfNeeded: rng.next() % n)
+                let r = rng.next()
+                // (1 + r % k) quanta; a mask when k is a power of two.
+                let s = (1 &+ (kMask != 0 ? r & kMask : r % k)) &* StandardWorkload.quantum
+                try arena.free(live[victim].address, size: live[victim].size)
+                live[victim] = WorkloadSlot(address: try arena.alloc(s, policy: policy), size: s)
+            }
         }
     }
 
     /// Highest end address in use minus the base, and bytes in use.
     public var highWater: (extent: UInt64, inUse: UInt64) {
         var hi: UInt64 = 0, used: UInt64 = 0
-        for i in addresses.indices {
-            hi = max(hi, addresses[i] + sizes[i])
-            used += sizes[i]
+        for slot in slots {
+            hi = max(hi, slot.address + slot.size)
+            used += slot.size
         }
         return (hi - StandardWorkload.base, used)
     }
 
     public mutating func freeAll() throws(VmemError) {
-        for i in addresses.indices { try arena.free(addresses[i], size: sizes[i]) }
-        addresses = []; sizes = []
+        for slot in slots { try arena.free(slot.address, size: slot.size) }
+        slots = []
     }
 }
 
@@ -124,6 +139,8 @@ public struct WorkloadResult: Sendable {
     /// Bytes of boundary tags and hash buckets the arena owns, per live
     /// allocated segment, at the end of the timed phase.
     public var metadataBytesPerSegment: Double
+    /// Whether the quantum caches refused double frees (``ArenaDebugging/checkCachedFrees``).
+    public var checkedCacheFrees: Bool = true
 
     /// The JSON object of vmem.md §6, on one line.
     public var json: String {
@@ -132,7 +149,7 @@ public struct WorkloadResult: Sendable {
             return r == r.rounded() ? String(Int(r)) : String(r)
         }
         let m = mallocsPerOp.map { num($0) } ?? "null"
-        return "{\"workload\": \"\(workload)\", \"threads\": \(threads), \"opsTimed\": \(opsTimed), \"nsPerPair\": \(num(nsPerPair)), \"opsPerSecond\": \(Int(opsPerSecond.rounded())), \"highWaterRatio\": \(num(highWaterRatio)), \"mallocsPerOp\": \(m), \"metadataBytesPerSegment\": \(num(metadataBytesPerSegment))}"
+        return "{\"workload\": \"\(workload)\", \"threads\": \(threads), \"opsTimed\": \(opsTimed), \"nsPerPair\": \(num(nsPerPair)), \"opsPerSecond\": \(Int(opsPerSecond.rounded())), \"highWaterRatio\": \(num(highWaterRatio)), \"mallocsPerOp\": \(m), \"metadataBytesPerSegment\": \(num(metadataBytesPerSegment)), \"checkedCacheFrees\": \(checkedCacheFrees)}"
     }
 }
 
@@ -140,9 +157,17 @@ public enum WorkloadRunner {
     /// Runs `workload` with `threads` loops on one arena: fill, warm up, then
     /// time `ops` pairs per thread. `ops` pairs are timed in total per thread.
     public static func run(_ workload: StandardWorkload, threads: Int = 1, ops: Int = StandardWorkload.timedOps,
-                           warmup: Int = StandardWorkload.warmupOps) throws(VmemError) -> WorkloadResult {
-        let arena = try workload.makeArena()
+                           warmup: Int = StandardWorkload.warmupOps,
+                           debugging: ArenaDebugging = .init()) throws(VmemError) -> WorkloadResult {
+        let arena = try workload.makeArena(debugging: debugging)
         defer { arena.destroy() }
+        var r = try measure(workload, arena: arena, threads: threads, ops: ops, warmup: warmup)
+        r.checkedCacheFrees = debugging.checkCachedFrees
+        return r
+    }
+
+    static func measure(_ workload: StandardWorkload, arena: Arena, threads: Int, ops: Int,
+                        warmup: Int) throws(VmemError) -> WorkloadResult {
         if threads <= 1 {
             var loop = try WorkloadLoop(arena: arena, workload: workload)
             try loop.run(warmup)

@@ -31,6 +31,9 @@ struct BenchVmemCommand: ParsableCommand {
     @Option(help: "Untimed warm-up pairs per thread.")
     var warmup: Int = StandardWorkload.warmupOps
 
+    @Flag(help: "Run the quantum caches without their double-free check (ArenaDebugging.checkCachedFrees = false).")
+    var uncheckedCacheFrees = false
+
     @Flag(help: "Print one JSON object per run.")
     var json = false
 
@@ -46,7 +49,8 @@ struct BenchVmemCommand: ParsableCommand {
         let chosen = workload.map { [StandardWorkload(rawValue: $0)!] } ?? StandardWorkload.allCases
         for w in chosen {
             for t in w.threadCounts {
-                let r = try WorkloadRunner.run(w, threads: t, ops: ops, warmup: warmup)
+                let r = try WorkloadRunner.run(w, threads: t, ops: ops, warmup: warmup,
+                                               debugging: ArenaDebugging(checkCachedFrees: !uncheckedCacheFrees))
                 if json {
                     print(r.json)
                 } else {

@@ -3,9 +3,37 @@
 /* Thin wrappers over C-library calls that Swift's Glibc module does not
  * export (they need _GNU_SOURCE). Vmem depends on the C library only. */
 #include <stdint.h>
+#include <stddef.h>
+#if defined(__linux__) && defined(__GLIBC__) && defined(__has_include)
+#if __has_include(<sys/rseq.h>) && (defined(__x86_64__) || defined(__aarch64__))
+#include <sys/rseq.h>
+#define CVMEM_HAVE_RSEQ 1
+#endif
+#endif
 
 /* The CPU the caller runs on, or -1 when unknown: picks quantum-cache slots. */
 int cvmem_current_cpu(void);
+/* The same, read from the C library's restartable-sequences area when the
+ * kernel keeps one for this thread: one load instead of a call into the C
+ * library (about 25 instructions there). The quantum caches' fast path asks
+ * on every allocation and free. */
+static inline int cvmem_fast_cpu(void) {
+#ifdef CVMEM_HAVE_RSEQ
+    if (__rseq_size != 0) {
+        const char *tp;
+#if defined(__x86_64__)
+        __asm__("mov %%fs:0, %0" : "=r"(tp));
+#else
+        tp = (const char *)__builtin_thread_pointer();
+#endif
+        /* struct rseq: cpu_id_start at offset 0, cpu_id at offset 4 (the
+         * kernel ABI); cpu_id is negative until registration. */
+        int32_t cpu = *(const volatile int32_t *)(tp + __rseq_offset + 4);
+        if (cpu >= 0) return cpu;
+    }
+#endif
+    return cvmem_current_cpu();
+}
 /* The kernel thread id of the caller (audit records, populator identity). */
 uint64_t cvmem_thread_id(void);
 /* Number of online CPUs. */
