@@ -24,7 +24,7 @@ let package = Package(
         .target(name: "CVmemSupport"),
         .target(name: "Vmem", dependencies: ["CVmemSupport"]),
         // The standard workloads of vmem.md §6, shared by `vmkit bench` and Benchmarks/.
-        .target(name: "VmemWorkloads", dependencies: ["Vmem"]),
+        .target(name: "VmemWorkloads", dependencies: ["Vmem", "CVmemSupport"]),
         .target(name: "KernelLayout", dependencies: ["Vmem"]),
         .target(name: "PhysicalMemory", dependencies: ["Vmem"]),
         .target(name: "PageTables", dependencies: ["PhysicalMemory"]),

@@ -50,4 +50,6 @@ int cvmem_symbolize(uintptr_t pc, char *buf, unsigned long len, uintptr_t *offse
 int cvmem_futex_wait(uint32_t *addr, uint32_t expected, uint64_t deadline_ns);
 /* Wake up to count sleepers on addr. */
 void cvmem_futex_wake(uint32_t *addr, int count);
+/* Start loading the cache line at p for reading; no effect on results. */
+static inline void cvmem_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 #endif
