@@ -193,6 +193,31 @@ import Vmem
         #expect(a.statistics.freeCount == 2)
     }
 
+    /// ``ArenaDebugging/checkCachedFrees`` off: the caches skip the
+    /// per-object check, as documented, but still refuse an address that is
+    /// not at an object offset; with it on (the default) a double free of a
+    /// cached size is refused.
+    @Test func cachedFreeCheckingCanBeTurnedOff() throws {
+        let checked = try Arena(name: "chk", base: 0x10_0000, size: 0x100_0000, quantum: Self.q,
+                                quantumCacheMax: 4 * Self.q)
+        let x = try checked.alloc(2 * Self.q)
+        try checked.free(x, size: 2 * Self.q)
+        #expect(throws: VmemError.badFree(address: x, size: 2 * Self.q)) { try checked.free(x, size: 2 * Self.q) }
+        try checked.verify()
+
+        let unchecked = try Arena(name: "unchk", base: 0x10_0000, size: 0x100_0000, quantum: Self.q,
+                                  quantumCacheMax: 4 * Self.q,
+                                  debugging: ArenaDebugging(checkCachedFrees: false))
+        #expect(unchecked.debugging.checkCachedFrees == false)
+        let y = try unchecked.alloc(2 * Self.q)
+        #expect(throws: VmemError.badFree(address: y + Self.q, size: 2 * Self.q)) {
+            try unchecked.free(y + Self.q, size: 2 * Self.q)
+        }
+        try unchecked.free(y, size: 2 * Self.q)
+        try unchecked.verify()
+        #expect(try unchecked.alloc(2 * Self.q) == y, "the cache hands the freed object back")
+    }
+
     @Test func freeWithADifferentSize() throws {
         let a = try arena()
         let x = try a.alloc(0x3000)

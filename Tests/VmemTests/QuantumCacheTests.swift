@@ -261,6 +261,29 @@ struct QuantumCacheTests {
         #expect(source.snapshot.live.isEmpty)
     }
 
+    /// The user bytes of objects 0-55 share the slab key's cache line and
+    /// those of 56-63 follow the record: a 64-object slab uses both parts.
+    @Test func userBytesOfEveryObjectIndex() throws {
+        let source = QCFakeSlabSource()
+        let cache = QuantumCache(objectSize: 8, slabSize: 512, cpuCount: 1, magazineRounds: 64,
+                                 backend: source.backend())
+        #expect(cache.objectsPerSlab == 64)
+        var objects: [UInt64] = []
+        for _ in 0..<64 { objects.append(try #require(cache.alloc())) }
+        let base = objects[0] & ~511
+        #expect(Set(objects) == Set((0..<64).map { base + UInt64($0) * 8 }), "one whole slab")
+        #expect(cache.verify() == nil)
+        for a in objects.reversed() {
+            #expect(cache.free(a))
+            #expect(!cache.free(a), "double free of object \((a - base) / 8)")
+        }
+        #expect(cache.statistics.badFrees == 64)
+        #expect(cache.verify() == nil)
+        for _ in 0..<64 { _ = try #require(cache.alloc()) }
+        #expect(cache.statistics.objectsInUse == 64)
+        #expect(cache.verify() == nil)
+    }
+
     /// Without checking only the object offset is validated (kmem without
     /// KMF_DEBUG): the fast path does no lookup.
     @Test func uncheckedModeValidatesOffsetsOnly() throws {
