@@ -22,4 +22,8 @@ int cvmem_symbolize(uintptr_t pc, char *buf, unsigned long len, uintptr_t *offse
 int cvmem_futex_wait(uint32_t *addr, uint32_t expected, uint64_t deadline_ns);
 /* Wake up to count sleepers on addr. */
 void cvmem_futex_wake(uint32_t *addr, int count);
+/* Start loading the cache line at p for a coming write (or read-modify-write):
+ * lets a likely cache miss overlap other work. Never faults. Static inline so
+ * that Swift inlines it into the hot paths. */
+static inline void cvmem_prefetch_write(const void *p) { __builtin_prefetch(p, 1, 3); }
 #endif
