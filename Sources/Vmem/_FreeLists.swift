@@ -1,6 +1,7 @@
 /// One free list, stored as a compact array in list order reversed: the
 /// list's head is the array's last element, so "join at the head" is an
-/// append. A segment that leaves the list leaves a tombstone (tag 0) that the
+/// append. A segment that leaves the list leaves a tombstone (tag 0, size 0:
+/// too small for any request, so a search need not look at its tag) that the
 /// next compaction sweeps away; the array never ends in a tombstone, so the
 /// head is always `entries[count - 1]`.
 ///
@@ -25,7 +26,7 @@ struct FreeListArray {
 struct FreeEntry {
     /// The segment's size (kept current when it shrinks in place).
     @usableFromInline var size: UInt64
-    /// The segment's tag, or 0 for a tombstone.
+    /// The segment's tag, or 0 for a tombstone (whose size is 0 too).
     @usableFromInline var tag: TagIndex
 
     @inlinable init(size: UInt64, tag: TagIndex) { self.size = size; self.tag = tag }
@@ -66,7 +67,7 @@ extension ArenaCore {
         let i = freeListIndex(tags[Int(t)].size)
         let e = lists[i].entries.unsafelyUnwrapped
         let pos = Int(tags[Int(t)].prev)
-        e[pos].tag = 0
+        e[pos] = FreeEntry(size: 0, tag: 0)
         lists[i].live -= 1
         if lists[i].live == 0 {
             lists[i].count = 0
