@@ -117,12 +117,12 @@ struct ArenaCore {
         let t = freeTagHead
         if t != 0 {
             freeTagHead = tags[Int(t)].next
-            freeTagCount -= 1
+            freeTagCount &-= 1          // > 0 here: no overflow check needed
             return t
         }
         if tagHighWater == tagCapacity { growTags(by: Self.tagGrowthMinimum) }
         let n = tagHighWater
-        tagHighWater += 1
+        tagHighWater &+= 1              // < tagCapacity <= 2^28
         return n
     }
 
@@ -131,7 +131,7 @@ struct ArenaCore {
         tags[Int(t)].kind = 0
         tags[Int(t)].next = freeTagHead
         freeTagHead = t
-        freeTagCount += 1
+        freeTagCount &+= 1              // at most the table's 2^28 tags
     }
 
     // MARK: Segment list
