@@ -99,6 +99,9 @@ extension ArenaCore {
             }
             list = lowbit(p2align(freemap, 1 << UInt64(hb))) - 1
         }
+        if c.align == quantum && c.phase == 0 && !c.isConstrained {
+            return searchUnconstrained(size, fromEnd: c.fromEnd, from: list, bestFit: policy == .bestFit)
+        }
         var best: TagIndex = 0
         var bestAddr: UInt64 = 0
         var bestSize: UInt64 = 0
@@ -124,6 +127,49 @@ extension ArenaCore {
             list = lowbit(p2align(freemap, 1 << UInt64(list + 1))) - 1
         }
         return (best, bestAddr)
+    }
+
+    /// ``search(_:policy:)`` without constraints, from list `list`: there
+    /// every segment at least `size` long fits (at its start, or at its end
+    /// less `size`), so the walk reads only the sizes in the list arrays and
+    /// then the one tag it chooses. Same choice, same `searchCount`.
+    @inlinable
+    mutating func searchUnconstrained(_ size: UInt64, fromEnd: Bool, from list: Int, bestFit: Bool) -> (TagIndex, UInt64) {
+        var list = list
+        var best: TagIndex = 0
+        // One unsigned compare per entry, `segSize - size < limit`, tests
+        // "fits and beats the best so far": too small a segment (tombstones
+        // have size 0) wraps around to at least `0 - size`, the first limit.
+        let noLimit = 0 &- size
+        var limit = noLimit
+        // Entries visited and, of those, too small: `searchCount` gains the
+        // difference. Counted without a branch, as whether a segment fits is
+        // a coin toss that the branch predictor would lose.
+        var visited = 0
+        var tooSmallCount: UInt64 = 0
+        outer: while list >= 0 {
+            let e = lists[list].entries.unsafelyUnwrapped
+            let count = lists[list].count
+            var pos = count &- 1
+            while pos >= 0 {
+                let (excess, tooSmall) = e[pos].size.subtractingReportingOverflow(size)
+                tooSmallCount &+= UInt64(unsafeBitCast(tooSmall, to: UInt8.self))
+                if excess < limit {
+                    best = e[pos].tag
+                    limit = excess
+                    if !bestFit || excess == 0 { break }
+                }
+                pos &-= 1
+            }
+            // `pos` is where the walk stopped: -1 after a whole list.
+            visited &+= count &- max(pos, 0)
+            // Moving up to a larger list cannot improve on a candidate.
+            if best != 0 || list == 63 { break }
+            list = lowbit(p2align(freemap, 1 << UInt64(list &+ 1))) &- 1
+        }
+        stats.searchCount &+= UInt64(truncatingIfNeeded: visited) &- tooSmallCount
+        if best == 0 { return (0, 0) }
+        return (best, fromEnd ? tags[Int(best)].end &- size : tags[Int(best)].start)
     }
 
     /// Next fit (illumos `vmem_nextfit_alloc`): the first free segment after

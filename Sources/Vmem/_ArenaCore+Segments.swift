@@ -1,11 +1,16 @@
 // Carving allocations out of free segments, giving them back, and spans.
 
+import CVmemSupport
+
 extension ArenaCore {
     /// Takes `[addr, addr+size)` out of free segment `t` (illumos
     /// `vmem_seg_alloc`) and returns the new allocated segment's tag. Needs at
     /// most two fresh tags.
     @inlinable @inline(__always)
     mutating func carve(_ t: TagIndex, at addr: UInt64, size: UInt64) -> TagIndex {
+        // The new segment's hash bucket is a likely cache miss: start it now
+        // so that it overlaps the free-list and tag work below.
+        cvmem_prefetch_write(hashBucket(addr))
         let s = tags[Int(t)].start, e = tags[Int(t)].end
         let segSize = e &- s
         let addrEnd = addr &+ size
@@ -86,6 +91,8 @@ extension ArenaCore {
     mutating func freeSegment(_ t: TagIndex, hasSource: Bool) -> (base: UInt64, size: UInt64)? {
         var v = t
         let n = tags[Int(v)].segNext
+        // Both neighbours are likely cache misses; load them side by side.
+        cvmem_prefetch_write(tags + Int(tags[Int(v)].segPrev))
         if tags[Int(n)].kind == kindFree {
             freelistDelete(n)
             tags[Int(v)].end = tags[Int(n)].end

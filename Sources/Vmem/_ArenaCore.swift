@@ -28,6 +28,12 @@ struct ArenaCore {
     @usableFromInline var lists: UnsafeMutablePointer<FreeListArray>
     @usableFromInline var hashBuckets: UnsafeMutablePointer<TagIndex>
     @usableFromInline var hashBits: Int
+    /// `64 - hashBits`, and the allocated-segment counts that trigger a
+    /// rescale, kept with `hashBits` by ``setHashBits(_:)`` so that the hot
+    /// paths do no overflow-checked arithmetic on them.
+    @usableFromInline var hashShift: UInt64 = 0
+    @usableFromInline var hashGrowAbove: UInt64 = 0
+    @usableFromInline var hashShrinkBelow: UInt64 = 0
     @usableFromInline let quantum: UInt64
     @usableFromInline let qshift: Int
     @usableFromInline var stats = ArenaStatistics()
@@ -44,13 +50,13 @@ struct ArenaCore {
         self.quantum = quantum
         self.qshift = highbit(quantum) - 1
         tagCapacity = ReservedTag.firstDynamic + Self.tagGrowthMinimum
-        tags = .allocate(capacity: Int(tagCapacity))
+        tags = Self.allocateTags(Int(tagCapacity))
         tags.initialize(repeating: BoundaryTag(), count: Int(tagCapacity))
         tagHighWater = ReservedTag.firstDynamic
         lists = Self.makeFreeLists()
         hashBits = Self.initialHashBits
-        hashBuckets = .allocate(capacity: 1 << hashBits)
-        hashBuckets.initialize(repeating: 0, count: 1 << hashBits)
+        hashBuckets = .allocate(capacity: 1 << Self.initialHashBits)
+        hashBuckets.initialize(repeating: 0, count: 1 << Self.initialHashBits)
         let seg0 = Int(ReservedTag.seg0)
         tags[seg0].kind = kindSpan
         tags[seg0].segPrev = ReservedTag.seg0
@@ -59,16 +65,24 @@ struct ArenaCore {
         tags[Int(ReservedTag.spans)].next = ReservedTag.spans
         tags[Int(ReservedTag.rotor)].kind = kindRotor
         insertSeg(ReservedTag.rotor, after: ReservedTag.seg0)
-        stats.hashSize = UInt64(1) << UInt64(hashBits)
+        setHashBits(Self.initialHashBits)
     }
 
     func deallocate() {
         deallocateFreeLists()
-        tags.deallocate()
+        UnsafeMutableRawPointer(tags).deallocate()
         hashBuckets.deallocate()
     }
 
     // MARK: Tag table
+
+    /// Uninitialized room for `count` tags, cache-line aligned: malloc's
+    /// 16-byte alignment would let every other 32-byte tag straddle two
+    /// lines, and a tag is usually a cache miss, so that is two misses.
+    static func allocateTags(_ count: Int) -> UnsafeMutablePointer<BoundaryTag> {
+        UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<BoundaryTag>.stride, alignment: 64)
+            .bindMemory(to: BoundaryTag.self, capacity: count)
+    }
 
     /// Grows the tag table by at least `count` tags and puts them on the free-tag list.
     @usableFromInline
@@ -76,10 +90,10 @@ struct ArenaCore {
         let limit = BoundaryTag.indexMask + 1
         if tagCapacity >= limit { return }
         let newCapacity = UInt32(min(UInt64(limit), UInt64(tagCapacity) + UInt64(max(count, Self.tagGrowthMinimum, tagCapacity / 8))))
-        let fresh = UnsafeMutablePointer<BoundaryTag>.allocate(capacity: Int(newCapacity))
+        let fresh = Self.allocateTags(Int(newCapacity))
         fresh.moveInitialize(from: tags, count: Int(tagCapacity))
         (fresh + Int(tagCapacity)).initialize(repeating: BoundaryTag(), count: Int(newCapacity - tagCapacity))
-        tags.deallocate()
+        UnsafeMutableRawPointer(tags).deallocate()
         tags = fresh
         tagCapacity = newCapacity
     }
@@ -103,12 +117,12 @@ struct ArenaCore {
         let t = freeTagHead
         if t != 0 {
             freeTagHead = tags[Int(t)].next
-            freeTagCount -= 1
+            freeTagCount &-= 1          // > 0 here: no overflow check needed
             return t
         }
         if tagHighWater == tagCapacity { growTags(by: Self.tagGrowthMinimum) }
         let n = tagHighWater
-        tagHighWater += 1
+        tagHighWater &+= 1              // < tagCapacity <= 2^28
         return n
     }
 
@@ -117,7 +131,7 @@ struct ArenaCore {
         tags[Int(t)].kind = 0
         tags[Int(t)].next = freeTagHead
         freeTagHead = t
-        freeTagCount += 1
+        freeTagCount &+= 1              // at most the table's 2^28 tags
     }
 
     // MARK: Segment list
@@ -163,19 +177,34 @@ struct ArenaCore {
     func hashIndex(_ address: UInt64) -> Int {
         // Fibonacci hashing of the quantum number: cheap and well spread even
         // when allocations share low-order patterns.
-        Int(truncatingIfNeeded: ((address >> UInt64(qshift)) &* 0x9E37_79B9_7F4A_7C15) >> UInt64(64 - hashBits))
+        Int(truncatingIfNeeded: ((address &>> UInt64(truncatingIfNeeded: qshift)) &* 0x9E37_79B9_7F4A_7C15) &>> hashShift)
+    }
+
+    /// The bucket `address` hashes to.
+    @inlinable @inline(__always)
+    func hashBucket(_ address: UInt64) -> UnsafeMutablePointer<TagIndex> { hashBuckets + hashIndex(address) }
+
+    /// Sets the table size and what derives from it (the caller resizes the buckets).
+    @usableFromInline
+    mutating func setHashBits(_ bits: Int) {
+        hashBits = bits
+        hashShift = UInt64(64 - bits)
+        hashGrowAbove = UInt64(2) << UInt64(bits)
+        hashShrinkBelow = bits > Self.initialHashBits ? UInt64(1) << UInt64(bits - 3) : 0
+        stats.hashSize = UInt64(1) << UInt64(bits)
     }
 
     @inlinable @inline(__always)
     mutating func hashInsert(_ t: TagIndex) {
-        tags[Int(t)].kind = kindAlloc
-        let b = hashIndex(tags[Int(t)].start)
-        tags[Int(t)].next = hashBuckets[b]
-        hashBuckets[b] = t
+        let tag = tags + Int(t)
+        tag.pointee.kind = kindAlloc
+        let b = hashBucket(tag.pointee.start)
+        tag.pointee.next = b.pointee
+        b.pointee = t
         stats.allocCount &+= 1
-        stats.memInUse &+= tags[Int(t)].size
+        stats.memInUse &+= tag.pointee.size
         stats.allocatedSegments &+= 1
-        if stats.allocatedSegments > (UInt64(2) << UInt64(hashBits)) { rescaleHash() }
+        if stats.allocatedSegments > hashGrowAbove { rescaleHash() }
     }
 
     @usableFromInline
@@ -185,25 +214,26 @@ struct ArenaCore {
     /// `size` (illumos `vmem_hash_delete`, which panics where this reports).
     @inlinable @inline(__always)
     mutating func hashDelete(_ address: UInt64, size: UInt64) -> HashLookup {
-        let b = hashIndex(address)
+        let b = hashBucket(address)
         var prev: TagIndex = 0
-        var t = hashBuckets[b]
+        var t = b.pointee
+        // Counted in a local: one store to the statistics instead of one per step.
+        var steps: UInt64 = 0
         while t != 0 {
-            stats.lookupCount &+= 1
+            steps &+= 1
             if tags[Int(t)].start == address { break }
             prev = t
             t = tags[Int(t)].next
         }
+        stats.lookupCount &+= steps
         if t == 0 { return .missing }
         let actual = tags[Int(t)].size
         if actual != size { return .wrongSize(actual) }
-        if prev == 0 { hashBuckets[b] = tags[Int(t)].next } else { tags[Int(prev)].next = tags[Int(t)].next }
+        if prev == 0 { b.pointee = tags[Int(t)].next } else { tags[Int(prev)].next = tags[Int(t)].next }
         stats.freeCount &+= 1
         stats.memInUse &-= size
         stats.allocatedSegments &-= 1
-        if hashBits > Self.initialHashBits && stats.allocatedSegments < (UInt64(1) << UInt64(hashBits - 3)) {
-            rescaleHash()
-        }
+        if stats.allocatedSegments < hashShrinkBelow { rescaleHash() }
         return .found(t)
     }
 
@@ -223,7 +253,7 @@ struct ArenaCore {
         let target = max(Self.initialHashBits, highbit(3 &* n &+ 4) - 1)
         if target == hashBits { return }
         let old = hashBuckets, oldCount = 1 << hashBits
-        hashBits = target
+        setHashBits(target)
         hashBuckets = .allocate(capacity: 1 << target)
         hashBuckets.initialize(repeating: 0, count: 1 << target)
         for b in 0..<oldCount {
@@ -237,6 +267,5 @@ struct ArenaCore {
             }
         }
         old.deallocate()
-        stats.hashSize = UInt64(1) << UInt64(hashBits)
     }
 }

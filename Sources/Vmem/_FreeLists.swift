@@ -1,6 +1,7 @@
 /// One free list, stored as a compact array in list order reversed: the
 /// list's head is the array's last element, so "join at the head" is an
-/// append. A segment that leaves the list leaves a tombstone (tag 0) that the
+/// append. A segment that leaves the list leaves a tombstone (tag 0, size 0:
+/// too small for any request, so a search need not look at its tag) that the
 /// next compaction sweeps away; the array never ends in a tombstone, so the
 /// head is always `entries[count - 1]`.
 ///
@@ -25,7 +26,7 @@ struct FreeListArray {
 struct FreeEntry {
     /// The segment's size (kept current when it shrinks in place).
     @usableFromInline var size: UInt64
-    /// The segment's tag, or 0 for a tombstone.
+    /// The segment's tag, or 0 for a tombstone (whose size is 0 too).
     @usableFromInline var tag: TagIndex
 
     @inlinable init(size: UInt64, tag: TagIndex) { self.size = size; self.tag = tag }
@@ -47,16 +48,19 @@ extension ArenaCore {
     /// its position in the list's array.
     @inlinable @inline(__always)
     mutating func freelistInsert(_ t: TagIndex) {
-        let size = tags[Int(t)].size
+        let tag = tags + Int(t)
+        let size = tag.pointee.size
         let i = freeListIndex(size)
-        if lists[i].count == lists[i].capacity { growFreeList(i) }
-        let pos = lists[i].count
-        lists[i].entries.unsafelyUnwrapped[pos] = FreeEntry(size: size, tag: t)
-        lists[i].count = pos + 1
-        lists[i].live += 1
-        tags[Int(t)].kind = kindFree
-        tags[Int(t)].prev = TagIndex(truncatingIfNeeded: pos)
-        freemap |= 1 << UInt64(i)
+        let l = lists + i
+        if l.pointee.count == l.pointee.capacity { growFreeList(i) }
+        let pos = l.pointee.count
+        l.pointee.entries.unsafelyUnwrapped[pos] = FreeEntry(size: size, tag: t)
+        // Counts are far below Int.max: wrapping arithmetic spares the overflow checks.
+        l.pointee.count = pos &+ 1
+        l.pointee.live &+= 1
+        tag.pointee.kind = kindFree
+        tag.pointee.prev = TagIndex(truncatingIfNeeded: pos)
+        freemap |= 1 &<< UInt64(truncatingIfNeeded: i)
     }
 
     /// Takes free segment `t` off its list (its size must still be the one
@@ -64,20 +68,23 @@ extension ArenaCore {
     @inlinable @inline(__always)
     mutating func freelistDelete(_ t: TagIndex) {
         let i = freeListIndex(tags[Int(t)].size)
-        let e = lists[i].entries.unsafelyUnwrapped
+        let l = lists + i
+        let e = l.pointee.entries.unsafelyUnwrapped
         let pos = Int(tags[Int(t)].prev)
-        e[pos].tag = 0
-        lists[i].live -= 1
-        if lists[i].live == 0 {
-            lists[i].count = 0
-            freemap &= ~(1 << UInt64(i))
+        e[pos] = FreeEntry(size: 0, tag: 0)
+        let live = l.pointee.live &- 1
+        l.pointee.live = live
+        if live == 0 {
+            l.pointee.count = 0
+            freemap &= ~(1 &<< UInt64(truncatingIfNeeded: i))
             return
         }
-        if pos == lists[i].count - 1 {
+        let count = l.pointee.count
+        if pos == count &- 1 {
             var c = pos
-            while e[c - 1].tag == 0 { c -= 1 }
-            lists[i].count = c
-        } else if lists[i].count > 2 * lists[i].live + 32 {
+            while e[c &- 1].tag == 0 { c &-= 1 }
+            l.pointee.count = c
+        } else if count > 2 &* live &+ 32 {
             compactFreeList(i)
         }
     }
@@ -97,9 +104,11 @@ extension ArenaCore {
 
     @usableFromInline
     mutating func growFreeList(_ i: Int) {
-        // Sweep when at least a quarter are tombstones, so each sweep pays
-        // for itself; otherwise double, which keeps appends amortised O(1).
-        if (lists[i].count - lists[i].live) * 4 >= lists[i].count && lists[i].count > 0 {
+        // Sweep when at least half are tombstones, otherwise double: a sweep
+        // rewrites the position in every moved member's tag, a likely cache
+        // miss each, so it must free at least as many slots as it moves
+        // entries (at a quarter it moved three entries per slot it freed).
+        if (lists[i].count - lists[i].live) * 2 >= lists[i].count && lists[i].count > 0 {
             compactFreeList(i)
             return
         }
@@ -116,11 +125,18 @@ extension ArenaCore {
     @usableFromInline
     mutating func compactFreeList(_ i: Int) {
         guard let e = lists[i].entries else { return }
+        let count = lists[i].count
+        // Entries before the first tombstone stay where they are.
         var w = 0
-        for r in 0..<lists[i].count where e[r].tag != 0 {
-            e[w] = e[r]
-            tags[Int(e[w].tag)].prev = TagIndex(truncatingIfNeeded: w)
-            w += 1
+        while w < count && e[w].tag != 0 { w &+= 1 }
+        var r = w
+        while r < count {
+            if e[r].tag != 0 {
+                e[w] = e[r]
+                tags[Int(e[w].tag)].prev = TagIndex(truncatingIfNeeded: w)
+                w &+= 1
+            }
+            r &+= 1
         }
         lists[i].count = w
     }

@@ -52,4 +52,8 @@ int cvmem_futex_wait(uint32_t *addr, uint32_t expected, uint64_t deadline_ns);
 void cvmem_futex_wake(uint32_t *addr, int count);
 /* Start loading the cache line at p for reading; no effect on results. */
 static inline void cvmem_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+/* Start loading the cache line at p for a coming write (or read-modify-write):
+ * lets a likely cache miss overlap other work. Never faults. Static inline so
+ * that Swift inlines it into the hot paths. */
+static inline void cvmem_prefetch_write(const void *p) { __builtin_prefetch(p, 1, 3); }
 #endif
