@@ -33,6 +33,18 @@ int cvmem_cpu_count(void) {
     return n > 0 ? (int)n : 1;
 }
 
+int cvmem_pin_to_cpu(int cpu) {
+#ifdef __linux__
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
+#else
+    (void)cpu;
+    return -1;
+#endif
+}
+
 int cvmem_backtrace(uintptr_t *pcs, int max) {
     return backtrace((void **)pcs, max);
 }

@@ -75,6 +75,12 @@ struct CPUCacheTable {
         }
     }
 
+    /// The slot number of `cache`, one of this table's.
+    @inlinable @inline(__always)
+    func index(of cache: UnsafeMutablePointer<CPUCache>) -> Int {
+        (UnsafeMutableRawPointer(cache) - base) / Self.slotStride
+    }
+
     /// The cache of the CPU the caller runs on (slot 0 when the C library
     /// cannot tell), folded onto the table when there are more CPUs than slots.
     @inlinable

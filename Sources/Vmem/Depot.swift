@@ -8,7 +8,17 @@
 /// cache scale. The depot also creates and destroys magazines, so that the
 /// count of magazines in existence is kept in one place.
 ///
-/// Invariants (checked by ``QuantumCache/verify()``): every magazine on the
+/// **Affinity.** Full magazines are kept on one list per CPU slot: a CPU
+/// pushes the magazines its frees filled onto its own list and, when it needs
+/// a full one, pops its own first and takes another CPU's only when it has
+/// none. Objects then tend to stay on the CPU that frees and reallocates
+/// them, and so do the cache lines of their slab records' user bytes, which
+/// every allocation and free writes: with one shared list, a magazine freed
+/// on one CPU was as likely to be loaded by another, and after a while every
+/// slab had objects on every CPU, whose writes then bounced its record's line
+/// between them. Empty magazines hold no objects and stay on one list.
+///
+/// Invariants (checked by ``QuantumCache/verify()``): every magazine on a
 /// full list holds exactly ``QuantumCache/magazineRounds`` rounds, every one on
 /// the empty list holds none, and the counts equal the list lengths.
 ///
@@ -20,7 +30,10 @@ struct Depot: ~Copyable {
     // of the struct's first byte. An atomic there would be "raced" by every
     // such write, so the atomics of this struct are declared after a plain
     // field (stored properties are laid out in declaration order).
-    @usableFromInline var full: Magazine? = nil
+    /// The full lists, one per CPU slot of the cache.
+    @usableFromInline let fullLists: UnsafeMutablePointer<Magazine?>
+    @usableFromInline let fullListCount: Int
+    /// Full magazines on all lists.
     @usableFromInline var fullCount = 0
     @usableFromInline var empty: Magazine? = nil
     @usableFromInline var emptyCount = 0
@@ -32,30 +45,61 @@ struct Depot: ~Copyable {
     @usableFromInline var emptyExchanges: UInt64 = 0
     @usableFromInline let lock: SpinLock
 
+    /// A depot for a cache with `cpuCount` CPU slots (at least 1).
     @usableFromInline
-    init() { lock = SpinLock() }
+    init(cpuCount: Int) {
+        fullListCount = max(cpuCount, 1)
+        fullLists = .allocate(capacity: fullListCount)
+        fullLists.initialize(repeating: nil, count: fullListCount)
+        lock = SpinLock()
+    }
 
     deinit {
         // The owner drains first; this only frees buffers of a cache that was
         // dropped without a drain (their rounds are then lost with the cache).
-        var list = full
-        while let m = list { list = m.next; m.deallocate() }
-        list = empty
+        for i in 0..<fullListCount {
+            var list = fullLists[i]
+            while let m = list { list = m.next; m.deallocate() }
+        }
+        fullLists.deallocate()
+        var list = empty
         while let m = list { list = m.next; m.deallocate() }
     }
 
+    /// The head of full list `cpu`, in list order (verify walks it).
+    func fullList(_ cpu: Int) -> Magazine? { fullLists[cpu] }
+
+    /// A full magazine for CPU slot `cpu`: one it pushed if it has any, else
+    /// another CPU's; nil when the depot has none.
     @inlinable
+    mutating func popFull(preferring cpu: Int) -> Magazine? {
+        if let m = fullLists[cpu] {
+            fullLists[cpu] = m.next
+            fullCount &-= 1
+            return m
+        }
+        return popFull()
+    }
+
+    /// Any full magazine (reaps, drains, and CPUs whose own list is empty).
+    @usableFromInline
     mutating func popFull() -> Magazine? {
-        guard let m = full else { return nil }
-        full = m.next
-        fullCount &-= 1
-        return m
+        if fullCount == 0 { return nil }
+        for i in 0..<fullListCount {
+            if let m = fullLists[i] {
+                fullLists[i] = m.next
+                fullCount &-= 1
+                return m
+            }
+        }
+        return nil
     }
 
+    /// Puts a full magazine on the list of CPU slot `cpu`, whose frees filled it.
     @inlinable
-    mutating func pushFull(_ m: Magazine) {
-        m.next = full
-        full = m
+    mutating func pushFull(_ m: Magazine, from cpu: Int) {
+        m.next = fullLists[cpu]
+        fullLists[cpu] = m
         fullCount &+= 1
     }
 

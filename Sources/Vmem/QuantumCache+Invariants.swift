@@ -127,20 +127,22 @@ extension QuantumCache {
         }
 
         var fullFound = 0
-        var m = depot.pointee.full
-        while let cur = m {
-            fullFound += 1
-            if fullFound > depot.pointee.fullCount {
-                return "qcache \(hex(g.objectSize)): depot full list is longer than its count \(depot.pointee.fullCount)"
+        for list in 0..<depot.pointee.fullListCount {
+            var m = depot.pointee.fullList(list)
+            while let cur = m {
+                fullFound += 1
+                if fullFound > depot.pointee.fullCount {
+                    return "qcache \(hex(g.objectSize)): depot full lists are longer than their count \(depot.pointee.fullCount)"
+                }
+                if let e = checkRounds(cur, magazineRounds, "depot full magazine \(fullFound) (cpu \(list)'s list)") { return e }
+                m = cur.next
             }
-            if let e = checkRounds(cur, magazineRounds, "depot full magazine \(fullFound)") { return e }
-            m = cur.next
         }
         if fullFound != depot.pointee.fullCount {
-            return "qcache \(hex(g.objectSize)): depot full list has \(fullFound) magazines, count says \(depot.pointee.fullCount)"
+            return "qcache \(hex(g.objectSize)): depot full lists have \(fullFound) magazines, count says \(depot.pointee.fullCount)"
         }
         var emptyFound = 0
-        m = depot.pointee.empty
+        var m = depot.pointee.empty
         while let cur = m {
             emptyFound += 1
             if emptyFound > depot.pointee.emptyCount {

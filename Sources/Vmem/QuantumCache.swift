@@ -70,7 +70,7 @@ final class QuantumCache: @unchecked Sendable {
         self.backend = backend
         cpus = CPUCacheTable(count: max(cpuCount, 1))
         depot = .allocate(capacity: 1)
-        depot.initialize(to: Depot())
+        depot.initialize(to: Depot(cpuCount: cpus.count))
         slabs = .allocate(capacity: 1)
         slabs.initialize(to: SlabLayer(geometry: geometry))
     }
@@ -149,7 +149,7 @@ final class QuantumCache: @unchecked Sendable {
         }
         depot.pointee.lock.lock()
         defer { depot.pointee.lock.unlock() }
-        guard let full = depot.pointee.popFull() else { return false }
+        guard let full = depot.pointee.popFull(preferring: cpus.index(of: cpu)) else { return false }
         depot.pointee.fullExchanges &+= 1
         // The previous magazine is empty here (it is always full or empty).
         if let p = cpu.pointee.previous { depot.pointee.pushEmpty(p) }
@@ -281,7 +281,7 @@ final class QuantumCache: @unchecked Sendable {
             let empty = depot.pointee.takeEmpty(capacity: magazineRounds)
             depot.pointee.emptyExchanges &+= 1
             // The previous magazine is full here (it is always full or empty).
-            if let p = cpu.pointee.previous { depot.pointee.pushFull(p) }
+            if let p = cpu.pointee.previous { depot.pointee.pushFull(p, from: cpus.index(of: cpu)) }
             depot.pointee.lock.unlock()
             cpu.pointee.previous = cpu.pointee.loaded
             cpu.pointee.previousRounds = cpu.pointee.loaded == nil ? 0 : cpu.pointee.loadedRounds

@@ -1,5 +1,6 @@
 import Vmem
 import Synchronization
+import CVmemSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,6 +30,11 @@ final class ThreadedRun: @unchecked Sendable {
     }
 
     func body(_ index: Int) {
+        // One loop per CPU, as the workload means: left to the scheduler, two
+        // loops may share a CPU for much of a run this short (tens of ms).
+        // Best effort: where binding fails the loops run unbound.
+        let cpus = Int(cvmem_cpu_count())
+        if threads <= cpus { _ = cvmem_pin_to_cpu(Int32(index)) }
         do {
             var loop = try WorkloadLoop(arena: arena, workload: workload, seed: 42 &+ UInt64(index))
             try loop.run(warmup)

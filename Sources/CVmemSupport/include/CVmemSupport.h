@@ -38,6 +38,9 @@ static inline int cvmem_fast_cpu(void) {
 uint64_t cvmem_thread_id(void);
 /* Number of online CPUs. */
 int cvmem_cpu_count(void);
+/* Binds the calling thread to one CPU; 0 on success, else an error number
+ * (-1 where the system has no such call). Benchmarks only. */
+int cvmem_pin_to_cpu(int cpu);
 /* Return addresses of the caller's stack, innermost first; returns the depth. */
 int cvmem_backtrace(uintptr_t *pcs, int max);
 /* Symbol name containing pc into buf (NUL-terminated); returns 1 and the
