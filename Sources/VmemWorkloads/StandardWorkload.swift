@@ -177,7 +177,9 @@ public enum WorkloadRunner {
 
     static func measure(_ workload: StandardWorkload, arena: Arena, threads: Int, ops: Int,
                         warmup: Int) throws(VmemError) -> WorkloadResult {
-        if threads <= 1 {
+        // The `threads` workload runs even its one-thread case on a worker
+        // bound to a CPU, so that its two cases differ only in the thread count.
+        if threads <= 1 && workload != .threads {
             var loop = try WorkloadLoop(arena: arena, workload: workload)
             try loop.run(warmup)
             let clock = ContinuousClock()
@@ -190,9 +192,9 @@ public enum WorkloadRunner {
             return result(workload, threads: 1, ops: ops, elapsed: elapsed, hw: hw, meta: meta)
         }
         // Several loops, each on its own thread, started together.
-        let box = ThreadedRun(arena: arena, workload: workload, threads: threads, ops: ops, warmup: warmup)
+        let box = ThreadedRun(arena: arena, workload: workload, threads: max(threads, 1), ops: ops, warmup: warmup)
         try box.go()
-        return result(workload, threads: threads, ops: ops * threads, elapsed: box.elapsed, hw: box.hw,
+        return result(workload, threads: max(threads, 1), ops: ops * max(threads, 1), elapsed: box.elapsed, hw: box.hw,
                       meta: box.metadata, perThreadOps: ops)
     }
 
