@@ -43,6 +43,8 @@ struct Depot: ~Copyable {
     /// empty one (free side); kmem's `cache_depot_alloc` / `_free` counters.
     @usableFromInline var fullExchanges: UInt64 = 0
     @usableFromInline var emptyExchanges: UInt64 = 0
+    /// Full magazines a CPU took from another CPU's list.
+    @usableFromInline var crossCPUExchanges: UInt64 = 0
     @usableFromInline let lock: SpinLock
 
     /// A depot for a cache with `cpuCount` CPU slots (at least 1).
@@ -78,7 +80,9 @@ struct Depot: ~Copyable {
             fullCount &-= 1
             return m
         }
-        return popFull()
+        guard let m = popFull() else { return nil }
+        crossCPUExchanges &+= 1
+        return m
     }
 
     /// Any full magazine (reaps, drains, and CPUs whose own list is empty).

@@ -40,6 +40,7 @@ extension QuantumCache {
             s.objectsInDepot = depot.pointee.fullCount * magazineRounds
             s.magazines = depot.pointee.magazines
             s.depotFullExchanges = depot.pointee.fullExchanges
+            s.depotCrossCPUExchanges = depot.pointee.crossCPUExchanges
             s.depotEmptyExchanges = depot.pointee.emptyExchanges
             s.slabs = slabs.pointee.slabCount
             s.slabsCreated = slabs.pointee.slabsCreated

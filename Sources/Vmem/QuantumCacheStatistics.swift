@@ -39,6 +39,9 @@ public struct QuantumCacheStatistics: Sendable, Hashable {
     /// a full one for an empty one), and magazine fills from the slab layer.
     public internal(set) var depotFullExchanges: UInt64 = 0
     public internal(set) var depotEmptyExchanges: UInt64 = 0
+    /// Full-magazine exchanges served from another CPU's depot list (the
+    /// objects moved between CPUs); see ``Depot``'s affinity.
+    public internal(set) var depotCrossCPUExchanges: UInt64 = 0
     public internal(set) var slabFills: UInt64 = 0
 
     /// Every object the cache has cached, in magazines anywhere.

@@ -261,6 +261,26 @@ struct QuantumCacheTests {
         #expect(source.snapshot.live.isEmpty)
     }
 
+    /// Full magazines go back to the CPU whose frees filled them: a CPU pops
+    /// its own list first and takes another's only when its own is empty.
+    @Test func depotPrefersTheCPUsOwnFullMagazines() {
+        var depot = Depot(cpuCount: 3)
+        let a = depot.takeEmpty(capacity: 4), b = depot.takeEmpty(capacity: 4), c = depot.takeEmpty(capacity: 4)
+        depot.pushFull(a, from: 0)
+        depot.pushFull(b, from: 2)
+        depot.pushFull(c, from: 2)
+        #expect(depot.fullCount == 3)
+        #expect(depot.popFull(preferring: 2)?.storage == c.storage)
+        #expect(depot.popFull(preferring: 2)?.storage == b.storage)
+        #expect(depot.crossCPUExchanges == 0)
+        #expect(depot.popFull(preferring: 2)?.storage == a.storage, "the only one left is CPU 0's")
+        #expect(depot.crossCPUExchanges == 1)
+        #expect(depot.popFull(preferring: 1) == nil && depot.popFull() == nil)
+        #expect(depot.fullCount == 0)
+        for m in [a, b, c] { depot.destroy(m) }
+        #expect(depot.magazines == 0)
+    }
+
     /// The user bytes of objects 0-55 share the slab key's cache line and
     /// those of 56-63 follow the record: a 64-object slab uses both parts.
     @Test func userBytesOfEveryObjectIndex() throws {
