@@ -150,6 +150,8 @@ public struct WorkloadResult: Sendable {
     public var metadataBytesPerSegment: Double
     /// Whether the quantum caches refused double frees (``ArenaDebugging/checkCachedFrees``).
     public var checkedCacheFrees: Bool = true
+    /// Whether each thread had an arena of its own (the control run).
+    public var arenaPerThread: Bool = false
 
     /// The JSON object of vmem.md §6, on one line.
     public var json: String {
@@ -158,25 +160,34 @@ public struct WorkloadResult: Sendable {
             return r == r.rounded() ? String(Int(r)) : String(r)
         }
         let m = mallocsPerOp.map { num($0) } ?? "null"
-        return "{\"workload\": \"\(workload)\", \"threads\": \(threads), \"opsTimed\": \(opsTimed), \"nsPerPair\": \(num(nsPerPair)), \"opsPerSecond\": \(Int(opsPerSecond.rounded())), \"highWaterRatio\": \(num(highWaterRatio)), \"mallocsPerOp\": \(m), \"metadataBytesPerSegment\": \(num(metadataBytesPerSegment)), \"checkedCacheFrees\": \(checkedCacheFrees)}"
+        return "{\"workload\": \"\(workload)\", \"threads\": \(threads), \"opsTimed\": \(opsTimed), \"nsPerPair\": \(num(nsPerPair)), \"opsPerSecond\": \(Int(opsPerSecond.rounded())), \"highWaterRatio\": \(num(highWaterRatio)), \"mallocsPerOp\": \(m), \"metadataBytesPerSegment\": \(num(metadataBytesPerSegment)), \"checkedCacheFrees\": \(checkedCacheFrees), \"arenaPerThread\": \(arenaPerThread)}"
     }
 }
 
 public enum WorkloadRunner {
     /// Runs `workload` with `threads` loops on one arena: fill, warm up, then
     /// time `ops` pairs per thread. `ops` pairs are timed in total per thread.
+    ///
+    /// `arenaPerThread` is a control for the multi-threaded runs: each loop
+    /// gets an arena of its own, so that nothing is shared and the scaling
+    /// measured is the machine's own.
     public static func run(_ workload: StandardWorkload, threads: Int = 1, ops: Int = StandardWorkload.timedOps,
-                           warmup: Int = StandardWorkload.warmupOps,
-                           debugging: ArenaDebugging = .init()) throws(VmemError) -> WorkloadResult {
-        let arena = try workload.makeArena(debugging: debugging)
-        defer { arena.destroy() }
-        var r = try measure(workload, arena: arena, threads: threads, ops: ops, warmup: warmup)
+                           warmup: Int = StandardWorkload.warmupOps, debugging: ArenaDebugging = .init(),
+                           arenaPerThread: Bool = false) throws(VmemError) -> WorkloadResult {
+        var arenas = [try workload.makeArena(debugging: debugging)]
+        defer { for a in arenas { a.destroy() } }
+        if arenaPerThread {
+            while arenas.count < threads { arenas.append(try workload.makeArena(debugging: debugging)) }
+        }
+        var r = try measure(workload, arenas: arenas, threads: threads, ops: ops, warmup: warmup)
         r.checkedCacheFrees = debugging.checkCachedFrees
+        r.arenaPerThread = arenas.count > 1
         return r
     }
 
-    static func measure(_ workload: StandardWorkload, arena: Arena, threads: Int, ops: Int,
+    static func measure(_ workload: StandardWorkload, arenas: [Arena], threads: Int, ops: Int,
                         warmup: Int) throws(VmemError) -> WorkloadResult {
+        let arena = arenas[0]
         // The `threads` workload runs even its one-thread case on a worker
         // bound to a CPU, so that its two cases differ only in the thread count.
         if threads <= 1 && workload != .threads {
@@ -192,7 +203,9 @@ public enum WorkloadRunner {
             return result(workload, threads: 1, ops: ops, elapsed: elapsed, hw: hw, meta: meta)
         }
         // Several loops, each on its own thread, started together.
-        let box = ThreadedRun(arena: arena, workload: workload, threads: max(threads, 1), ops: ops, warmup: warmup)
+        let n = max(threads, 1)
+        let box = ThreadedRun(arenas: arenas.count == n ? arenas : Array(repeating: arena, count: n),
+                              workload: workload, threads: n, ops: ops, warmup: warmup)
         try box.go()
         return result(workload, threads: max(threads, 1), ops: ops * max(threads, 1), elapsed: box.elapsed, hw: box.hw,
                       meta: box.metadata, perThreadOps: ops)

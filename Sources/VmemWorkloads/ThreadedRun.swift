@@ -5,10 +5,13 @@ import CVmemSupport
 import Glibc
 #endif
 
-/// Runs one workload loop per OS thread against one arena; the timed phase
-/// starts when every thread has filled and warmed up.
+/// Runs one workload loop per OS thread against one arena (or, as a
+/// control, one arena each); the timed phase starts when every thread has
+/// filled and warmed up.
 final class ThreadedRun: @unchecked Sendable {
-    let arena: Arena
+    /// The arena of each thread: all the same one, unless the run is the
+    /// arena-per-thread control.
+    let arenas: [Arena]
     let workload: StandardWorkload
     let threads: Int, ops: Int, warmup: Int
     let ready = Atomic<Int>(0)
@@ -23,8 +26,9 @@ final class ThreadedRun: @unchecked Sendable {
     private var extents: [UInt64]
     private var inUse: [UInt64]
 
-    init(arena: Arena, workload: StandardWorkload, threads: Int, ops: Int, warmup: Int) {
-        self.arena = arena; self.workload = workload; self.threads = threads; self.ops = ops; self.warmup = warmup
+    init(arenas: [Arena], workload: StandardWorkload, threads: Int, ops: Int, warmup: Int) {
+        precondition(arenas.count == threads)
+        self.arenas = arenas; self.workload = workload; self.threads = threads; self.ops = ops; self.warmup = warmup
         extents = Array(repeating: 0, count: threads); inUse = Array(repeating: 0, count: threads)
         finished = Array(repeating: 0, count: threads)
     }
@@ -36,7 +40,7 @@ final class ThreadedRun: @unchecked Sendable {
         let cpus = Int(cvmem_cpu_count())
         if threads <= cpus { _ = cvmem_pin_to_cpu(Int32(index)) }
         do {
-            var loop = try WorkloadLoop(arena: arena, workload: workload, seed: 42 &+ UInt64(index))
+            var loop = try WorkloadLoop(arena: arenas[index], workload: workload, seed: 42 &+ UInt64(index))
             try loop.run(warmup)
             ready.add(1, ordering: .acquiringAndReleasing)
             while !go_.load(ordering: .acquiring) { sched_yield() }
@@ -46,7 +50,7 @@ final class ThreadedRun: @unchecked Sendable {
             while done.load(ordering: .acquiring) < threads { sched_yield() }
             let h = loop.highWater
             extents[index] = h.extent; inUse[index] = h.inUse
-            if index == 0 { metadata = arena.metadataBytesPerAllocatedSegment }
+            if index == 0 { metadata = arenas[0].metadataBytesPerAllocatedSegment }
             try loop.freeAll()
         } catch {
             failed.store(true, ordering: .relaxed)
@@ -73,8 +77,11 @@ final class ThreadedRun: @unchecked Sendable {
         go_.store(true, ordering: .releasing)
         OSThreads.join(ids)
         if error != 0 { throw .notSupported("cannot start benchmark thread: pthread_create error \(error)") }
-        if failed.load(ordering: .relaxed) { throw .exhausted(arena: arena.name, size: 0) }
+        if failed.load(ordering: .relaxed) { throw .exhausted(arena: arenas[0].name, size: 0) }
         elapsed = .nanoseconds(Int64(truncatingIfNeeded: (finished.max() ?? start) &- start))
-        hw = (extents.max() ?? 0, inUse.reduce(0, +))
+        // One arena: the highest end over everything in use. One arena per
+        // thread: each arena's extent counts, over everything in use.
+        let separate = arenas.count > 1 && arenas[0] !== arenas[1]
+        hw = (separate ? extents.reduce(0, +) : extents.max() ?? 0, inUse.reduce(0, +))
     }
 }

@@ -34,6 +34,9 @@ struct BenchVmemCommand: ParsableCommand {
     @Flag(help: "Run the quantum caches without their double-free check (ArenaDebugging.checkCachedFrees = false).")
     var uncheckedCacheFrees = false
 
+    @Flag(help: "Control for the threads workload: give each thread an arena of its own, so that nothing is shared and the scaling measured is the machine's.")
+    var arenaPerThread = false
+
     @Flag(help: "Print one JSON object per run.")
     var json = false
 
@@ -50,7 +53,8 @@ struct BenchVmemCommand: ParsableCommand {
         for w in chosen {
             for t in w.threadCounts {
                 let r = try WorkloadRunner.run(w, threads: t, ops: ops, warmup: warmup,
-                                               debugging: ArenaDebugging(checkCachedFrees: !uncheckedCacheFrees))
+                                               debugging: ArenaDebugging(checkCachedFrees: !uncheckedCacheFrees),
+                                               arenaPerThread: arenaPerThread)
                 if json {
                     print(r.json)
                 } else {

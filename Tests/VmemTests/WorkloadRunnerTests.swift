@@ -1,0 +1,34 @@
+import Testing
+import Vmem
+import VmemWorkloads
+
+/// The benchmark harness of vmem.md §6, run small: its bookkeeping must hold
+/// whatever the timings are.
+@Suite struct WorkloadRunnerTests {
+    @Test(arguments: [StandardWorkload.instant, .best, .small, .smallNoCache])
+    func singleThreadRunsReportTheirShape(_ w: StandardWorkload) throws {
+        let r = try WorkloadRunner.run(w, ops: 2_000, warmup: 500)
+        #expect(r.workload == w.rawValue && r.threads == 1 && r.opsTimed == 2_000)
+        #expect(r.nsPerPair > 0 && r.opsPerSecond > 0)
+        #expect(r.highWaterRatio >= 1, "the span in use cannot be smaller than the bytes in use")
+        #expect(r.metadataBytesPerSegment > 0 && r.metadataBytesPerSegment <= 64)
+        #expect(r.json.hasPrefix("{\"workload\": \"\(w.rawValue)\", \"threads\": 1, \"opsTimed\": 2000, \"nsPerPair\": "))
+    }
+
+    @Test(arguments: [false, true])
+    func twoThreadsOnOneArenaOrOneEach(_ perThread: Bool) throws {
+        let r = try WorkloadRunner.run(.threads, threads: 2, ops: 2_000, warmup: 500,
+                                       debugging: ArenaDebugging(checkCachedFrees: !perThread),
+                                       arenaPerThread: perThread)
+        #expect(r.threads == 2 && r.opsTimed == 4_000)
+        #expect(r.arenaPerThread == perThread && r.checkedCacheFrees == !perThread)
+        #expect(r.highWaterRatio >= 1)
+        #expect(r.json.contains("\"arenaPerThread\": \(perThread)"))
+    }
+
+    /// The `threads` workload's one-thread case runs on a pinned worker too.
+    @Test func oneThreadOfTheThreadsWorkload() throws {
+        let r = try WorkloadRunner.run(.threads, threads: 1, ops: 1_000, warmup: 100)
+        #expect(r.threads == 1 && r.opsTimed == 1_000 && r.arenaPerThread == false)
+    }
+}
