@@ -45,6 +45,18 @@ int cvmem_pin_to_cpu(int cpu) {
 #endif
 }
 
+int cvmem_unpin(void) {
+#ifdef __linux__
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    long n = sysconf(_SC_NPROCESSORS_CONF);
+    for (long i = 0; i < n && i < CPU_SETSIZE; i++) CPU_SET((int)i, &set);
+    return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
+#else
+    return -1;
+#endif
+}
+
 int cvmem_backtrace(uintptr_t *pcs, int max) {
     return backtrace((void **)pcs, max);
 }

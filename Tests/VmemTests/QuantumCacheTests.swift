@@ -281,6 +281,20 @@ struct QuantumCacheTests {
         #expect(depot.magazines == 0)
     }
 
+    /// The fast CPU number (the rseq area) agrees with the C library's, on
+    /// every CPU the test can bind itself to.
+    @Test func fastCPUNumberMatchesTheCLibrary() {
+        let cpus = Int(cvmem_cpu_count())
+        #expect(cpus >= 1)
+        for cpu in 0..<min(cpus, 8) {
+            guard cvmem_pin_to_cpu(Int32(cpu)) == 0 else { continue }
+            #expect(cvmem_fast_cpu() == cvmem_current_cpu())
+            #expect(cvmem_fast_cpu() == Int32(cpu))
+        }
+        // Unbind again: the other tests of this thread may run anywhere.
+        #expect(cvmem_unpin() == 0)
+    }
+
     /// The user bytes of objects 0-55 share the slab key's cache line and
     /// those of 56-63 follow the record: a 64-object slab uses both parts.
     @Test func userBytesOfEveryObjectIndex() throws {

@@ -41,6 +41,8 @@ int cvmem_cpu_count(void);
 /* Binds the calling thread to one CPU; 0 on success, else an error number
  * (-1 where the system has no such call). Benchmarks only. */
 int cvmem_pin_to_cpu(int cpu);
+/* Lets the calling thread run on every CPU again; 0 on success. */
+int cvmem_unpin(void);
 /* Return addresses of the caller's stack, innermost first; returns the depth. */
 int cvmem_backtrace(uintptr_t *pcs, int max);
 /* Symbol name containing pc into buf (NUL-terminated); returns 1 and the
