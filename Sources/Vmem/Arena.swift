@@ -33,6 +33,9 @@ public final class Arena: @unchecked Sendable {
     @usableFromInline let lock = ArenaLock()
     @usableFromInline let core: UnsafeMutablePointer<ArenaCore>
     @usableFromInline let hasSource: Bool
+    /// Neither audit records nor failure injection: `alloc` and `xfree` may
+    /// take their fast paths.
+    @usableFromInline let plainPaths: Bool
     /// Owns the quantum caches.
     var qcaches: ContiguousArray<QuantumCache> = []
     /// The same caches, unretained, for the fast path: reading a class
@@ -99,6 +102,7 @@ public final class Arena: @unchecked Sendable {
         self.debugging = debugging
         self.source = source
         self.hasSource = source != nil
+        self.plainPaths = !debugging.audit && debugging.meanTimeBetweenFailures == 0
         self.failureState = debugging.failureSeed
         self.sequence = ArenaRegistry.shared.nextSequence()
         core = .allocate(capacity: 1)
@@ -202,6 +206,29 @@ public final class Arena: @unchecked Sendable {
         if size &- 1 < quantumCacheMax, size & (quantum &- 1) == 0 {
             return try cacheAlloc(size, wait: wait)
         }
+        // The common case — an instant fit that succeeds at once, on an arena
+        // with nothing to audit or inject — with no error path in sight, so
+        // that it keeps its values in registers. Anything else starts over
+        // on the general path, which makes every check in its usual order.
+        if policy == .instantFit && plainPaths && size != 0 && size & (quantum &- 1) == 0 {
+            lock.lock()
+            if !destroyed && core.pointee.availableTags >= Self.tagReserve {
+                let t = core.pointee.allocInstant(size, fromEnd: fromEnd)
+                if t != 0 {
+                    let addr = core.pointee.tags[Int(t)].start
+                    lock.unlock()
+                    return addr
+                }
+            }
+            lock.unlock()
+        }
+        return try allocGeneral(size, policy: policy, fromEnd: fromEnd, wait: wait)
+    }
+
+    /// `alloc` for everything but its fast path.
+    @usableFromInline
+    func allocGeneral(_ size: UInt64, policy: AllocationPolicy, fromEnd: Bool,
+                      wait: WaitPolicy) throws(VmemError) -> UInt64 {
         try checkSize(size)
         lock.lock(); defer { lock.unlock() }
         if destroyed { throw .arenaDestroyed(arena: name) }

@@ -110,7 +110,7 @@ struct ArenaCore {
     }
 
     /// Free tags available without growing the table.
-    @inlinable var availableTags: Int { freeTagCount + Int(tagCapacity - tagHighWater) }
+    @inlinable var availableTags: Int { freeTagCount &+ Int(truncatingIfNeeded: tagCapacity &- tagHighWater) }
 
     @inlinable @inline(__always)
     mutating func getTag() -> TagIndex {
