@@ -33,29 +33,22 @@ int cvmem_cpu_count(void) {
     return n > 0 ? (int)n : 1;
 }
 
-int cvmem_pin_to_cpu(int cpu) {
+/* Binds the calling thread to CPUs [first, first + count); 0 or an errno. */
+static int bind_to_cpus(long first, long count) {
 #ifdef __linux__
     cpu_set_t set;
     CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
+    for (long i = first; i < first + count && i < CPU_SETSIZE; i++) CPU_SET((int)i, &set);
     return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
 #else
-    (void)cpu;
+    (void)first; (void)count;
     return -1;
 #endif
 }
 
-int cvmem_unpin(void) {
-#ifdef __linux__
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    long n = sysconf(_SC_NPROCESSORS_CONF);
-    for (long i = 0; i < n && i < CPU_SETSIZE; i++) CPU_SET((int)i, &set);
-    return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
-#else
-    return -1;
-#endif
-}
+int cvmem_pin_to_cpu(int cpu) { return bind_to_cpus(cpu, 1); }
+
+int cvmem_unpin(void) { return bind_to_cpus(0, sysconf(_SC_NPROCESSORS_CONF)); }
 
 int cvmem_backtrace(uintptr_t *pcs, int max) {
     return backtrace((void **)pcs, max);

@@ -207,7 +207,7 @@ public enum WorkloadRunner {
         let box = ThreadedRun(arenas: arenas.count == n ? arenas : Array(repeating: arena, count: n),
                               workload: workload, threads: n, ops: ops, warmup: warmup)
         try box.go()
-        return result(workload, threads: max(threads, 1), ops: ops * max(threads, 1), elapsed: box.elapsed, hw: box.hw,
+        return result(workload, threads: n, ops: ops * n, elapsed: box.elapsed, hw: box.hw,
                       meta: box.metadata, perThreadOps: ops)
     }
 
