@@ -34,7 +34,7 @@ extension Arena {
 
     @inlinable @inline(__always)
     func cacheAlloc(_ size: UInt64, wait: WaitPolicy) throws(VmemError) -> UInt64 {
-        let cache = qcacheTable[Int(truncatingIfNeeded: (size &- 1) >> UInt64(core.pointee.qshift))]
+        let cache = qcacheTable[Int(truncatingIfNeeded: (size &- 1) &>> qshift)]
         if let a = cache._withUnsafeGuaranteedRef({ $0.alloc() }) { return a }
         return try cacheAllocSlow(cache.takeUnretainedValue(), size, wait: wait)
     }
@@ -63,7 +63,7 @@ extension Arena {
     /// (then the caller tries the arena itself).
     @inlinable @inline(__always)
     func cacheFree(_ address: UInt64, size: UInt64) -> Bool {
-        let cache = qcacheTable[Int(truncatingIfNeeded: (size &- 1) >> UInt64(core.pointee.qshift))]
+        let cache = qcacheTable[Int(truncatingIfNeeded: (size &- 1) &>> qshift)]
         guard cache._withUnsafeGuaranteedRef({ $0.free(address) }) else { return false }
         // Waiters sleep on the arena; an object back in a cache may be theirs.
         if sleepers.load(ordering: .relaxed) > 0 { wakeWaiters() }

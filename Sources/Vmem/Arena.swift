@@ -32,6 +32,9 @@ public final class Arena: @unchecked Sendable {
 
     @usableFromInline let lock = ArenaLock()
     @usableFromInline let core: UnsafeMutablePointer<ArenaCore>
+    /// log2(quantum), here as well as in the core: the cache paths read it
+    /// first thing, and one load fewer in their chain of dependent loads shows.
+    @usableFromInline let qshift: UInt64
     @usableFromInline let hasSource: Bool
     /// Neither audit records nor failure injection: `alloc` and `xfree` may
     /// take their fast paths.
@@ -96,6 +99,7 @@ public final class Arena: @unchecked Sendable {
         }
         self.name = name
         self.quantum = quantum
+        self.qshift = UInt64(highbit(quantum) - 1)
         self.quantumCacheMax = quantumCacheMax
         self.minimumImport = minimumImport
         self.flags = flags
@@ -206,6 +210,15 @@ public final class Arena: @unchecked Sendable {
         if size &- 1 < quantumCacheMax, size & (quantum &- 1) == 0 {
             return try cacheAlloc(size, wait: wait)
         }
+        return try allocFromArena(size, policy: policy, fromEnd: fromEnd, wait: wait)
+    }
+
+    /// `alloc` past the quantum caches. A function of its own so that the
+    /// cache path above, the one most callers take, does not pay for this
+    /// path's registers and stack frame.
+    @usableFromInline @inline(never)
+    func allocFromArena(_ size: UInt64, policy: AllocationPolicy, fromEnd: Bool,
+                        wait: WaitPolicy) throws(VmemError) -> UInt64 {
         // The common case — an instant fit that succeeds at once, on an arena
         // with nothing to audit or inject — with no error path in sight, so
         // that it keeps its values in registers. Anything else starts over

@@ -30,7 +30,9 @@ public enum StandardWorkload: String, CaseIterable, Sendable {
     public static let base: UInt64 = 0x1000
     public static let size: UInt64 = 1 << 40
     public static let quantum: UInt64 = 4096
-    public static let liveSlots = 10_000
+    public static let liveSlots = Int(liveSlotCount)
+    /// N of vmem.md §6 as a literal, which inlined code can fold.
+    @inlinable public static var liveSlotCount: Int { 10_000 }
     public static let warmupOps = 200_000
     public static let timedOps = 2_000_000
 
@@ -96,12 +98,23 @@ public struct WorkloadLoop {
     /// Runs `count` free+alloc pairs.
     @inlinable
     public mutating func run(_ count: Int) throws(VmemError) {
-        let n = UInt64(slots.count)
+        // N is a constant the compiler can see in the standard case, so
+        // `r % N` becomes a multiplication: a 64-bit division would cost
+        // more than some of the operations being measured.
+        if slots.count == StandardWorkload.liveSlots {
+            try run(count, n: UInt64(truncatingIfNeeded: StandardWorkload.liveSlotCount))
+        } else {
+            try run(count, n: UInt64(slots.count))
+        }
+    }
+
+    @inlinable @inline(__always)
+    mutating func run(_ count: Int, n: UInt64) throws(VmemError) {
         var rng = self.rng
         defer { self.rng = rng }
         let arena = self.arena, policy = self.policy, k = self.k, kMask = self.kMask
         try slots.withUnsafeMutableBufferPointer { (live: inout UnsafeMutableBufferPointer<WorkloadSlot>) throws(VmemError) in
-            guard count > 0, let base = live.baseAddress else { return }
+            guard count > 0, n > 0, let base = live.baseAddress else { return }
             // The victim of the next pair is drawn one pair early (the draws
             // stay in the order of vmem.md §6) and its slot prefetched, so
             // that the loop's own cache miss does not count as the allocator's.

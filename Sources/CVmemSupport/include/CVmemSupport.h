@@ -20,15 +20,16 @@ int cvmem_current_cpu(void);
 static inline int cvmem_fast_cpu(void) {
 #ifdef CVMEM_HAVE_RSEQ
     if (__rseq_size != 0) {
-        const char *tp;
-#if defined(__x86_64__)
-        __asm__("mov %%fs:0, %0" : "=r"(tp));
-#else
-        tp = (const char *)__builtin_thread_pointer();
-#endif
         /* struct rseq: cpu_id_start at offset 0, cpu_id at offset 4 (the
          * kernel ABI); cpu_id is negative until registration. */
-        int32_t cpu = *(const volatile int32_t *)(tp + __rseq_offset + 4);
+        int32_t cpu;
+#if defined(__x86_64__)
+        /* Addressed through %fs directly: no load of the thread pointer first. */
+        __asm__ volatile("movl %%fs:(%1), %0" : "=r"(cpu) : "r"((long)__rseq_offset + 4));
+#else
+        const char *tp = (const char *)__builtin_thread_pointer();
+        cpu = *(const volatile int32_t *)(tp + __rseq_offset + 4);
+#endif
         if (cpu >= 0) return cpu;
     }
 #endif
