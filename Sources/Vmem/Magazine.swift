@@ -1,16 +1,23 @@
-/// A magazine: a fixed-capacity stack of object addresses ("rounds"), the unit
-/// that the quantum cache moves between a CPU and the depot (Bonwick & Adams
+import Synchronization
+
+/// A magazine: a fixed-capacity stack of objects ("rounds"), the unit that
+/// the quantum cache moves between a CPU and the depot (Bonwick & Adams
 /// 2001, §3).
 ///
-/// A magazine is one malloc'd buffer of `1 + capacity` words, allocated when
-/// the cache first needs it and then recycled between the CPUs and the depot
-/// until a reap or drain frees it; the steady state therefore allocates
-/// nothing. Word 0 links the magazine into one of the depot's lists; words
-/// `1...capacity` hold the rounds. The magazine does not know how many rounds
-/// it holds: whoever owns it does (a CPU keeps a count per magazine, and the
-/// depot only keeps full magazines on its full list and empty ones on its
-/// empty list), exactly as in kmem, so a transfer between layers moves one
-/// pointer and never touches the rounds.
+/// A magazine is one malloc'd buffer of `1 + 2 * capacity` words, allocated
+/// when the cache first needs it and then recycled between the CPUs and the
+/// depot until a reap or drain frees it; the steady state therefore
+/// allocates nothing. Word 0 links the magazine into one of the depot's
+/// lists; each round takes two words: the object's address and, in a checked
+/// cache, where its user byte is (``SlabRecord/userState(_:)``), so that
+/// handing the object out sets that byte without finding the slab again.
+/// That pointer stays good while the round sits in a magazine: a slab with an
+/// object in a magazine is not wholly free, so its record is not released.
+/// The magazine does not know how many rounds it holds: whoever owns it does
+/// (a CPU keeps a count per magazine, and the depot only keeps full
+/// magazines on its full list and empty ones on its empty list), exactly as
+/// in kmem, so a transfer between layers moves one pointer and never touches
+/// the rounds.
 ///
 /// `Magazine` is a handle (a pointer), so `Magazine?` is one word with `nil`
 /// as the null pointer.
@@ -24,8 +31,8 @@ struct Magazine {
     /// A fresh magazine for `capacity` rounds, unlinked.
     @usableFromInline
     static func allocate(capacity: Int) -> Magazine {
-        let words = UnsafeMutablePointer<UInt64>.allocate(capacity: 1 + capacity)
-        words.initialize(repeating: 0, count: 1 + capacity)
+        let words = UnsafeMutablePointer<UInt64>.allocate(capacity: 1 + 2 * capacity)
+        words.initialize(repeating: 0, count: 1 + 2 * capacity)
         return Magazine(storage: words)
     }
 
@@ -33,11 +40,25 @@ struct Magazine {
     @usableFromInline
     func deallocate() { storage.deallocate() }
 
-    /// Round `index` (0-based; the owner keeps it below its round count).
+    /// The address of round `index` (0-based; the owner keeps it below its
+    /// round count).
     @inlinable
     subscript(index: Int) -> UInt64 {
-        @inline(__always) get { storage[1 &+ index] }
-        @inline(__always) nonmutating set { storage[1 &+ index] = newValue }
+        @inline(__always) get { storage[1 &+ 2 &* index] }
+    }
+
+    /// The user byte of round `index`'s object; nil in an unchecked cache.
+    @inlinable @inline(__always)
+    func userState(_ index: Int) -> UnsafeMutablePointer<Atomic<UInt8>>? {
+        UnsafeMutablePointer(bitPattern: UInt(truncatingIfNeeded: storage[2 &+ 2 &* index]))
+    }
+
+    /// Puts `address`, whose user byte is `state` (nil when unchecked), in
+    /// round `index`.
+    @inlinable @inline(__always)
+    func setRound(_ index: Int, address: UInt64, state: UnsafeMutablePointer<Atomic<UInt8>>?) {
+        storage[1 &+ 2 &* index] = address
+        storage[2 &+ 2 &* index] = UInt64(UInt(bitPattern: state))
     }
 
     /// The next magazine on the depot list this one sits on.
@@ -52,8 +73,8 @@ struct Magazine {
 ///
 /// kmem picks the magazine size per cache from the object size and grows it
 /// when the depot lock is contended. Quantum-cache objects are all small
-/// (at most 16 quanta), so one fixed size serves: 31 rounds plus the link
-/// word fill a 256-byte buffer, and a CPU then goes to the depot at most once
+/// (at most 16 quanta), so one fixed size serves: 31 rounds of two words and
+/// the link word make a 504-byte buffer, and a CPU then goes to the depot at most once
 /// every 31 allocations or frees, which keeps the depot lock cold even when
 /// every CPU works on the same cache.
 @usableFromInline

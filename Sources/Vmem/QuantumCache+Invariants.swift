@@ -94,6 +94,11 @@ extension QuantumCache {
                 if r.userState(index).pointee.load(ordering: .relaxed) != 0 {
                     return "qcache \(hex(g.objectSize)): \(place) round \(i) = \(hex(a)) is also allocated to a user"
                 }
+                // An unchecked cache's frees leave the pointer out; a checked
+                // cache hands out through it, so it must be the object's own.
+                if checked && m.userState(i) != r.userState(index) {
+                    return "qcache \(hex(g.objectSize)): \(place) round \(i) = \(hex(a)) points at another object's user byte"
+                }
                 if !seenRounds.insert(a).inserted {
                     return "qcache \(hex(g.objectSize)): \(hex(a)) is cached twice (again in \(place) round \(i))"
                 }

@@ -99,9 +99,10 @@ final class QuantumCache: @unchecked Sendable {
         cpu.pointee.lock.lock()
         let n = cpu.pointee.loadedRounds
         if n > 0 {
-            let address = cpu.pointee.loaded.unsafelyUnwrapped[n &- 1]
+            let m = cpu.pointee.loaded.unsafelyUnwrapped
+            let address = m[n &- 1]
             cpu.pointee.loadedRounds = n &- 1
-            handOut(address, cpu)
+            handOut(m, n &- 1, cpu)
             cpu.pointee.lock.unlock()
             return address
         }
@@ -118,21 +119,19 @@ final class QuantumCache: @unchecked Sendable {
     @inlinable @inline(__always)
     func popLoaded(_ cpu: UnsafeMutablePointer<CPUCache>) -> UInt64 {
         let n = cpu.pointee.loadedRounds &- 1
-        let address = cpu.pointee.loaded.unsafelyUnwrapped[n]
+        let m = cpu.pointee.loaded.unsafelyUnwrapped
+        let address = m[n]
         cpu.pointee.loadedRounds = n
-        handOut(address, cpu)
+        handOut(m, n, cpu)
         return address
     }
 
-    /// Books an object leaving the cache for a user (CPU locked).
+    /// Books round `index` of `m` leaving the cache for a user (CPU locked):
+    /// in a checked cache, sets its user byte, which the round points at.
     @inlinable @inline(__always)
-    func handOut(_ address: UInt64, _ cpu: UnsafeMutablePointer<CPUCache>) {
+    func handOut(_ m: Magazine, _ index: Int, _ cpu: UnsafeMutablePointer<CPUCache>) {
         cpu.pointee.allocs &+= 1
-        guard checked else { return }
-        if let r = slabs.pointee.directory.lookup(base: geometry.slabBase(address)),
-           let i = geometry.objectIndex(address) {
-            r.userState(i).pointee.store(1, ordering: .relaxed)
-        }
+        if checked { m.userState(index)?.pointee.store(1, ordering: .relaxed) }
     }
 
     /// With the loaded magazine empty (CPU locked): loads the previous
@@ -239,6 +238,7 @@ final class QuantumCache: @unchecked Sendable {
         guard let index = geometry.objectIndex(address) else { return refuseFree() }
         let cpu = cpus.current
         cpu.pointee.lock.lock()
+        var state: UnsafeMutablePointer<Atomic<UInt8>>? = nil
         if checked {
             // Inside the CPU lock: that is what makes the directory's
             // grace period (and verify's snapshot) cover this lookup.
@@ -247,14 +247,15 @@ final class QuantumCache: @unchecked Sendable {
                 cpu.pointee.lock.unlock()
                 return refuseFree()
             }
-            r.userState(index).pointee.store(0, ordering: .relaxed)
+            state = r.userState(index)
+            state.unsafelyUnwrapped.pointee.store(0, ordering: .relaxed)
         }
         let n = cpu.pointee.loadedRounds
         if let m = cpu.pointee.loaded, n < magazineRounds {
-            m[n] = address
+            m.setRound(n, address: address, state: state)
             cpu.pointee.loadedRounds = n &+ 1
         } else {
-            pushAfterReload(address, cpu)
+            pushAfterReload(address, state, cpu)
         }
         cpu.pointee.frees &+= 1
         cpu.pointee.lock.unlock()
@@ -271,7 +272,8 @@ final class QuantumCache: @unchecked Sendable {
     /// previous magazine if it is empty, else trades the previous (full)
     /// magazine with the depot for an empty one; then pushes `address`.
     @usableFromInline @inline(never)
-    func pushAfterReload(_ address: UInt64, _ cpu: UnsafeMutablePointer<CPUCache>) {
+    func pushAfterReload(_ address: UInt64, _ state: UnsafeMutablePointer<Atomic<UInt8>>?,
+                         _ cpu: UnsafeMutablePointer<CPUCache>) {
         if let p = cpu.pointee.previous, cpu.pointee.previousRounds == 0 {
             cpu.pointee.previous = cpu.pointee.loaded
             cpu.pointee.previousRounds = cpu.pointee.loadedRounds
@@ -287,12 +289,7 @@ final class QuantumCache: @unchecked Sendable {
             cpu.pointee.previousRounds = cpu.pointee.loaded == nil ? 0 : cpu.pointee.loadedRounds
             cpu.pointee.loaded = empty
         }
-        pushFirst(address, cpu)
-    }
-
-    @inline(__always)
-    private func pushFirst(_ address: UInt64, _ cpu: UnsafeMutablePointer<CPUCache>) {
-        cpu.pointee.loaded.unsafelyUnwrapped[0] = address
+        cpu.pointee.loaded.unsafelyUnwrapped.setRound(0, address: address, state: state)
         cpu.pointee.loadedRounds = 1
     }
 

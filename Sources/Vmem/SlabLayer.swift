@@ -239,7 +239,7 @@ struct SlabLayer: ~Copyable {
             while n < limit && bits != 0 {
                 let i = bits.trailingZeroBitCount
                 bits &= bits &- 1
-                magazine[start + n] = geometry.address(slab: base, index: i)
+                magazine.setRound(start + n, address: geometry.address(slab: base, index: i), state: r.userState(i))
                 n += 1
             }
             r.pointee.freeBits = bits

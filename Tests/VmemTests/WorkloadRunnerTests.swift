@@ -31,4 +31,30 @@ import VmemWorkloads
         let r = try WorkloadRunner.run(.threads, threads: 1, ops: 1_000, warmup: 100)
         #expect(r.threads == 1 && r.opsTimed == 1_000 && r.arenaPerThread == false)
     }
+
+    /// The loop looks its victims up ahead of time; it must still make the
+    /// draws of vmem.md §6 in their order: victim, then size, pair by pair.
+    @Test(arguments: [StandardWorkload.instant, .small], [1, 3, 4, 5, 997])
+    func loopMakesTheDrawsInTheSpecifiedOrder(_ w: StandardWorkload, _ count: Int) throws {
+        let arena = try w.makeArena(), reference = try w.makeArena()
+        defer { arena.destroy(); reference.destroy() }
+        var loop = try WorkloadLoop(arena: arena, workload: w)
+        try loop.run(count)
+
+        var rng = SplitMix64(seed: 42)
+        var slots: [WorkloadSlot] = []
+        for _ in 0..<StandardWorkload.liveSlots {
+            let s = (1 + rng.next() % w.k) * StandardWorkload.quantum
+            slots.append(WorkloadSlot(address: try reference.alloc(s, policy: w.policy), size: s))
+        }
+        for _ in 0..<count {
+            let victim = Int(rng.next() % UInt64(slots.count))
+            let s = (1 + rng.next() % w.k) * StandardWorkload.quantum
+            try reference.free(slots[victim].address, size: slots[victim].size)
+            slots[victim] = WorkloadSlot(address: try reference.alloc(s, policy: w.policy), size: s)
+        }
+        #expect(loop.rng.state == rng.state)
+        #expect(loop.slots.map(\.address) == slots.map(\.address))
+        #expect(loop.slots.map(\.size) == slots.map(\.size))
+    }
 }
