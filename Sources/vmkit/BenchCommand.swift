@@ -15,10 +15,10 @@ struct BenchVmemCommand: ParsableCommand {
         commandName: "vmem",
         abstract: "Time the vmem workloads of vmem.md §6 (ns per free+alloc pair, high-water ratio).",
         discussion: """
-        Arena base 0x1000, size 2^40, quantum 4096; 10,000 live allocations of (1 + r % K) pages
-        from splitmix64 seeded with 42; each operation frees a random slot and allocates a new
-        size into it. 'threads' runs one loop per thread with 1 and then 2 threads. Build with
-        -c release for meaningful numbers. mallocsPerOp is null here; the Benchmarks/ package
+        Arena base 0x1000, size 2^40, quantum 4096; 10,000 live allocations of (1 + r % K) pages \
+        from splitmix64 seeded with 42; each operation frees a random slot and allocates a new \
+        size into it. 'threads' runs one loop per thread with 1 and then 2 threads. Build with \
+        -c release for meaningful numbers. mallocsPerOp is null here; the Benchmarks/ package \
         measures it with a malloc interposer.
         """)
 

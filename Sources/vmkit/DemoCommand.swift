@@ -9,12 +9,12 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "The tour: the kernel VA layout for this machine, its arena tree, a booted model kernel with a guest, and a vmem workload shown as mdb would.",
         discussion: """
-        Computes the illumos amd64 (post-12608) kernel layout for this machine's memory (or
-        --physmem), creates the illumos arena tree on it, boots the model kernel on it (kas,
-        its segments, page frames), runs the usual kernel consumers and allocates a guest from
-        vmm_alloc_arena, and prints ::memstat and kas::walk seg | ::seg. Then builds a small arena
-        hierarchy (a heap, a child importing from it with a quantum cache, a constrained DMA arena
-        and a pid arena), runs a mixed workload and prints ::vmem and a ::vmem_seg listing.
+        Computes the illumos amd64 (post-12608) kernel layout for this machine's memory (or \
+        --physmem), creates the illumos arena tree on it, boots the model kernel on it (kas, \
+        its segments, page frames), runs the usual kernel consumers and allocates a guest from \
+        vmm_alloc_arena, and prints ::memstat and kas::walk seg | ::seg. Then builds a small arena \
+        hierarchy (a heap, a child importing from it with a quantum cache, a constrained DMA arena \
+        and a pid arena), runs a mixed workload and prints ::vmem and a ::vmem_seg listing. \
         Needs no privileges.
         """)
 

@@ -7,11 +7,11 @@ struct ReplayCommand: ParsableCommand {
         commandName: "replay",
         abstract: "Run a vmem trace and print each result (see vmem.md §5).",
         discussion: """
-        Each line of the trace is one command: create, add, alloc, xalloc, free, stats, walk,
-        verify, destroy. '#' starts a comment. Output lines have fixed shapes that tools parse:
-        'TAG 0xADDR' or 'TAG fail' for allocations, 'TAG error KIND' for failed frees,
-        'stats NAME inuse=N total=N imported=N allocs=N frees=N fails=N', 'seg KIND 0xSTART 0xEND',
-        'verify NAME ok', 'destroy NAME leaked=BYTES segments=N', and 'line N: error: MESSAGE'
+        Each line of the trace is one command: create, add, alloc, xalloc, free, stats, walk, \
+        verify, destroy. '#' starts a comment. Output lines have fixed shapes that tools parse: \
+        'TAG 0xADDR' or 'TAG fail' for allocations, 'TAG error KIND' for failed frees, \
+        'stats NAME inuse=N total=N imported=N allocs=N frees=N fails=N', 'seg KIND 0xSTART 0xEND', \
+        'verify NAME ok', 'destroy NAME leaked=BYTES segments=N', and 'line N: error: MESSAGE' \
         for a line that cannot be run. Exits 0 unless the file cannot be read.
         """)
 
