@@ -75,11 +75,7 @@ struct Depot: ~Copyable {
     /// another CPU's; nil when the depot has none.
     @inlinable
     mutating func popFull(preferring cpu: Int) -> Magazine? {
-        if let m = fullLists[cpu] {
-            fullLists[cpu] = m.next
-            fullCount &-= 1
-            return m
-        }
+        if let m = popFull(fromList: cpu) { return m }
         guard let m = popFull() else { return nil }
         crossCPUExchanges &+= 1
         return m
@@ -90,13 +86,18 @@ struct Depot: ~Copyable {
     mutating func popFull() -> Magazine? {
         if fullCount == 0 { return nil }
         for i in 0..<fullListCount {
-            if let m = fullLists[i] {
-                fullLists[i] = m.next
-                fullCount &-= 1
-                return m
-            }
+            if let m = popFull(fromList: i) { return m }
         }
         return nil
+    }
+
+    /// The head of full list `i`, taken off it; nil when that list is empty.
+    @inlinable @inline(__always)
+    mutating func popFull(fromList i: Int) -> Magazine? {
+        guard let m = fullLists[i] else { return nil }
+        fullLists[i] = m.next
+        fullCount &-= 1
+        return m
     }
 
     /// Puts a full magazine on the list of CPU slot `cpu`, whose frees filled it.

@@ -74,9 +74,9 @@ struct Magazine {
 /// kmem picks the magazine size per cache from the object size and grows it
 /// when the depot lock is contended. Quantum-cache objects are all small
 /// (at most 16 quanta), so one fixed size serves: 31 rounds of two words and
-/// the link word make a 504-byte buffer, and a CPU then goes to the depot at most once
-/// every 31 allocations or frees, which keeps the depot lock cold even when
-/// every CPU works on the same cache.
+/// the link word make a 504-byte buffer, and a CPU then goes to the depot at
+/// most once every 31 allocations or frees, which keeps the depot lock cold
+/// even when every CPU works on the same cache.
 @usableFromInline
 enum MagazineSize {
     @usableFromInline static let defaultRounds = 31

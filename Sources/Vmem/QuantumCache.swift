@@ -97,16 +97,7 @@ final class QuantumCache: @unchecked Sendable {
     func alloc() -> UInt64? {
         let cpu = cpus.current
         cpu.pointee.lock.lock()
-        let n = cpu.pointee.loadedRounds
-        if n > 0 {
-            let m = cpu.pointee.loaded.unsafelyUnwrapped
-            let address = m[n &- 1]
-            cpu.pointee.loadedRounds = n &- 1
-            handOut(m, n &- 1, cpu)
-            cpu.pointee.lock.unlock()
-            return address
-        }
-        if reloadForAlloc(cpu) {
+        if cpu.pointee.loadedRounds > 0 || reloadForAlloc(cpu) {
             let address = popLoaded(cpu)
             cpu.pointee.lock.unlock()
             return address
@@ -242,13 +233,13 @@ final class QuantumCache: @unchecked Sendable {
         if checked {
             // Inside the CPU lock: that is what makes the directory's
             // grace period (and verify's snapshot) cover this lookup.
-            guard let r = slabs.pointee.directory.lookup(base: geometry.slabBase(address)),
-                  r.userState(index).pointee.load(ordering: .relaxed) != 0 else {
+            guard let byte = slabs.pointee.directory.lookup(base: geometry.slabBase(address))?.userState(index),
+                  byte.pointee.load(ordering: .relaxed) != 0 else {
                 cpu.pointee.lock.unlock()
                 return refuseFree()
             }
-            state = r.userState(index)
-            state.unsafelyUnwrapped.pointee.store(0, ordering: .relaxed)
+            byte.pointee.store(0, ordering: .relaxed)
+            state = byte
         }
         let n = cpu.pointee.loadedRounds
         if let m = cpu.pointee.loaded, n < magazineRounds {

@@ -30,9 +30,8 @@ public enum StandardWorkload: String, CaseIterable, Sendable {
     public static let base: UInt64 = 0x1000
     public static let size: UInt64 = 1 << 40
     public static let quantum: UInt64 = 4096
-    public static let liveSlots = Int(liveSlotCount)
-    /// N of vmem.md §6 as a literal, which inlined code can fold.
-    @inlinable public static var liveSlotCount: Int { 10_000 }
+    /// N of vmem.md §6, a literal that inlined code can fold.
+    @inlinable public static var liveSlots: Int { 10_000 }
     public static let warmupOps = 200_000
     public static let timedOps = 2_000_000
 
@@ -102,7 +101,7 @@ public struct WorkloadLoop {
         // `r % N` becomes a multiplication: a 64-bit division would cost
         // more than some of the operations being measured.
         if slots.count == StandardWorkload.liveSlots {
-            try run(count, n: UInt64(truncatingIfNeeded: StandardWorkload.liveSlotCount))
+            try run(count, n: UInt64(truncatingIfNeeded: StandardWorkload.liveSlots))
         } else {
             try run(count, n: UInt64(slots.count))
         }
