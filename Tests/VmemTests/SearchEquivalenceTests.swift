@@ -1,0 +1,68 @@
+import Testing
+@testable import Vmem
+
+/// The unconstrained search reads only the free-list arrays' sizes; the
+/// general, constrained search places every candidate. Where no constraint
+/// binds they must agree on everything: the segment, the address, and how
+/// many segments `searchCount` says were looked at.
+@Suite struct SearchEquivalenceTests {
+    /// A fragmented arena: many free segments of many sizes on every list,
+    /// tombstones included (frees and carves in a random order).
+    func fragmentedArena(seed: UInt64) throws -> Arena {
+        let q: UInt64 = 0x1000
+        let a = try Arena(name: "search", base: 0x10_0000, size: 1 << 32, quantum: q)
+        var rng = seed
+        func next() -> UInt64 {
+            rng &+= 0x9E37_79B9_7F4A_7C15
+            var z = rng
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        var live: [(UInt64, UInt64)] = []
+        for _ in 0..<4_000 {
+            let size = (1 + next() % 96) * q
+            live.append((try a.alloc(size, policy: .bestFit), size))
+        }
+        for _ in 0..<6_000 {
+            let i = Int(next() % UInt64(live.count))
+            try a.free(live[i].0, size: live[i].1)
+            let size = (1 + next() % 96) * q
+            live[i] = (try a.alloc(size, policy: next() % 2 == 0 ? .bestFit : .instantFit), size)
+        }
+        for i in stride(from: 0, to: live.count, by: 2) { try a.free(live[i].0, size: live[i].1) }
+        try a.verify()
+        return a
+    }
+
+    @Test(arguments: [AllocationPolicy.bestFit, .firstFit, .instantFit], [false, true])
+    func unconstrainedSearchMatchesTheGeneralOne(_ policy: AllocationPolicy, _ fromEnd: Bool) throws {
+        let a = try fragmentedArena(seed: 7)
+        defer { a.destroy() }
+        let q = a.quantum
+        var found = 0, misses = 0, widest: UInt64 = 0
+        // Up to 200 pages, then sizes near and beyond the 4 GiB span.
+        for pages in Array(UInt64(1)...200) + [1 << 19, 1 << 20, 1 << 21] {
+            let size = pages * q
+            let plain = Constraints(size: size, align: q, phase: 0, nocross: 0, minaddr: 0, maxaddr: 0, fromEnd: fromEnd)
+            // minaddr 1 lies below every segment, so it binds nothing, but
+            // it sends the search down the general path.
+            var general = plain
+            general.minaddr = 1
+            #expect(!plain.isConstrained && general.isConstrained)
+            let before = a.core.pointee.stats.searchCount
+            let fast = a.core.pointee.search(plain, policy: policy)
+            let fastCount = a.core.pointee.stats.searchCount &- before
+            let slow = a.core.pointee.search(general, policy: policy)
+            let slowCount = a.core.pointee.stats.searchCount &- before &- fastCount
+            #expect(fast == slow, "size \(pages) pages, \(policy), fromEnd \(fromEnd)")
+            #expect(fastCount == slowCount, "size \(pages) pages, \(policy), fromEnd \(fromEnd)")
+            if fast.0 != 0 { found += 1 } else { misses += 1 }
+            widest = max(widest, fastCount)
+        }
+        // The arena must have given the searches something to choose from,
+        // best fit more than one candidate, and the largest sizes nothing.
+        #expect(found > 50 && misses > 0)
+        #expect(policy != .bestFit || widest > 1)
+    }
+}
