@@ -106,6 +106,7 @@ extension ArenaCore {
         var bestAddr: UInt64 = 0
         var bestSize: UInt64 = 0
         while list >= 0 {
+            compactBeforeWalk(list)
             let e = lists[list].entries.unsafelyUnwrapped
             var pos = lists[list].count - 1
             while pos >= 0 {
@@ -148,6 +149,7 @@ extension ArenaCore {
         var visited = 0
         var tooSmallCount: UInt64 = 0
         outer: while list >= 0 {
+            compactBeforeWalk(list)
             let e = lists[list].entries.unsafelyUnwrapped
             let count = lists[list].count
             var pos = count &- 1

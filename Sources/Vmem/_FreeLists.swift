@@ -84,9 +84,19 @@ extension ArenaCore {
             var c = pos
             while e[c &- 1].tag == 0 { c &-= 1 }
             l.pointee.count = c
-        } else if count > 2 &* live &+ 32 {
+        } else if count > 8 &* live &+ 32 {
             compactFreeList(i)
         }
+    }
+
+    /// Sweeps list `i` before a search walks it, when at least half of it is
+    /// tombstones. Deleting sweeps only at 7/8: instant fit never walks a
+    /// list, and a sweep rewrites the position in every entry it moves (a
+    /// random tag each), so it is cheapest when it frees many slots per move;
+    /// a walk reads every slot, so the lists it walks are kept dense.
+    @inlinable @inline(__always)
+    mutating func compactBeforeWalk(_ i: Int) {
+        if lists[i].count > 2 &* lists[i].live &+ 32 { compactFreeList(i) }
     }
 
     /// Records that free segment `t` shrank in place (still on the same list).
@@ -104,11 +114,11 @@ extension ArenaCore {
 
     @usableFromInline
     mutating func growFreeList(_ i: Int) {
-        // Sweep when at least half are tombstones, otherwise double: a sweep
-        // rewrites the position in every moved member's tag, a likely cache
-        // miss each, so it must free at least as many slots as it moves
-        // entries (at a quarter it moved three entries per slot it freed).
-        if (lists[i].count - lists[i].live) * 2 >= lists[i].count && lists[i].count > 0 {
+        // Sweep when at least three quarters are tombstones, otherwise
+        // double: a sweep rewrites the position in every moved member's tag,
+        // a likely cache miss each, so it should free several slots per entry
+        // it moves (at half it freed one per move, at a quarter one per three).
+        if (lists[i].count - lists[i].live) * 4 >= lists[i].count * 3 && lists[i].count > 0 {
             compactFreeList(i)
             return
         }
@@ -129,13 +139,16 @@ extension ArenaCore {
         // Entries before the first tombstone stay where they are.
         var w = 0
         while w < count && e[w].tag != 0 { w &+= 1 }
+        // Without a branch: whether an entry is a tombstone is a coin toss
+        // the predictor loses. A tombstone is copied too and then written
+        // over; its "position" lands in tag 0, the none tag, which no one reads.
         var r = w
+        let tags = self.tags
         while r < count {
-            if e[r].tag != 0 {
-                e[w] = e[r]
-                tags[Int(e[w].tag)].prev = TagIndex(truncatingIfNeeded: w)
-                w &+= 1
-            }
+            let entry = e[r]
+            e[w] = entry
+            tags[Int(entry.tag)].prev = TagIndex(truncatingIfNeeded: w)
+            w &+= entry.tag != 0 ? 1 : 0
             r &+= 1
         }
         lists[i].count = w
