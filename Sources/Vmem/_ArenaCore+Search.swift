@@ -44,10 +44,9 @@ extension ArenaCore {
     mutating func allocInstant(_ size: UInt64, fromEnd: Bool) -> TagIndex {
         let list = definitelyFitsList(size)
         if list < 0 { return 0 }
+        if !fromEnd { return carveListHead(list, size: size) }
         let t = freelistHead(list)
-        var addr = tags[Int(t)].start
-        if fromEnd { addr = tags[Int(t)].end &- size }
-        return carve(t, at: addr, size: size)
+        return carve(t, at: tags[Int(t)].end &- size, size: size)
     }
 
     /// Where `[a, a+size)` would go inside free segment `t` under `c`, or nil.

@@ -38,6 +38,59 @@ extension ArenaCore {
         return t
     }
 
+    /// Instant fit's carve: the front `size` bytes of the head of list
+    /// `list`, every member of which is at least `size` long. The result is
+    /// `carve(head, at: head.start, size: size)`'s, tag for tag; this is that
+    /// function for the one case the arena's fast path meets, where the
+    /// head's slot is known (the last) and the caller has reserved the tags,
+    /// so that the table cannot move and its address stays in a register.
+    @inlinable @inline(__always)
+    mutating func carveListHead(_ list: Int, size: UInt64) -> TagIndex {
+        let tags = self.tags
+        let e = lists[list].entries.unsafelyUnwrapped
+        let pos = lists[list].count &- 1
+        let t = e[pos].tag
+        let tp = tags + Int(t)
+        let s = tp.pointee.start, end = tp.pointee.end
+        cvmem_prefetch_write(hashBucket(s))
+        let addrEnd = s &+ size
+        let rest = end &- addrEnd
+        if p2samehighbit(end &- s, rest) {
+            // The remainder stays on this list, in the head's slot.
+            tp.pointee.start = addrEnd
+            e[pos].size = rest
+            let a = getReservedTag()
+            initSeg(a, start: s, end: addrEnd, kind: kindAlloc, after: tp.pointee.segPrev, in: tags)
+            hashInsert(a)
+            return a
+        }
+        freelistPopHead(list)
+        if rest != 0 {
+            let r = getReservedTag()
+            initSeg(r, start: addrEnd, end: end, kind: kindFree, after: t, in: tags)
+            freelistInsert(r)
+        }
+        tp.pointee.end = addrEnd
+        hashInsert(t)
+        return t
+    }
+
+    /// ``createSeg(after:start:end:kind:)`` for a tag already taken, with the
+    /// table's address passed in.
+    @inlinable @inline(__always)
+    func initSeg(_ t: TagIndex, start: UInt64, end: UInt64, kind: UInt8, after p: TagIndex,
+                 in tags: UnsafeMutablePointer<BoundaryTag>) {
+        let tp = tags + Int(t), pp = tags + Int(p)
+        let n = pp.pointee.segNext
+        tp.pointee.start = start
+        tp.pointee.end = end
+        tp.pointee.segPrev = p
+        // segNext, the kind, and `imported` clear, in one store.
+        tp.pointee.packed = n | (UInt32(kind) << 28)
+        pp.pointee.segNext = t
+        tags[Int(n)].segPrev = t
+    }
+
     /// Appends a span and its one free segment (illumos `vmem_span_create`);
     /// returns the free segment. Needs two fresh tags.
     @inlinable

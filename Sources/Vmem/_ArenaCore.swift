@@ -126,6 +126,22 @@ struct ArenaCore {
         return n
     }
 
+    /// ``getTag()`` where the caller has made sure a tag is available
+    /// (``availableTags`` > 0), so the table does not grow or move.
+    @inlinable @inline(__always)
+    mutating func getReservedTag() -> TagIndex {
+        let t = freeTagHead
+        if t != 0 {
+            freeTagHead = tags[Int(t)].next
+            freeTagCount &-= 1
+            return t
+        }
+        assert(tagHighWater < tagCapacity, "getReservedTag without a reserve")
+        let n = tagHighWater
+        tagHighWater &+= 1
+        return n
+    }
+
     @inlinable @inline(__always)
     mutating func putTag(_ t: TagIndex) {
         tags[Int(t)].kind = 0

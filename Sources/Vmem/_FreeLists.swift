@@ -99,6 +99,24 @@ extension ArenaCore {
         if lists[i].count > 2 &* lists[i].live &+ 32 { compactFreeList(i) }
     }
 
+    /// Takes the head off non-empty list `i`: ``freelistDelete(_:)`` where
+    /// the position is known to be the last, which needs no tombstone.
+    @inlinable @inline(__always)
+    mutating func freelistPopHead(_ i: Int) {
+        let l = lists + i
+        let live = l.pointee.live &- 1
+        l.pointee.live = live
+        if live == 0 {
+            l.pointee.count = 0
+            freemap &= ~(1 &<< UInt64(truncatingIfNeeded: i))
+            return
+        }
+        let e = l.pointee.entries.unsafelyUnwrapped
+        var c = l.pointee.count &- 1
+        while e[c &- 1].tag == 0 { c &-= 1 }
+        l.pointee.count = c
+    }
+
     /// Records that free segment `t` shrank in place (still on the same list).
     @inlinable @inline(__always)
     mutating func freelistResized(_ t: TagIndex) {

@@ -65,4 +65,49 @@ import Testing
         #expect(found > 50 && misses > 0)
         #expect(policy != .bestFit || widest > 1)
     }
+
+    /// Everything a carve can change, in list and segment order, with tag numbers.
+    func snapshot(_ a: Arena) -> [UInt64] {
+        let c = a.core.pointee
+        var out: [UInt64] = [c.freemap, UInt64(c.freeTagHead), UInt64(c.freeTagCount), UInt64(c.tagHighWater),
+                             c.stats.memInUse, c.stats.allocatedSegments, c.stats.allocCount]
+        var t = c.tags[Int(ReservedTag.seg0)].segNext
+        while t != ReservedTag.seg0 {
+            out += [UInt64(t), c.tags[Int(t)].start, c.tags[Int(t)].end, UInt64(c.tags[Int(t)].kind)]
+            t = c.tags[Int(t)].segNext
+        }
+        for i in 0..<64 {
+            let l = c.lists[i]
+            out += [UInt64(l.count), UInt64(l.live)]
+            for j in 0..<l.count { out += [l.entries![j].size, UInt64(l.entries![j].tag)] }
+        }
+        return out
+    }
+
+    /// Instant fit's own carve of a list head must be the general carve's
+    /// result tag for tag: the same segment, the same tag numbers taken from
+    /// the free-tag list, the same free lists (order and tombstones).
+    @Test func instantFitHeadCarveIsTheGeneralCarve() throws {
+        let fast = try fragmentedArena(seed: 11), general = try fragmentedArena(seed: 11)
+        defer { fast.destroy(); general.destroy() }
+        #expect(snapshot(fast) == snapshot(general))
+        var shrunkInPlace = 0, popped = 0
+        for pages in UInt64(1)...160 {
+            let size = pages * fast.quantum
+            fast.core.pointee.reserveTags(Arena.tagReserve)
+            general.core.pointee.reserveTags(Arena.tagReserve)
+            let list = general.core.pointee.definitelyFitsList(size)
+            guard list >= 0 else { continue }
+            let head = general.core.pointee.freelistHead(list)
+            let headSize = general.core.pointee.tags[Int(head)].size
+            let viaHead = fast.core.pointee.allocInstant(size, fromEnd: false)
+            let viaCarve = general.core.pointee.carve(head, at: general.core.pointee.tags[Int(head)].start, size: size)
+            #expect(viaHead == viaCarve, "\(pages) pages")
+            if p2samehighbit(headSize, headSize - size) { shrunkInPlace += 1 } else { popped += 1 }
+            #expect(snapshot(fast) == snapshot(general), "\(pages) pages")
+            try fast.verify()
+        }
+        // Both ways out of the carve were taken.
+        #expect(shrunkInPlace > 5 && popped > 5)
+    }
 }
