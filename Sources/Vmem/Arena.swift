@@ -234,8 +234,32 @@ public final class Arena: @unchecked Sendable {
                 }
             }
             lock.unlock()
+        } else if policy != .nextFit && plainPaths && size != 0 && size & (quantum &- 1) == 0,
+                  let addr = allocSearching(size, policy: policy, fromEnd: fromEnd) {
+            return addr
         }
         return try allocGeneral(size, policy: policy, fromEnd: fromEnd, wait: wait)
+    }
+
+    /// Best or first fit's common case, a search that succeeds at once, with
+    /// the general path's layers (failure injection, audit, the import-wait
+    /// loop) out of the way; nil sends the caller down that path. Its own
+    /// function so that the instant-fit path keeps its registers.
+    @usableFromInline @inline(never)
+    func allocSearching(_ size: UInt64, policy: AllocationPolicy, fromEnd: Bool) -> UInt64? {
+        lock.lock()
+        defer { lock.unlock() }
+        if destroyed || core.pointee.availableTags < Self.tagReserve { return nil }
+        let counted = core.pointee.stats.searchCount
+        let c = Constraints(size: size, align: quantum, phase: 0, nocross: 0, minaddr: 0, maxaddr: 0, fromEnd: fromEnd)
+        let (t, a) = core.pointee.search(c, policy: policy)
+        if t == 0 {
+            // The general path searches again and counts that search.
+            core.pointee.stats.searchCount = counted
+            return nil
+        }
+        _ = core.pointee.carve(t, at: a, size: size)
+        return a
     }
 
     /// `alloc` for everything but its fast path.

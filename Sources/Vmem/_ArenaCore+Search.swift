@@ -151,16 +151,36 @@ extension ArenaCore {
             compactBeforeWalk(list)
             let e = lists[list].entries.unsafelyUnwrapped
             let count = lists[list].count
+            // Two entries a turn, to halve the loop's own instructions (the
+            // second is the first again, one slot down).
             var pos = count &- 1
-            while pos >= 0 {
+            walk: while pos >= 1 {
                 let (excess, tooSmall) = e[pos].size.subtractingReportingOverflow(size)
                 tooSmallCount &+= UInt64(unsafeBitCast(tooSmall, to: UInt8.self))
                 if excess < limit {
                     best = e[pos].tag
                     limit = excess
-                    if !bestFit || excess == 0 { break }
+                    if !bestFit || excess == 0 { break walk }
                 }
-                pos &-= 1
+                let (excess1, tooSmall1) = e[pos &- 1].size.subtractingReportingOverflow(size)
+                tooSmallCount &+= UInt64(unsafeBitCast(tooSmall1, to: UInt8.self))
+                if excess1 < limit {
+                    best = e[pos &- 1].tag
+                    limit = excess1
+                    if !bestFit || excess1 == 0 { pos &-= 1; break walk }
+                }
+                pos &-= 2
+            }
+            // The odd slot out. After a stop at slot 0 this looks at it a
+            // second time, which changes nothing: the entry fits, so it is
+            // not counted as too small, and it cannot beat itself.
+            if pos == 0 {
+                let (excess, tooSmall) = e[0].size.subtractingReportingOverflow(size)
+                tooSmallCount &+= UInt64(unsafeBitCast(tooSmall, to: UInt8.self))
+                if excess < limit {
+                    best = e[0].tag
+                    limit = excess
+                }
             }
             // `pos` is where the walk stopped: -1 after a whole list.
             visited &+= count &- max(pos, 0)

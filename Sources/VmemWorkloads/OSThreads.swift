@@ -1,3 +1,4 @@
+import CVmemSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -38,6 +39,15 @@ public enum OSThreads {
 
     public static func join(_ threads: [pthread_t]) {
         for t in threads { pthread_join(t, nil) }
+    }
+
+    /// Runs `body` with the calling thread bound to CPU `cpu`, then lets it
+    /// run anywhere again: per-CPU caches then hand out the same objects
+    /// run after run, which a test comparing addresses needs.
+    public static func onCPU<T>(_ cpu: Int, _ body: () throws -> T) rethrows -> T {
+        _ = cvmem_pin_to_cpu(Int32(cpu))
+        defer { _ = cvmem_unpin() }
+        return try body()
     }
 
     /// Runs `body(index)` on `count` threads and waits for all of them.
