@@ -210,6 +210,9 @@ public final class Arena: @unchecked Sendable {
         if size &- 1 < quantumCacheMax, size & (quantum &- 1) == 0 {
             return try cacheAlloc(size, wait: wait)
         }
+        if policy == .bestFit || policy == .firstFit {
+            return try allocBySearch(size, policy: policy, fromEnd: fromEnd, wait: wait)
+        }
         return try allocFromArena(size, policy: policy, fromEnd: fromEnd, wait: wait)
     }
 
@@ -234,32 +237,35 @@ public final class Arena: @unchecked Sendable {
                 }
             }
             lock.unlock()
-        } else if policy != .nextFit && plainPaths && size != 0 && size & (quantum &- 1) == 0,
-                  let addr = allocSearching(size, policy: policy, fromEnd: fromEnd) {
-            return addr
         }
         return try allocGeneral(size, policy: policy, fromEnd: fromEnd, wait: wait)
     }
 
-    /// Best or first fit's common case, a search that succeeds at once, with
-    /// the general path's layers (failure injection, audit, the import-wait
-    /// loop) out of the way; nil sends the caller down that path. Its own
-    /// function so that the instant-fit path keeps its registers.
+    /// `alloc` with best or first fit. Its common case, a search that
+    /// succeeds at once, goes without the general path's layers (failure
+    /// injection, audit, the import-wait loop); anything else starts over on
+    /// that path.
     @usableFromInline @inline(never)
-    func allocSearching(_ size: UInt64, policy: AllocationPolicy, fromEnd: Bool) -> UInt64? {
-        lock.lock()
-        defer { lock.unlock() }
-        if destroyed || core.pointee.availableTags < Self.tagReserve { return nil }
-        let counted = core.pointee.stats.searchCount
-        let c = Constraints(size: size, align: quantum, phase: 0, nocross: 0, minaddr: 0, maxaddr: 0, fromEnd: fromEnd)
-        let (t, a) = core.pointee.search(c, policy: policy)
-        if t == 0 {
-            // The general path searches again and counts that search.
-            core.pointee.stats.searchCount = counted
-            return nil
+    func allocBySearch(_ size: UInt64, policy: AllocationPolicy, fromEnd: Bool,
+                       wait: WaitPolicy) throws(VmemError) -> UInt64 {
+        if plainPaths && size != 0 && size & (quantum &- 1) == 0 {
+            lock.lock()
+            if !destroyed && core.pointee.availableTags >= Self.tagReserve {
+                let list = core.pointee.firstListToSearch(size, policy: policy)
+                let (t, a) = core.pointee.searchUnconstrained(size, fromEnd: fromEnd, from: list,
+                                                             bestFit: policy == .bestFit)
+                if t != 0 {
+                    _ = core.pointee.carve(t, at: a, size: size)
+                    lock.unlock()
+                    return a
+                }
+                // The general path searches again. This search counted
+                // nothing: `searchCount` counts segments that fit, and
+                // without constraints the first one that fits ends a search.
+            }
+            lock.unlock()
         }
-        _ = core.pointee.carve(t, at: a, size: size)
-        return a
+        return try allocGeneral(size, policy: policy, fromEnd: fromEnd, wait: wait)
     }
 
     /// `alloc` for everything but its fast path.

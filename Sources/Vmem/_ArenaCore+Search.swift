@@ -83,21 +83,25 @@ extension ArenaCore {
         return hi >= a ? hi : a
     }
 
+    /// The list a search for `size` starts at (-1: none can hold it): the
+    /// lowest non-empty list at or above the one `size` belongs to, or, for
+    /// best and first fit and when nothing larger is free, the one below.
+    @inlinable @inline(__always)
+    func firstListToSearch(_ size: UInt64, policy: AllocationPolicy) -> Int {
+        if isPowerOfTwo(size) { return lowbit(p2align(freemap, size)) &- 1 }
+        var hb = highbit(size)
+        if hb == 64 || (freemap >> UInt64(hb)) == 0 || policy == .bestFit || policy == .firstFit {
+            hb &-= 1
+        }
+        return lowbit(p2align(freemap, 1 << UInt64(hb))) &- 1
+    }
+
     /// The constrained search of vmem.md §2 (illumos `vmem_xalloc`'s loop).
     /// Returns the chosen free segment and address, or (0, 0).
     @inlinable
     mutating func search(_ c: Constraints, policy: AllocationPolicy) -> (TagIndex, UInt64) {
         let size = c.size
-        var list: Int
-        if isPowerOfTwo(size) {
-            list = lowbit(p2align(freemap, size)) - 1
-        } else {
-            var hb = highbit(size)
-            if hb == 64 || (freemap >> UInt64(hb)) == 0 || policy == .bestFit || policy == .firstFit {
-                hb -= 1
-            }
-            list = lowbit(p2align(freemap, 1 << UInt64(hb))) - 1
-        }
+        var list = firstListToSearch(size, policy: policy)
         if c.align == quantum && c.phase == 0 && !c.isConstrained {
             return searchUnconstrained(size, fromEnd: c.fromEnd, from: list, bestFit: policy == .bestFit)
         }
