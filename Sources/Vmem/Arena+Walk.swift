@@ -84,13 +84,16 @@ extension Arena {
         return st
     }
 
-    /// Bytes of boundary tags and hash buckets the arena owns, divided by its
-    /// allocated segments (the "metadata per live segment" of the benchmarks).
+    /// Bytes of boundary tags, hash buckets and free-list arrays the arena
+    /// owns, divided by its allocated segments (the "metadata per live
+    /// segment" of the benchmarks).
     public var metadataBytesPerAllocatedSegment: Double {
         lock.lock(); defer { lock.unlock() }
         let c = core.pointee
-        let bytes = Double(Int(c.tagCapacity) * MemoryLayout<BoundaryTag>.stride + (1 << c.hashBits) * MemoryLayout<TagIndex>.stride)
-        return bytes / Double(max(c.stats.allocatedSegments, 1))
+        var bytes = Int(c.tagCapacity) * MemoryLayout<BoundaryTag>.stride + (1 << c.hashBits) * MemoryLayout<TagIndex>.stride
+        bytes += 64 * MemoryLayout<FreeListArray>.stride
+        for i in 0..<64 { bytes += c.lists[i].capacity * MemoryLayout<FreeEntry>.stride }
+        return Double(bytes) / Double(max(c.stats.allocatedSegments, 1))
     }
 
     /// Quantum-cache counters, one entry per cache (size ascending).

@@ -109,7 +109,6 @@ extension ArenaCore {
         var bestAddr: UInt64 = 0
         var bestSize: UInt64 = 0
         while list >= 0 {
-            compactBeforeWalk(list)
             let e = lists[list].entries.unsafelyUnwrapped
             var pos = lists[list].count - 1
             while pos >= 0 {
@@ -152,7 +151,6 @@ extension ArenaCore {
         var visited = 0
         var tooSmallCount: UInt64 = 0
         outer: while list >= 0 {
-            compactBeforeWalk(list)
             let e = lists[list].entries.unsafelyUnwrapped
             let count = lists[list].count
             // Two entries a turn, to halve the loop's own instructions (the

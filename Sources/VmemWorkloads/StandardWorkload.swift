@@ -157,8 +157,8 @@ public struct WorkloadResult: Sendable {
     public var opsPerSecond: Double
     public var highWaterRatio: Double
     public var mallocsPerOp: Double?
-    /// Bytes of boundary tags and hash buckets the arena owns, per live
-    /// allocated segment, at the end of the timed phase.
+    /// Bytes of boundary tags, hash buckets and free-list arrays the arena
+    /// owns, per live allocated segment, at the end of the timed phase.
     public var metadataBytesPerSegment: Double
     /// Whether the quantum caches refused double frees (``ArenaDebugging/checkCachedFrees``).
     public var checkedCacheFrees: Bool = true
