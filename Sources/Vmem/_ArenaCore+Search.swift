@@ -45,6 +45,14 @@ extension ArenaCore {
         let list = definitelyFitsList(size)
         if list < 0 { return 0 }
         if !fromEnd { return carveListHead(list, size: size) }
+        return carveEndOfListHead(list, size: size)
+    }
+
+    /// Instant fit from the end (illumos `VM_ENDALLOC`), rare enough to be
+    /// kept out of line: inlined, the general carve doubled the fast path's
+    /// stack frame and the registers it spills.
+    @usableFromInline @inline(never)
+    mutating func carveEndOfListHead(_ list: Int, size: UInt64) -> TagIndex {
         let t = freelistHead(list)
         return carve(t, at: tags[Int(t)].end &- size, size: size)
     }
