@@ -116,7 +116,9 @@ extension ArenaCore {
                     n += 1
                     if f >= tagHighWater || tags[Int(f)].kind != kindFree { return "free list \(i) holds \(seg(f))" }
                     if Int(tags[Int(f)].prev) != p { return "free list \(i): \(seg(f)) records position \(tags[Int(f)].prev), is at \(p)" }
-                    if e[p].size != tags[Int(f)].size { return "free list \(i): entry size \(hex(e[p].size)) for \(seg(f))" }
+                    if e[p].quanta != entryQuanta(tags[Int(f)].size) {
+                        return "free list \(i): entry of \(e[p].quanta) quanta for \(seg(f))"
+                    }
                     if freeListIndex(tags[Int(f)].size) != i { return "\(seg(f)) is on free list \(i), belongs on \(freeListIndex(tags[Int(f)].size))" }
                 }
                 if l.count > 0 && e[l.count - 1].tag == 0 { return "free list \(i) ends in a tombstone" }

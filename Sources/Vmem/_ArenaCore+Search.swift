@@ -120,12 +120,13 @@ extension ArenaCore {
             let e = lists[list].entries.unsafelyUnwrapped
             var pos = lists[list].count - 1
             while pos >= 0 {
-                let t = e[pos].tag
-                let segSize = e[pos].size
+                let entry = e[pos]
                 pos -= 1
                 // Tombstones have tag 0; a segment smaller than the request
                 // can never fit, whatever the constraints.
-                if t == 0 || segSize < size { continue }
+                if entry.tag == 0 { continue }
+                let t = entry.tag, segSize = entrySize(entry, list: list)
+                if segSize < size { continue }
                 stats.searchCount &+= 1
                 if best == 0 || segSize < bestSize, let a = place(c, in: t) {
                     best = t; bestAddr = a; bestSize = segSize
@@ -148,52 +149,28 @@ extension ArenaCore {
     mutating func searchUnconstrained(_ size: UInt64, fromEnd: Bool, from list: Int, bestFit: Bool) -> (TagIndex, UInt64) {
         var list = list
         var best: TagIndex = 0
-        // One unsigned compare per entry, `segSize - size < limit`, tests
-        // "fits and beats the best so far": too small a segment (tombstones
-        // have size 0) wraps around to at least `0 - size`, the first limit.
-        let noLimit = 0 &- size
-        var limit = noLimit
         // Entries visited and, of those, too small: `searchCount` gains the
         // difference. Counted without a branch, as whether a segment fits is
         // a coin toss that the branch predictor would lose.
         var visited = 0
         var tooSmallCount: UInt64 = 0
-        outer: while list >= 0 {
+        while list >= 0 {
             let e = lists[list].entries.unsafelyUnwrapped
             let count = lists[list].count
-            // Two entries a turn, to halve the loop's own instructions (the
-            // second is the first again, one slot down).
-            var pos = count &- 1
-            walk: while pos >= 1 {
-                let (excess, tooSmall) = e[pos].size.subtractingReportingOverflow(size)
-                tooSmallCount &+= UInt64(unsafeBitCast(tooSmall, to: UInt8.self))
-                if excess < limit {
-                    best = e[pos].tag
-                    limit = excess
-                    if !bestFit || excess == 0 { break walk }
-                }
-                let (excess1, tooSmall1) = e[pos &- 1].size.subtractingReportingOverflow(size)
-                tooSmallCount &+= UInt64(unsafeBitCast(tooSmall1, to: UInt8.self))
-                if excess1 < limit {
-                    best = e[pos &- 1].tag
-                    limit = excess1
-                    if !bestFit || excess1 == 0 { pos &-= 1; break walk }
-                }
-                pos &-= 2
+            // A walk ends at the first list with a candidate, so each list is
+            // walked afresh, with no best so far.
+            let stop: Int
+            if isWideList(list) {
+                stop = walkWide(e, count: count, size: size, bestFit: bestFit, best: &best, tooSmall: &tooSmallCount)
+            } else {
+                // Narrow lists hold, and are asked for, fewer than 2^31 quanta.
+                let quanta = size &>> UInt64(truncatingIfNeeded: qshift)
+                assert(quanta < 1 << 31, "a narrow list walked for \(size) bytes")
+                stop = Self.walkNarrow(e, count: count, quanta: UInt32(truncatingIfNeeded: quanta), bestFit: bestFit,
+                                       best: &best, tooSmall: &tooSmallCount)
             }
-            // The odd slot out. After a stop at slot 0 this looks at it a
-            // second time, which changes nothing: the entry fits, so it is
-            // not counted as too small, and it cannot beat itself.
-            if pos == 0 {
-                let (excess, tooSmall) = e[0].size.subtractingReportingOverflow(size)
-                tooSmallCount &+= UInt64(unsafeBitCast(tooSmall, to: UInt8.self))
-                if excess < limit {
-                    best = e[0].tag
-                    limit = excess
-                }
-            }
-            // `pos` is where the walk stopped: -1 after a whole list.
-            visited &+= count &- max(pos, 0)
+            // `stop` is where the walk stopped: -1 after a whole list.
+            visited &+= count &- max(stop, 0)
             // Moving up to a larger list cannot improve on a candidate.
             if best != 0 || list == 63 { break }
             list = lowbit(p2align(freemap, 1 << UInt64(list &+ 1))) &- 1
@@ -201,6 +178,69 @@ extension ArenaCore {
         stats.searchCount &+= UInt64(truncatingIfNeeded: visited) &- tooSmallCount
         if best == 0 { return (0, 0) }
         return (best, fromEnd ? tags[Int(best)].end &- size : tags[Int(best)].start)
+    }
+
+    /// One list's walk for ``searchUnconstrained(_:fromEnd:from:bestFit:)``,
+    /// on the sizes in the entries: sets `best` to the first entry (from the
+    /// head) that fits, or with `bestFit` the first of those that fit most
+    /// tightly, stopping at an exact fit. Returns the slot it stopped at, -1
+    /// after the whole list, and adds the too-small entries it passed.
+    @inlinable @inline(__always)
+    static func walkNarrow(_ e: UnsafeMutablePointer<FreeEntry>, count: Int, quanta: UInt32, bestFit: Bool,
+                           best: inout TagIndex, tooSmall tooSmallCount: inout UInt64) -> Int {
+        // One unsigned compare per entry, `entry - quanta < limit`, tests
+        // "fits and beats the best so far": too small a segment (tombstones
+        // have size 0) wraps around to at least `0 - quanta`, the first limit.
+        var limit = 0 &- quanta
+        // Two entries a turn, to halve the loop's own instructions (the
+        // second is the first again, one slot down).
+        var pos = count &- 1
+        while pos >= 1 {
+            let (excess, tooSmall) = e[pos].quanta.subtractingReportingOverflow(quanta)
+            tooSmallCount &+= UInt64(unsafeBitCast(tooSmall, to: UInt8.self))
+            if excess < limit {
+                best = e[pos].tag
+                limit = excess
+                if !bestFit || excess == 0 { return pos }
+            }
+            let (excess1, tooSmall1) = e[pos &- 1].quanta.subtractingReportingOverflow(quanta)
+            tooSmallCount &+= UInt64(unsafeBitCast(tooSmall1, to: UInt8.self))
+            if excess1 < limit {
+                best = e[pos &- 1].tag
+                limit = excess1
+                if !bestFit || excess1 == 0 { return pos &- 1 }
+            }
+            pos &-= 2
+        }
+        // The odd slot out.
+        if pos == 0 {
+            let (excess, tooSmall) = e[0].quanta.subtractingReportingOverflow(quanta)
+            tooSmallCount &+= UInt64(unsafeBitCast(tooSmall, to: UInt8.self))
+            if excess < limit { best = e[0].tag }
+        }
+        return pos
+    }
+
+    /// ``walkNarrow(_:count:quanta:bestFit:best:tooSmall:)`` for a wide list,
+    /// with every size read from its tag: only segments of 2^31 quanta or
+    /// more (8 TiB of 4 KiB pages, or 2 GiB of an identifier space) live there.
+    @usableFromInline
+    func walkWide(_ e: UnsafeMutablePointer<FreeEntry>, count: Int, size: UInt64, bestFit: Bool,
+                  best: inout TagIndex, tooSmall tooSmallCount: inout UInt64) -> Int {
+        var limit = 0 &- size
+        var pos = count &- 1
+        while pos >= 0 {
+            let t = e[pos].tag
+            let (excess, tooSmall) = (t == 0 ? 0 : tags[Int(t)].size).subtractingReportingOverflow(size)
+            tooSmallCount &+= UInt64(unsafeBitCast(tooSmall, to: UInt8.self))
+            if excess < limit {
+                best = t
+                limit = excess
+                if !bestFit || excess == 0 { return pos }
+            }
+            pos &-= 1
+        }
+        return pos
     }
 
     /// Next fit (illumos `vmem_nextfit_alloc`): the first free segment after

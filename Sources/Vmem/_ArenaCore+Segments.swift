@@ -58,7 +58,7 @@ extension ArenaCore {
         if p2samehighbit(end &- s, rest) {
             // The remainder stays on this list, in the head's slot.
             tp.pointee.start = addrEnd
-            e[pos].size = rest
+            e[pos].quanta = entryQuanta(rest)
             let a = getReservedTag()
             initSeg(a, start: s, end: addrEnd, kind: kindAlloc, after: tp.pointee.segPrev, in: tags)
             hashInsert(a)

@@ -22,17 +22,40 @@ struct FreeListArray {
     @inlinable init() {}
 }
 
+/// Eight bytes, so that a walk reads eight entries per cache line and a free
+/// segment costs 8 bytes of list (times the array's slack), not 16.
 @usableFromInline
 struct FreeEntry {
-    /// The segment's size (kept current when it shrinks in place).
-    @usableFromInline var size: UInt64
+    /// The segment's size in quanta (kept current when it shrinks in place),
+    /// or `UInt32.max` when it does not fit: only on a *wide* list (see
+    /// ``ArenaCore/isWideList(_:)``), whose sizes are read from the tags.
+    @usableFromInline var quanta: UInt32
     /// The segment's tag, or 0 for a tombstone (whose size is 0 too).
     @usableFromInline var tag: TagIndex
 
-    @inlinable init(size: UInt64, tag: TagIndex) { self.size = size; self.tag = tag }
+    @inlinable init(quanta: UInt32, tag: TagIndex) { self.quanta = quanta; self.tag = tag }
 }
 
 extension ArenaCore {
+    /// Whether list `i` may hold sizes of 2^31 quanta or more, which its
+    /// entries cannot carry. Every size on a narrower list is below 2^31
+    /// quanta, and so is every request that starts a walk there.
+    @inlinable @inline(__always)
+    func isWideList(_ i: Int) -> Bool { i &- qshift >= 31 }
+
+    /// The entry for a free segment of `size` bytes.
+    @inlinable @inline(__always)
+    func entryQuanta(_ size: UInt64) -> UInt32 {
+        UInt32(clamping: size &>> UInt64(truncatingIfNeeded: qshift))
+    }
+
+    /// The size of the segment entry `e` of list `i` stands for (0 for a tombstone).
+    @inlinable @inline(__always)
+    func entrySize(_ e: FreeEntry, list i: Int) -> UInt64 {
+        if isWideList(i) { return e.tag == 0 ? 0 : tags[Int(e.tag)].size }
+        return UInt64(e.quanta) &<< UInt64(truncatingIfNeeded: qshift)
+    }
+
     static func makeFreeLists() -> UnsafeMutablePointer<FreeListArray> {
         let p = UnsafeMutablePointer<FreeListArray>.allocate(capacity: 64)
         p.initialize(repeating: FreeListArray(), count: 64)
@@ -54,7 +77,7 @@ extension ArenaCore {
         let l = lists + i
         if l.pointee.count == l.pointee.capacity { growFreeList(i) }
         let pos = l.pointee.count
-        l.pointee.entries.unsafelyUnwrapped[pos] = FreeEntry(size: size, tag: t)
+        l.pointee.entries.unsafelyUnwrapped[pos] = FreeEntry(quanta: entryQuanta(size), tag: t)
         // Counts are far below Int.max: wrapping arithmetic spares the overflow checks.
         l.pointee.count = pos &+ 1
         l.pointee.live &+= 1
@@ -71,7 +94,7 @@ extension ArenaCore {
         let l = lists + i
         let e = l.pointee.entries.unsafelyUnwrapped
         let pos = Int(tags[Int(t)].prev)
-        e[pos] = FreeEntry(size: 0, tag: 0)
+        e[pos] = FreeEntry(quanta: 0, tag: 0)
         let live = l.pointee.live &- 1
         l.pointee.live = live
         if live == 0 {
@@ -114,7 +137,7 @@ extension ArenaCore {
     @inlinable @inline(__always)
     mutating func freelistResized(_ t: TagIndex) {
         let i = freeListIndex(tags[Int(t)].size)
-        lists[i].entries.unsafelyUnwrapped[Int(tags[Int(t)].prev)].size = tags[Int(t)].size
+        lists[i].entries.unsafelyUnwrapped[Int(tags[Int(t)].prev)].quanta = entryQuanta(tags[Int(t)].size)
     }
 
     /// The head of non-empty list `i`.
@@ -133,7 +156,9 @@ extension ArenaCore {
             compactFreeList(i)
             return
         }
-        let newCapacity = max(16, lists[i].capacity * 2)
+        // Half again, not double: an array at its plateau then carries a
+        // quarter spare on average instead of a half (8 B per free segment).
+        let newCapacity = max(16, lists[i].capacity + lists[i].capacity / 2)
         let fresh = UnsafeMutablePointer<FreeEntry>.allocate(capacity: newCapacity)
         if let old = lists[i].entries {
             fresh.moveInitialize(from: old, count: lists[i].count)

@@ -79,7 +79,7 @@ import Testing
         for i in 0..<64 {
             let l = c.lists[i]
             out += [UInt64(l.count), UInt64(l.live)]
-            for j in 0..<l.count { out += [l.entries![j].size, UInt64(l.entries![j].tag)] }
+            for j in 0..<l.count { out += [UInt64(l.entries![j].quanta), UInt64(l.entries![j].tag)] }
         }
         return out
     }
