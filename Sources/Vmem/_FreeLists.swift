@@ -8,7 +8,7 @@
 /// Why not a linked list, as illumos has: unlinking a segment touches both of
 /// its list neighbours, and a best-fit walk touches every member — each a
 /// random boundary tag, each a likely cache miss. Here deleting touches one
-/// array slot, and a walk reads sixteen-byte entries in a row, looking at a
+/// array slot, and a walk reads eight-byte entries in a row, looking at a
 /// tag only when the size says it could fit. The order, and so every
 /// address handed out, is exactly the linked list's.
 @usableFromInline
