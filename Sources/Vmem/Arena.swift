@@ -213,32 +213,32 @@ public final class Arena: @unchecked Sendable {
         if policy == .bestFit || policy == .firstFit {
             return try allocBySearch(size, policy: policy, fromEnd: fromEnd, wait: wait)
         }
+        if policy == .instantFit, let addr = allocInstantFit(size, fromEnd: fromEnd) { return addr }
         return try allocFromArena(size, policy: policy, fromEnd: fromEnd, wait: wait)
     }
 
-    /// `alloc` past the quantum caches. A function of its own so that the
-    /// cache path above, the one most callers take, does not pay for this
-    /// path's registers and stack frame.
+    /// Instant fit's common case: it succeeds at once, on an arena with
+    /// nothing to audit or inject; nil sends the caller down the general
+    /// path, which makes every check in its usual order. It takes only what
+    /// it needs (no wait policy, no error path), so that little is live in
+    /// it besides the arena's own pointers.
+    @usableFromInline @inline(never)
+    func allocInstantFit(_ size: UInt64, fromEnd: Bool) -> UInt64? {
+        guard plainPaths && size != 0 && size & (quantum &- 1) == 0 else { return nil }
+        lock.lock()
+        defer { lock.unlock() }
+        if destroyed || core.pointee.availableTags < Self.tagReserve { return nil }
+        let t = core.pointee.allocInstant(size, fromEnd: fromEnd)
+        return t == 0 ? nil : core.pointee.tags[Int(t)].start
+    }
+
+    /// `alloc` past the quantum caches and the fast paths. A function of its
+    /// own so that the cache path above, the one most callers take, does not
+    /// pay for this path's registers and stack frame.
     @usableFromInline @inline(never)
     func allocFromArena(_ size: UInt64, policy: AllocationPolicy, fromEnd: Bool,
                         wait: WaitPolicy) throws(VmemError) -> UInt64 {
-        // The common case — an instant fit that succeeds at once, on an arena
-        // with nothing to audit or inject — with no error path in sight, so
-        // that it keeps its values in registers. Anything else starts over
-        // on the general path, which makes every check in its usual order.
-        if policy == .instantFit && plainPaths && size != 0 && size & (quantum &- 1) == 0 {
-            lock.lock()
-            if !destroyed && core.pointee.availableTags >= Self.tagReserve {
-                let t = core.pointee.allocInstant(size, fromEnd: fromEnd)
-                if t != 0 {
-                    let addr = core.pointee.tags[Int(t)].start
-                    lock.unlock()
-                    return addr
-                }
-            }
-            lock.unlock()
-        }
-        return try allocGeneral(size, policy: policy, fromEnd: fromEnd, wait: wait)
+        try allocGeneral(size, policy: policy, fromEnd: fromEnd, wait: wait)
     }
 
     /// `alloc` with best or first fit. Its common case, a search that
