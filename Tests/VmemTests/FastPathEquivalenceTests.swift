@@ -56,6 +56,20 @@ import Testing
                     Issue.record("step \(step): \(a) vs \(b)")
                     return
                 }
+            } else if next() % 16 == 0 {
+                // A bad free (never allocated, or the wrong size) fails the
+                // same way on both, and counts the same lookups.
+                let i = Int(next() % UInt64(live.count))
+                // An address inside a live allocation starts no segment.
+                let inside = live[i].1 > 0x1000 && next() % 2 == 0
+                let (addr, size) = inside ? (live[i].0 + 0x1000, UInt64(0x1000)) : (live[i].0, live[i].1 + 0x1000)
+                let x = Result { () throws(VmemError) in try fast.free(addr, size: size) }
+                let y = Result { () throws(VmemError) in try general.free(addr, size: size) }
+                guard case .failure(let e) = x, case .failure(let f) = y else {
+                    Issue.record("step \(step): a bad free succeeded: \(x) vs \(y)")
+                    return
+                }
+                #expect(e == f, "step \(step)")
             } else {
                 let i = Int(next() % UInt64(live.count))
                 try fast.free(live[i].0, size: live[i].1)
