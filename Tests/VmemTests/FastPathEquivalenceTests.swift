@@ -1,5 +1,6 @@
 import Testing
 @testable import Vmem
+import VmemWorkloads
 
 /// `alloc`'s fast paths (instant fit's carve of a list head, best and first
 /// fit's search without the import-wait loop) must leave an arena exactly as
@@ -29,20 +30,13 @@ import Testing
         let (p1, fast) = try make(false), (p2, general) = try make(true)
         defer { fast.destroy(); general.destroy(); p1.destroy(); p2.destroy() }
         #expect(fast.plainPaths && !general.plainPaths)
-        var rng: UInt64 = 99
-        func next() -> UInt64 {
-            rng &+= 0x9E37_79B9_7F4A_7C15
-            var z = rng
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var rng = SplitMix64(seed: 99)
         var live: [(UInt64, UInt64)] = []
         var failures = 0, imports = 0
         for step in 0..<4_000 {
-            if live.isEmpty || next() % 5 < 3 {
-                let size = (1 + next() % 24) << 12
-                let fromEnd = next() % 4 == 0
+            if live.isEmpty || rng.next() % 5 < 3 {
+                let size = (1 + rng.next() % 24) << 12
+                let fromEnd = rng.next() % 4 == 0
                 let a = Result { () throws(VmemError) in try fast.alloc(size, policy: policy, fromEnd: fromEnd) }
                 let b = Result { () throws(VmemError) in try general.alloc(size, policy: policy, fromEnd: fromEnd) }
                 switch (a, b) {
@@ -56,12 +50,12 @@ import Testing
                     Issue.record("step \(step): \(a) vs \(b)")
                     return
                 }
-            } else if next() % 16 == 0 {
+            } else if rng.next() % 16 == 0 {
                 // A bad free (never allocated, or the wrong size) fails the
                 // same way on both, and counts the same lookups.
-                let i = Int(next() % UInt64(live.count))
+                let i = Int(rng.next() % UInt64(live.count))
                 // An address inside a live allocation starts no segment.
-                let inside = live[i].1 > 0x1000 && next() % 2 == 0
+                let inside = live[i].1 > 0x1000 && rng.next() % 2 == 0
                 let (addr, size) = inside ? (live[i].0 + 0x1000, UInt64(0x1000)) : (live[i].0, live[i].1 + 0x1000)
                 let x = Result { () throws(VmemError) in try fast.free(addr, size: size) }
                 let y = Result { () throws(VmemError) in try general.free(addr, size: size) }
@@ -71,7 +65,7 @@ import Testing
                 }
                 #expect(e == f, "step \(step)")
             } else {
-                let i = Int(next() % UInt64(live.count))
+                let i = Int(rng.next() % UInt64(live.count))
                 try fast.free(live[i].0, size: live[i].1)
                 try general.free(live[i].0, size: live[i].1)
                 live.swapAt(i, live.count - 1)

@@ -1,5 +1,6 @@
 import Testing
 @testable import Vmem
+import VmemWorkloads
 
 /// The unconstrained search reads only the free-list arrays' sizes; the
 /// general, constrained search places every candidate. Where no constraint
@@ -11,24 +12,17 @@ import Testing
     func fragmentedArena(seed: UInt64) throws -> Arena {
         let q: UInt64 = 0x1000
         let a = try Arena(name: "search", base: 0x10_0000, size: 1 << 32, quantum: q)
-        var rng = seed
-        func next() -> UInt64 {
-            rng &+= 0x9E37_79B9_7F4A_7C15
-            var z = rng
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var rng = SplitMix64(seed: seed)
         var live: [(UInt64, UInt64)] = []
         for _ in 0..<4_000 {
-            let size = (1 + next() % 96) * q
+            let size = (1 + rng.next() % 96) * q
             live.append((try a.alloc(size, policy: .bestFit), size))
         }
         for _ in 0..<6_000 {
-            let i = Int(next() % UInt64(live.count))
+            let i = Int(rng.next() % UInt64(live.count))
             try a.free(live[i].0, size: live[i].1)
-            let size = (1 + next() % 96) * q
-            live[i] = (try a.alloc(size, policy: next() % 2 == 0 ? .bestFit : .instantFit), size)
+            let size = (1 + rng.next() % 96) * q
+            live[i] = (try a.alloc(size, policy: rng.next() % 2 == 0 ? .bestFit : .instantFit), size)
         }
         for i in stride(from: 0, to: live.count, by: 2) { try a.free(live[i].0, size: live[i].1) }
         try a.verify()

@@ -1,5 +1,6 @@
 import Testing
 @testable import Vmem
+import VmemWorkloads
 
 /// Free-list entries carry sizes in quanta, in 32 bits; lists whose sizes
 /// reach 2^31 quanta are *wide* and read sizes from the tags instead. An
@@ -24,22 +25,15 @@ import Testing
         let real = try Arena(name: "ids", base: 1, size: (1 << 40) - 1, quantum: 1)
         let ref = try ReferenceArena(name: "ids", base: 1, size: (1 << 40) - 1, quantum: 1)
         defer { real.destroy() }
-        var rng: UInt64 = 5
-        func next() -> UInt64 {
-            rng &+= 0x9E37_79B9_7F4A_7C15
-            var z = rng
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var rng = SplitMix64(seed: 5)
         var live: [(UInt64, UInt64)] = []
         var wideChoices = 0
         for step in 0..<3_000 {
-            if live.isEmpty || next() % 3 != 0 {
+            if live.isEmpty || rng.next() % 3 != 0 {
                 // Sizes from a few bytes to 2^36, so that frees leave free
                 // segments on narrow and wide lists alike.
-                let size = 1 + next() % (1 << (next() % 37))
-                let fromEnd = next() % 4 == 0
+                let size = 1 + rng.next() % (1 << (rng.next() % 37))
+                let fromEnd = rng.next() % 4 == 0
                 let x = Result { () throws(VmemError) in try real.alloc(size, policy: policy, fromEnd: fromEnd) }
                 let y = Result { () throws(VmemError) in try ref.alloc(size, policy: policy, fromEnd: fromEnd) }
                 switch (x, y) {
@@ -55,7 +49,7 @@ import Testing
                     return
                 }
             } else {
-                let i = Int(next() % UInt64(live.count))
+                let i = Int(rng.next() % UInt64(live.count))
                 try real.free(live[i].0, size: live[i].1)
                 try ref.free(live[i].0, size: live[i].1)
                 live.swapAt(i, live.count - 1)
