@@ -188,13 +188,64 @@ extension ArenaCore {
     @inlinable @inline(__always)
     static func walkNarrow(_ e: UnsafeMutablePointer<FreeEntry>, count: Int, quanta: UInt32, bestFit: Bool,
                            best: inout TagIndex, tooSmall tooSmallCount: inout UInt64) -> Int {
+        if bestFit { return walkBestNarrow(e, count: count, quanta: quanta, best: &best, tooSmall: &tooSmallCount) }
+        return walkScalar(e, from: count &- 1, quanta: quanta, limit: 0 &- quanta, bestFit: false,
+                          best: &best, tooSmall: &tooSmallCount)
+    }
+
+    /// Best fit's walk of a narrow list, four entries at a time while no
+    /// block holds an exact fit: the smallest excess and the too-small count
+    /// are kept in vectors, with no branch on whether an entry beats the best
+    /// so far (early in a walk a coin toss, which a predictor loses). The
+    /// first entry from the head with that excess is then looked up; the
+    /// block with an exact fit, and the last few entries, go one by one.
+    @inlinable @inline(__always)
+    static func walkBestNarrow(_ e: UnsafeMutablePointer<FreeEntry>, count: Int, quanta: UInt32,
+                               best: inout TagIndex, tooSmall tooSmallCount: inout UInt64) -> Int {
+        let noLimit = 0 &- quanta
+        let request = SIMD4<UInt32>(repeating: quanta)
+        var smallest = SIMD4<UInt32>(repeating: noLimit)
+        var small = SIMD4<UInt32>()
+        let raw = UnsafeRawPointer(e)
+        var pos = count &- 1
+        while pos >= 3 {
+            // Entries pos-3 ... pos: sizes in the even lanes, tags in the odd.
+            let sizes = raw.loadUnaligned(fromByteOffset: (pos &- 3) &* 8, as: SIMD8<UInt32>.self).evenHalf
+            let excess = sizes &- request
+            if any(excess .== SIMD4<UInt32>()) { break }
+            small &+= SIMD4<UInt32>(repeating: 1).replacing(with: 0, where: sizes .>= request)
+            smallest = pointwiseMin(smallest, excess)
+            pos &-= 4
+        }
+        tooSmallCount &+= UInt64(small.wrappedSum())
+        let blockBest = smallest.min()
+        // The rest one by one: it must beat the blocks' best to win (ties
+        // go to the entry nearer the head).
+        var rest: TagIndex = 0
+        let stop = walkScalar(e, from: pos, quanta: quanta, limit: blockBest, bestFit: true,
+                              best: &rest, tooSmall: &tooSmallCount)
+        if rest != 0 {
+            best = rest
+        } else if blockBest != noLimit {
+            var p = count &- 1
+            while e[p].quanta &- quanta != blockBest { p &-= 1 }
+            best = e[p].tag
+        }
+        return stop
+    }
+
+    /// The walk one entry at a time, from slot `from` down, with `limit` the
+    /// excess to beat (`0 - quanta` when nothing fits yet).
+    @inlinable @inline(__always)
+    static func walkScalar(_ e: UnsafeMutablePointer<FreeEntry>, from: Int, quanta: UInt32, limit: UInt32,
+                           bestFit: Bool, best: inout TagIndex, tooSmall tooSmallCount: inout UInt64) -> Int {
         // One unsigned compare per entry, `entry - quanta < limit`, tests
         // "fits and beats the best so far": too small a segment (tombstones
         // have size 0) wraps around to at least `0 - quanta`, the first limit.
-        var limit = 0 &- quanta
+        var limit = limit
         // Two entries a turn, to halve the loop's own instructions (the
         // second is the first again, one slot down).
-        var pos = count &- 1
+        var pos = from
         while pos >= 1 {
             let (excess, tooSmall) = e[pos].quanta.subtractingReportingOverflow(quanta)
             tooSmallCount &+= UInt64(unsafeBitCast(tooSmall, to: UInt8.self))
