@@ -214,7 +214,7 @@ public final class Arena: @unchecked Sendable {
             return try allocBySearch(size, policy: policy, fromEnd: fromEnd, wait: wait)
         }
         if policy == .instantFit, let addr = allocInstantFit(size, fromEnd: fromEnd) { return addr }
-        return try allocFromArena(size, policy: policy, fromEnd: fromEnd, wait: wait)
+        return try allocGeneral(size, policy: policy, fromEnd: fromEnd, wait: wait)
     }
 
     /// Instant fit's common case: it succeeds at once, on an arena with
@@ -230,15 +230,6 @@ public final class Arena: @unchecked Sendable {
         if destroyed || core.pointee.availableTags < Self.tagReserve { return nil }
         let t = core.pointee.allocInstant(size, fromEnd: fromEnd)
         return t == 0 ? nil : core.pointee.tags[Int(t)].start
-    }
-
-    /// `alloc` past the quantum caches and the fast paths. A function of its
-    /// own so that the cache path above, the one most callers take, does not
-    /// pay for this path's registers and stack frame.
-    @usableFromInline @inline(never)
-    func allocFromArena(_ size: UInt64, policy: AllocationPolicy, fromEnd: Bool,
-                        wait: WaitPolicy) throws(VmemError) -> UInt64 {
-        try allocGeneral(size, policy: policy, fromEnd: fromEnd, wait: wait)
     }
 
     /// `alloc` with best or first fit. Its common case, a search that
@@ -268,8 +259,10 @@ public final class Arena: @unchecked Sendable {
         return try allocGeneral(size, policy: policy, fromEnd: fromEnd, wait: wait)
     }
 
-    /// `alloc` for everything but its fast path.
-    @usableFromInline
+    /// `alloc` past the quantum caches and the fast paths: every check, in
+    /// illumos's order. Out of line, so that the cache path, the one most
+    /// callers take, does not pay for this path's registers and stack frame.
+    @usableFromInline @inline(never)
     func allocGeneral(_ size: UInt64, policy: AllocationPolicy, fromEnd: Bool,
                       wait: WaitPolicy) throws(VmemError) -> UInt64 {
         try checkSize(size)
