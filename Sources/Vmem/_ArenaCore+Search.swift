@@ -91,9 +91,11 @@ extension ArenaCore {
         return hi >= a ? hi : a
     }
 
-    /// The list a search for `size` starts at (-1: none can hold it): the
-    /// lowest non-empty list at or above the one `size` belongs to, or, for
-    /// best and first fit and when nothing larger is free, the one below.
+    /// The list a search for `size` starts at: the lowest non-empty one from
+    /// `log2(size)` up for a power of two (all of whose members fit);
+    /// otherwise from the list above `size`'s own (where all fit), or, for
+    /// best and first fit and when nothing above is free, from `size`'s own
+    /// list (where some may be too small). -1 when there is none.
     @inlinable @inline(__always)
     func firstListToSearch(_ size: UInt64, policy: AllocationPolicy) -> Int {
         if isPowerOfTwo(size) { return lowbit(p2align(freemap, size)) &- 1 }
