@@ -75,8 +75,10 @@ extension ArenaCore {
         return t
     }
 
-    /// ``createSeg(after:start:end:kind:)`` for a tag already taken, with the
-    /// table's address passed in.
+    /// Fills tag `t` (already taken) for `[start, end)` of `kind`, not
+    /// imported, and links it after `p`: the body of
+    /// ``createSeg(after:start:end:kind:)``. The table's address is passed
+    /// in, so that a caller holding it in a register keeps it there.
     @inlinable @inline(__always)
     func initSeg(_ t: TagIndex, start: UInt64, end: UInt64, kind: UInt8, after p: TagIndex,
                  in tags: UnsafeMutablePointer<BoundaryTag>) {

@@ -112,6 +112,8 @@ struct ArenaCore {
     /// Free tags available without growing the table.
     @inlinable var availableTags: Int { freeTagCount &+ Int(truncatingIfNeeded: tagCapacity &- tagHighWater) }
 
+    // Not written as `getReservedTag()` behind a growth check: that measured
+    // 17 more instructions per best-fit pair (callgrind).
     @inlinable @inline(__always)
     mutating func getTag() -> TagIndex {
         let t = freeTagHead
@@ -173,11 +175,7 @@ struct ArenaCore {
     @inlinable @inline(__always)
     mutating func createSeg(after p: TagIndex, start: UInt64, end: UInt64, kind: UInt8) -> TagIndex {
         let t = getTag()
-        tags[Int(t)].start = start
-        tags[Int(t)].end = end
-        tags[Int(t)].kind = kind
-        tags[Int(t)].imported = false
-        insertSeg(t, after: p)
+        initSeg(t, start: start, end: end, kind: kind, after: p, in: tags)
         return t
     }
 
