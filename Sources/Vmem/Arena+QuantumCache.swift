@@ -5,10 +5,13 @@ import Synchronization
 // `quantumCacheMax` go to one object cache per multiple of the quantum.
 
 extension Arena {
-    /// Slab size for the caches: illumos takes `1 << highbit(3 * qcache_max)`,
-    /// so a slab holds at least three of the largest objects.
-    var quantumCacheSlabSize: UInt64 {
-        max(UInt64(1) << UInt64(highbit(3 &* quantumCacheMax)), quantum)
+    /// Bytes per slab of the quantum caches (0 without them): illumos takes
+    /// `1 << highbit(3 * qcache_max)`, so a slab holds at least three of the
+    /// largest objects. Slabs are aligned to their size, so the slab of a
+    /// cached object is its address rounded down to a multiple of this.
+    public var quantumCacheSlabSize: UInt64 {
+        guard quantumCacheMax > 0 else { return 0 }
+        return max(UInt64(1) << UInt64(highbit(3 &* quantumCacheMax)), quantum)
     }
 
     func makeQuantumCaches() {

@@ -4,7 +4,8 @@ import Synchronization
 /// the quantum cache moves between a CPU and the depot (Bonwick & Adams
 /// 2001, §3).
 ///
-/// A magazine is one malloc'd buffer of `1 + 2 * capacity` words, allocated
+/// A magazine is one buffer of `1 + 2 * capacity` words, in whole cache lines
+/// of its own, allocated
 /// when the cache first needs it and then recycled between the CPUs and the
 /// depot until a reap or drain frees it; the steady state therefore
 /// allocates nothing. Word 0 links the magazine into one of the depot's
@@ -31,14 +32,20 @@ struct Magazine {
     /// A fresh magazine for `capacity` rounds, unlinked.
     @usableFromInline
     static func allocate(capacity: Int) -> Magazine {
-        let words = UnsafeMutablePointer<UInt64>.allocate(capacity: 1 + 2 * capacity)
-        words.initialize(repeating: 0, count: 1 + 2 * capacity)
-        return Magazine(storage: words)
+        // Whole cache lines of its own: two CPUs' magazines that malloc put
+        // side by side would otherwise share a line, and writing rounds near
+        // the boundary would bounce it between the CPUs.
+        let words = 1 + 2 * capacity
+        let bytes = (words * 8 + 63) & ~63
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        let storage = raw.bindMemory(to: UInt64.self, capacity: bytes / 8)
+        storage.initialize(repeating: 0, count: bytes / 8)
+        return Magazine(storage: storage)
     }
 
     /// Frees the buffer; the handle must not be used afterwards.
     @usableFromInline
-    func deallocate() { storage.deallocate() }
+    func deallocate() { UnsafeMutableRawPointer(storage).deallocate() }
 
     /// The address of round `index` (0-based; the owner keeps it below its
     /// round count).
@@ -74,7 +81,7 @@ struct Magazine {
 /// kmem picks the magazine size per cache from the object size and grows it
 /// when the depot lock is contended. Quantum-cache objects are all small
 /// (at most 16 quanta), so one fixed size serves: 31 rounds of two words and
-/// the link word make a 504-byte buffer, and a CPU then goes to the depot at
+/// the link word make 504 bytes, eight cache lines, and a CPU then goes to the depot at
 /// most once every 31 allocations or frees, which keeps the depot lock cold
 /// even when every CPU works on the same cache.
 @usableFromInline

@@ -164,6 +164,11 @@ public struct WorkloadResult: Sendable {
     public var checkedCacheFrees: Bool = true
     /// Whether each thread had an arena of its own (the control run).
     public var arenaPerThread: Bool = false
+    /// Threads sharing one arena with quantum caches: of the slabs holding
+    /// live objects at the end, the fraction holding objects of more than one
+    /// thread. Each checked allocation and free writes its slab's record, so
+    /// a shared slab is a cache line that the CPUs pass back and forth.
+    public var sharedSlabFraction: Double? = nil
 
     /// The JSON object of vmem.md §6, on one line.
     public var json: String {
@@ -172,7 +177,8 @@ public struct WorkloadResult: Sendable {
             return r == r.rounded() ? String(Int(r)) : String(r)
         }
         let m = mallocsPerOp.map { num($0) } ?? "null"
-        return "{\"workload\": \"\(workload)\", \"threads\": \(threads), \"opsTimed\": \(opsTimed), \"nsPerPair\": \(num(nsPerPair)), \"opsPerSecond\": \(Int(opsPerSecond.rounded())), \"highWaterRatio\": \(num(highWaterRatio)), \"mallocsPerOp\": \(m), \"metadataBytesPerSegment\": \(num(metadataBytesPerSegment)), \"checkedCacheFrees\": \(checkedCacheFrees), \"arenaPerThread\": \(arenaPerThread)}"
+        let shared = sharedSlabFraction.map { num($0) } ?? "null"
+        return "{\"workload\": \"\(workload)\", \"threads\": \(threads), \"opsTimed\": \(opsTimed), \"nsPerPair\": \(num(nsPerPair)), \"opsPerSecond\": \(Int(opsPerSecond.rounded())), \"highWaterRatio\": \(num(highWaterRatio)), \"mallocsPerOp\": \(m), \"metadataBytesPerSegment\": \(num(metadataBytesPerSegment)), \"checkedCacheFrees\": \(checkedCacheFrees), \"arenaPerThread\": \(arenaPerThread), \"sharedSlabs\": \(shared)}"
     }
 }
 
@@ -219,8 +225,28 @@ public enum WorkloadRunner {
         let box = ThreadedRun(arenas: arenas.count == n ? arenas : Array(repeating: arena, count: n),
                               workload: workload, threads: n, ops: ops, warmup: warmup)
         try box.go()
-        return result(workload, threads: n, ops: ops * n, elapsed: box.elapsed, hw: box.hw,
-                      meta: box.metadata, perThreadOps: ops)
+        var r = result(workload, threads: n, ops: ops * n, elapsed: box.elapsed, hw: box.hw,
+                       meta: box.metadata, perThreadOps: ops)
+        r.sharedSlabFraction = box.sharedSlabFraction
+        return r
+    }
+
+    /// Of the slabs in `perThread` (each thread's live objects, as slab
+    /// bases), the fraction that appear for more than one thread; nil when
+    /// there are none.
+    public static func sharedFraction(_ perThread: [[UInt64]]) -> Double? {
+        var owners: [UInt64: Int] = [:]   // slab -> first thread, or -1 once shared
+        for (t, slabs) in perThread.enumerated() {
+            for s in slabs {
+                if let o = owners[s] {
+                    if o != t { owners[s] = -1 }
+                } else {
+                    owners[s] = t
+                }
+            }
+        }
+        guard !owners.isEmpty else { return nil }
+        return Double(owners.values.lazy.filter { $0 < 0 }.count) / Double(owners.count)
     }
 
     static func result(_ w: StandardWorkload, threads: Int, ops: Int, elapsed: Duration,

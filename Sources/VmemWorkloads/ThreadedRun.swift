@@ -23,6 +23,12 @@ final class ThreadedRun: @unchecked Sendable {
     private var finished: [UInt64]
     var hw: (extent: UInt64, inUse: UInt64) = (0, 0)
     var metadata: Double = 0
+    /// Of the quantum-cache slabs holding live objects at the end of the
+    /// timed phase, the fraction holding live objects of more than one
+    /// thread (nil without quantum caches, or with an arena per thread).
+    var sharedSlabFraction: Double?
+    /// Each thread's live cached objects at the end, as slab bases.
+    private var liveSlabs: [[UInt64]]
     private var extents: [UInt64]
     private var inUse: [UInt64]
 
@@ -31,6 +37,7 @@ final class ThreadedRun: @unchecked Sendable {
         self.arenas = arenas; self.workload = workload; self.threads = threads; self.ops = ops; self.warmup = warmup
         extents = Array(repeating: 0, count: threads); inUse = Array(repeating: 0, count: threads)
         finished = Array(repeating: 0, count: threads)
+        liveSlabs = Array(repeating: [], count: threads)
     }
 
     func body(_ index: Int) {
@@ -50,6 +57,10 @@ final class ThreadedRun: @unchecked Sendable {
             while done.load(ordering: .acquiring) < threads { sched_yield() }
             let h = loop.highWater
             extents[index] = h.extent; inUse[index] = h.inUse
+            let slab = arenas[index].quantumCacheSlabSize, cacheMax = arenas[index].quantumCacheMax
+            if slab > 0 {
+                liveSlabs[index] = loop.slots.lazy.filter { $0.size <= cacheMax }.map { $0.address & ~(slab &- 1) }
+            }
             if index == 0 { metadata = arenas[0].metadataBytesPerAllocatedSegment }
             try loop.freeAll()
         } catch {
@@ -83,5 +94,9 @@ final class ThreadedRun: @unchecked Sendable {
         // thread: each arena's extent counts, over everything in use.
         let separate = arenas.count > 1 && arenas[0] !== arenas[1]
         hw = (separate ? extents.reduce(0, +) : extents.max() ?? 0, inUse.reduce(0, +))
+        if !separate && threads > 1 && arenas[0].quantumCacheSlabSize > 0 {
+            sharedSlabFraction = WorkloadRunner.sharedFraction(liveSlabs)
+        }
     }
+
 }

@@ -60,7 +60,8 @@ struct BenchVmemCommand: ParsableCommand {
                 } else {
                     let name = w.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0)
                     print(name + String(format: "threads=%d  %8.1f ns/pair  %12.0f ops/s  high-water %.2fx  %5.1f B metadata/segment  (%d pairs)",
-                                        t, r.nsPerPair, r.opsPerSecond, r.highWaterRatio, r.metadataBytesPerSegment, r.opsTimed))
+                                        t, r.nsPerPair, r.opsPerSecond, r.highWaterRatio, r.metadataBytesPerSegment, r.opsTimed)
+                          + (r.sharedSlabFraction.map { String(format: "  %.1f%% of slabs shared", $0 * 100) } ?? ""))
                 }
                 fflush(nil)
             }

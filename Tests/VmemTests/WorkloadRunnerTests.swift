@@ -27,6 +27,22 @@ import VmemWorkloads
         #expect(r.arenaPerThread == perThread && r.checkedCacheFrees == !perThread)
         #expect(r.highWaterRatio >= 1)
         #expect(r.json.contains("\"arenaPerThread\": \(perThread)"))
+        // Slab sharing is measured on one shared arena only.
+        if perThread {
+            #expect(r.sharedSlabFraction == nil && r.json.hasSuffix("\"sharedSlabs\": null}"))
+        } else {
+            let shared = try #require(r.sharedSlabFraction)
+            #expect(shared >= 0 && shared <= 1)
+        }
+    }
+
+    /// The sharing figure counts slabs that hold live objects of more than
+    /// one thread, once each.
+    @Test func sharedSlabFraction() {
+        #expect(WorkloadRunner.sharedFraction([[1, 2, 2], [2, 3], [4]]) == 0.25)
+        #expect(WorkloadRunner.sharedFraction([[1, 1], [2]]) == 0)
+        #expect(WorkloadRunner.sharedFraction([[5], [5], [5]]) == 1)
+        #expect(WorkloadRunner.sharedFraction([[], []]) == nil)
     }
 
     /// The `threads` workload's one-thread case runs on a pinned worker too.
