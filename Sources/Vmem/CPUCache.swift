@@ -81,6 +81,17 @@ struct CPUCacheTable {
         (UnsafeMutableRawPointer(cache) - base) / Self.slotStride
     }
 
+    /// The slot of the CPU the caller runs on when the restartable-sequences
+    /// area tells it and it has a slot of its own; -1 otherwise (the caller
+    /// then takes its slow path, which uses ``current``). One load.
+    @inlinable
+    var fastSlot: Int {
+        @inline(__always) get {
+            let cpu = Int(cvmem_rseq_cpu())
+            return cpu < count ? cpu : -1
+        }
+    }
+
     /// The cache of the CPU the caller runs on (slot 0 when the C library
     /// cannot tell), folded onto the table when there are more CPUs than slots.
     @inlinable

@@ -94,8 +94,30 @@ final class QuantumCache: @unchecked Sendable {
     // MARK: Allocation
 
     /// An object, or nil when the cache has none and the backend has no slab.
+    ///
+    /// The fast path calls nothing: whatever it cannot finish (no CPU number
+    /// from the rseq area, a busy CPU lock, an empty loaded magazine) ends in
+    /// a tail call to ``allocSlowly()``, which starts over. So the compiler
+    /// needs no callee-saved registers here, and the path has no prologue.
     @inlinable
     func alloc() -> UInt64? {
+        let slot = cpus.fastSlot
+        guard slot >= 0 else { return allocSlowly() }
+        let cpu = cpus[slot]
+        guard cpu.pointee.lock.tryLock() else { return allocSlowly() }
+        guard cpu.pointee.loadedRounds > 0 else {
+            cpu.pointee.lock.unlock()
+            return allocSlowly()
+        }
+        let address = popLoaded(cpu)
+        cpu.pointee.lock.unlock()
+        return address
+    }
+
+    /// ``alloc()`` the long way: any CPU number, waiting for the CPU lock,
+    /// reloading from the previous magazine, the depot or the slabs.
+    @usableFromInline @inline(never)
+    func allocSlowly() -> UInt64? {
         let cpu = cpus.current
         cpu.pointee.lock.lock()
         if cpu.pointee.loadedRounds > 0 || reloadForAlloc(cpu) {
@@ -226,11 +248,33 @@ final class QuantumCache: @unchecked Sendable {
     /// Takes back an object. Returns false, changing nothing, when `address`
     /// is not an object of this cache that is currently allocated (with
     /// `checked == false`: when it is not even at an object's offset).
+    ///
+    /// Like ``alloc()``, the fast path calls nothing and leaves every other
+    /// case to a tail call: ``freeSlowly(_:)`` before anything changed,
+    /// ``pushSlowly(_:_:_:)`` once the user byte is cleared.
     @inlinable
     func free(_ address: UInt64) -> Bool {
         guard let index = geometry.objectIndex(address) else { return refuseFree() }
+        let slot = cpus.fastSlot
+        guard slot >= 0 else { return freeSlowly(address) }
+        let cpu = cpus[slot]
+        guard cpu.pointee.lock.tryLock() else { return freeSlowly(address) }
+        return freeLocked(address, index, cpu)
+    }
+
+    /// ``free(_:)`` the long way: any CPU number, waiting for the CPU lock.
+    @usableFromInline @inline(never)
+    func freeSlowly(_ address: UInt64) -> Bool {
+        guard let index = geometry.objectIndex(address) else { return refuseFree() }
         let cpu = cpus.current
         cpu.pointee.lock.lock()
+        return freeLocked(address, index, cpu)
+    }
+
+    /// The rest of a free once `cpu` is locked: checks and clears the user
+    /// byte (checked caches), pushes the object, unlocks.
+    @inlinable @inline(__always)
+    func freeLocked(_ address: UInt64, _ index: Int, _ cpu: UnsafeMutablePointer<CPUCache>) -> Bool {
         var state: UnsafeMutablePointer<Atomic<UInt8>>? = nil
         if checked {
             // Inside the CPU lock: that is what makes the directory's
@@ -244,12 +288,20 @@ final class QuantumCache: @unchecked Sendable {
             state = byte
         }
         let n = cpu.pointee.loadedRounds
-        if let m = cpu.pointee.loaded, n < magazineRounds {
-            m.setRound(n, address: address, state: state)
-            cpu.pointee.loadedRounds = n &+ 1
-        } else {
-            pushAfterReload(address, state, cpu)
-        }
+        guard let m = cpu.pointee.loaded, n < magazineRounds else { return pushSlowly(address, state, cpu) }
+        m.setRound(n, address: address, state: state)
+        cpu.pointee.loadedRounds = n &+ 1
+        cpu.pointee.frees &+= 1
+        cpu.pointee.lock.unlock()
+        return true
+    }
+
+    /// The end of a free whose loaded magazine is full or absent (CPU
+    /// locked, user byte already cleared): reloads, pushes, unlocks.
+    @usableFromInline @inline(never)
+    func pushSlowly(_ address: UInt64, _ state: UnsafeMutablePointer<Atomic<UInt8>>?,
+                    _ cpu: UnsafeMutablePointer<CPUCache>) -> Bool {
+        pushAfterReload(address, state, cpu)
         cpu.pointee.frees &+= 1
         cpu.pointee.lock.unlock()
         return true
@@ -264,7 +316,7 @@ final class QuantumCache: @unchecked Sendable {
     /// With the loaded magazine full or absent (CPU locked): loads the
     /// previous magazine if it is empty, else trades the previous (full)
     /// magazine with the depot for an empty one; then pushes `address`.
-    @usableFromInline @inline(never)
+    @usableFromInline
     func pushAfterReload(_ address: UInt64, _ state: UnsafeMutablePointer<Atomic<UInt8>>?,
                          _ cpu: UnsafeMutablePointer<CPUCache>) {
         if let p = cpu.pointee.previous, cpu.pointee.previousRounds == 0 {

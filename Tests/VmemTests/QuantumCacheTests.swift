@@ -297,6 +297,32 @@ struct QuantumCacheTests {
         #expect(fill(0).isEmpty && layer.freeObjects == 0 && layer.partialHead == nil)
     }
 
+    /// On a CPU beyond the cache's slots the fast paths have no slot of their
+    /// own and hand every call to the slow paths, which fold the CPU onto a
+    /// slot: the same objects, the same checks, the same bookkeeping.
+    @Test(.enabled(if: cvmem_cpu_count() >= 2))
+    func slowPathsServeCPUsBeyondTheSlots() throws {
+        let source = QCFakeSlabSource()
+        let cache = QuantumCache(objectSize: 32, slabSize: 512, cpuCount: 1, magazineRounds: 3,
+                                 backend: source.backend())
+        try OSThreads.onCPU(1) {
+            #expect(cvmem_rseq_cpu() < 0 || cache.cpus.fastSlot == -1)
+            var live: [UInt64] = []
+            for _ in 0..<40 { live.append(try #require(cache.alloc())) }
+            #expect(Set(live).count == 40)
+            for a in live.prefix(20) { #expect(cache.free(a)) }
+            #expect(!cache.free(live[0]), "double free, refused on the slow path too")
+            #expect(!cache.free(live[20] + 8))
+            let s = cache.statistics
+            #expect(s.allocs == 40 && s.frees == 20 && s.badFrees == 2 && s.objectsInUse == 20)
+            #expect(cache.verify() == nil)
+            for a in live.suffix(20) { #expect(cache.free(a)) }
+        }
+        #expect(cache.verify() == nil)
+        cache.drain()
+        #expect(source.snapshot.live.isEmpty)
+    }
+
     /// Full magazines go back to the CPU whose frees filled them: a CPU pops
     /// its own list first and takes another's only when its own is empty.
     @Test func depotPrefersTheCPUsOwnFullMagazines() {

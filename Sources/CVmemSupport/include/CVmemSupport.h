@@ -13,11 +13,12 @@
 
 /* The CPU the caller runs on, or -1 when unknown: picks quantum-cache slots. */
 int cvmem_current_cpu(void);
-/* The same, read from the C library's restartable-sequences area when the
- * kernel keeps one for this thread: one load instead of a call into the C
- * library (about 25 instructions there). The quantum caches' fast path asks
- * on every allocation and free. */
-static inline int cvmem_fast_cpu(void) {
+/* The CPU the caller runs on, read from the C library's restartable-
+ * sequences area: one load instead of a call into the C library (about 25
+ * instructions there). -1 when the kernel keeps no such area for this
+ * thread. The quantum caches' fast paths ask on every allocation and free,
+ * and go to their slow paths on -1. */
+static inline int cvmem_rseq_cpu(void) {
 #ifdef CVMEM_HAVE_RSEQ
     if (__rseq_size != 0) {
         /* struct rseq: cpu_id_start at offset 0, cpu_id at offset 4 (the
@@ -30,10 +31,16 @@ static inline int cvmem_fast_cpu(void) {
         const char *tp = (const char *)__builtin_thread_pointer();
         cpu = *(const volatile int32_t *)(tp + __rseq_offset + 4);
 #endif
-        if (cpu >= 0) return cpu;
+        return cpu >= 0 ? cpu : -1;
     }
 #endif
-    return cvmem_current_cpu();
+    return -1;
+}
+/* The CPU the caller runs on: the rseq area's number when there is one, else
+ * the C library's answer (-1 when unknown). */
+static inline int cvmem_fast_cpu(void) {
+    int cpu = cvmem_rseq_cpu();
+    return cpu >= 0 ? cpu : cvmem_current_cpu();
 }
 /* The kernel thread id of the caller (audit records, populator identity). */
 uint64_t cvmem_thread_id(void);
