@@ -18,6 +18,15 @@
 /// slab had objects on every CPU, whose writes then bounced its record's line
 /// between them. Empty magazines hold no objects and stay on one list.
 ///
+/// Taking another CPU's magazine when a CPU has none of its own still mixes
+/// objects: at the end of the two-thread `threads` benchmark, 54-64% of the
+/// slabs with live objects hold objects of both threads (its `sharedSlabs`
+/// figure). Never taking them brings that to 0-2%, but then a CPU that only
+/// frees would pile up magazines that a CPU that only allocates never gets,
+/// and takes new slabs instead: unbounded growth. Taking only from a list of
+/// two or more measured 32-48%. Neither was kept: the cost of the sharing
+/// could not be measured on the 2-vCPU machine this was built on.
+///
 /// Invariants (checked by ``QuantumCache/verify()``): every magazine on a
 /// full list holds exactly ``QuantumCache/magazineRounds`` rounds, every one on
 /// the empty list holds none, and the counts equal the list lengths.

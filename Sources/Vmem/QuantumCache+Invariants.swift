@@ -64,8 +64,6 @@ extension QuantumCache {
     /// * every slab: bitmaps within range and disjoint; on the partial list
     ///   exactly when it has a free object; its objects are all accounted
     ///   for (with a user, cached, or free);
-    /// * fill slabs: each CPU's is on the partial list and marked with that
-    ///   CPU, and a slab marked with a CPU is that CPU's fill slab;
     /// * totals: the slab layer's free count, the directory's count, and
     ///   `allocs - frees` agree with the bitmaps.
     func verify() -> String? {
@@ -187,10 +185,6 @@ extension QuantumCache {
             } else if !checked && free.nonzeroBitCount + cached > g.objectsPerSlab {
                 failure = "qcache \(hex(g.objectSize)): slab \(hex(base)) has \(free.nonzeroBitCount) free + \(cached) cached objects, more than \(g.objectsPerSlab)"
             }
-            if failure == nil, r.pointee.fillCPU >= 0,
-               Int(r.pointee.fillCPU) >= slabs.pointee.cpuCount || slabs.pointee.fillSlabs[Int(r.pointee.fillCPU)] != r {
-                failure = "qcache \(hex(g.objectSize)): slab \(hex(base)) is marked as cpu \(r.pointee.fillCPU)'s fill slab, which it is not"
-            }
             if free != 0 { partialExpected += 1 }
             freeTotal += free.nonzeroBitCount
             userTotal += user.nonzeroBitCount
@@ -210,12 +204,6 @@ extension QuantumCache {
             }
             prev = cur
             r = cur.pointee.next
-        }
-        for c in 0..<slabs.pointee.cpuCount {
-            guard let f = slabs.pointee.fillSlabs[c] else { continue }
-            if !f.pointee.onPartialList || f.pointee.fillCPU != Int32(c) {
-                return "qcache \(hex(g.objectSize)): cpu \(c)'s fill slab \(hex(f.base)) is \(f.pointee.onPartialList ? "" : "not on the partial list, ")marked for cpu \(f.pointee.fillCPU)"
-            }
         }
         if partialFound != partialExpected {
             return "qcache \(hex(g.objectSize)): partial list has \(partialFound) slabs, \(partialExpected) have free objects"

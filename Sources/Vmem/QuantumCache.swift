@@ -14,8 +14,7 @@ import Synchronization
 ///    (freeing) trades one with the depot.
 /// 3. **The slab layer** (``SlabLayer``): slabs of `slabSize` bytes from the
 ///    arena (``QuantumCacheBackend``), cut into objects. When the depot has no
-///    full magazine an allocation fills the CPU's magazine from here, from a
-///    slab no other CPU fills from (see ``SlabLayer``, slab affinity); a reap
+///    full magazine an allocation fills the CPU's magazine from here; a reap
 ///    returns the depot's objects here and gives wholly free slabs back.
 ///
 /// Objects are numbers, not memory: nothing is ever written into an object
@@ -73,7 +72,7 @@ final class QuantumCache: @unchecked Sendable {
         depot = .allocate(capacity: 1)
         depot.initialize(to: Depot(cpuCount: cpus.count))
         slabs = .allocate(capacity: 1)
-        slabs.initialize(to: SlabLayer(geometry: geometry, cpuCount: cpus.count))
+        slabs.initialize(to: SlabLayer(geometry: geometry))
     }
 
     /// Frees the cache's own memory. Slabs still held are *not* given back
@@ -199,8 +198,7 @@ final class QuantumCache: @unchecked Sendable {
                     depot.pointee.lock.unlock()
                     cpu.pointee.loaded = m
                 }
-                cpu.pointee.loadedRounds = slabs.pointee.take(into: m, from: 0, limit: magazineRounds,
-                                                                  cpu: cpus.index(of: cpu))
+                cpu.pointee.loadedRounds = slabs.pointee.take(into: m, from: 0, limit: magazineRounds)
                 let address = popLoaded(cpu)
                 cpu.pointee.lock.unlock()
                 return address

@@ -38,9 +38,6 @@ struct SlabRecord: ~Copyable {
     @usableFromInline var next: UnsafeMutablePointer<SlabRecord>? = nil
     @usableFromInline var prev: UnsafeMutablePointer<SlabRecord>? = nil
     @usableFromInline var onPartialList = false
-    /// The CPU slot that magazine fills currently draw from this slab, or -1
-    /// (see ``SlabLayer/take(into:from:limit:cpu:)``).
-    @usableFromInline var fillCPU: Int32 = -1
 
     init() {}
 
@@ -94,16 +91,6 @@ extension UnsafeMutablePointer where Pointee == SlabRecord {
 /// drain (not at once, so that a cache that breathes in and out around a
 /// slab boundary does not call the arena every time).
 ///
-/// **Slab affinity.** Each CPU slot fills its magazines from a slab of its
-/// own (its *fill slab*) while that slab has free objects, and then adopts a
-/// partial slab that no other CPU is filling from. A checked cache writes an
-/// object's user byte, in its slab's record, on every allocation and free:
-/// if two CPUs drew objects from one slab, as they did when every fill took
-/// from the head of the partial list, those writes would bounce the record's
-/// cache line between the CPUs on most operations. With fill slabs, and the
-/// depot handing full magazines back to the CPU that filled them, a slab's
-/// objects stay with one CPU unless a thread frees what another allocated.
-///
 /// Everything but the directory's read side is protected by the slab-layer
 /// lock, which is the sleeping arena lock type (sections can be long: a fill walks slabs,
 /// a reap returns whole magazines).
@@ -111,12 +98,8 @@ extension UnsafeMutablePointer where Pointee == SlabRecord {
 struct SlabLayer: ~Copyable {
     @usableFromInline let geometry: SlabGeometry
     @usableFromInline var directory: SlabDirectory
-    /// Slabs with at least one free object; fills adopt from the head.
+    /// Slabs with at least one free object; filled from the head.
     var partialHead: UnsafeMutablePointer<SlabRecord>? = nil
-    /// Each CPU slot's fill slab (nil: none yet). A fill slab is always on
-    /// the partial list, and its record's `fillCPU` names the slot.
-    let fillSlabs: UnsafeMutablePointer<UnsafeMutablePointer<SlabRecord>?>
-    let cpuCount: Int
     var unusedRecords: UnsafeMutablePointer<SlabRecord>? = nil
     var chunks: [UnsafeMutableRawPointer] = []
     /// Slabs held, and objects free in them.
@@ -133,16 +116,12 @@ struct SlabLayer: ~Copyable {
     static let recordStride = 128
     static let recordsPerChunk = 64
 
-    init(geometry: SlabGeometry, cpuCount: Int = 1) {
+    init(geometry: SlabGeometry) {
         self.geometry = geometry
         directory = SlabDirectory(slabShift: geometry.slabShift)
-        self.cpuCount = max(cpuCount, 1)
-        fillSlabs = .allocate(capacity: self.cpuCount)
-        fillSlabs.initialize(repeating: nil, count: self.cpuCount)
     }
 
     deinit {
-        fillSlabs.deallocate()
         directory.freeAllTables()
         for c in chunks {
             for i in 0..<Self.recordsPerChunk {
@@ -193,42 +172,12 @@ struct SlabLayer: ~Copyable {
         r.pointee.onPartialList = true
     }
 
-    /// Leaves the partial list: a slab with no free object (or on its way
-    /// back to the backend) is nobody's fill slab any more.
     mutating func unlinkPartial(_ r: UnsafeMutablePointer<SlabRecord>) {
-        disown(r)
         if let p = r.pointee.prev { p.pointee.next = r.pointee.next } else { partialHead = r.pointee.next }
         r.pointee.next?.pointee.prev = r.pointee.prev
         r.pointee.next = nil
         r.pointee.prev = nil
         r.pointee.onPartialList = false
-    }
-
-    /// Makes `r` no CPU's fill slab.
-    func disown(_ r: UnsafeMutablePointer<SlabRecord>) {
-        let c = Int(r.pointee.fillCPU)
-        guard c >= 0 else { return }
-        if c < cpuCount && fillSlabs[c] == r { fillSlabs[c] = nil }
-        r.pointee.fillCPU = -1
-    }
-
-    /// The slab that CPU slot `cpu` fills from next: its fill slab while that
-    /// has free objects, else the first partial slab no other CPU fills from,
-    /// else (every partial slab is another CPU's) the head of the list, taken
-    /// over. Nil only when no slab has a free object. The walk is short: at
-    /// most one partial slab per other CPU is owned.
-    mutating func fillSlab(for cpu: Int) -> UnsafeMutablePointer<SlabRecord>? {
-        let slot = cpu >= 0 && cpu < cpuCount ? cpu : 0
-        // (A fill slab always has a free object while the invariants hold;
-        // checking costs nothing here and keeps a broken state from spinning.)
-        if let own = fillSlabs[slot], own.pointee.freeBits != 0 { return own }
-        var r = partialHead
-        while let cur = r, cur.pointee.fillCPU >= 0 || cur.pointee.freeBits == 0 { r = cur.pointee.next }
-        guard let chosen = r ?? partialHead else { return nil }
-        disown(chosen)
-        chosen.pointee.fillCPU = Int32(slot)
-        fillSlabs[slot] = chosen
-        return chosen
     }
 
     // MARK: Slabs
@@ -280,12 +229,11 @@ struct SlabLayer: ~Copyable {
     // MARK: Objects
 
     /// Moves up to `limit` free objects into `magazine` from index `start`
-    /// on, for CPU slot `cpu`: from its fill slab, then from the slabs it
-    /// adopts (``fillSlab(for:)``). Returns how many it moved (0 only when
-    /// no slab has a free object).
-    mutating func take(into magazine: Magazine, from start: Int, limit: Int, cpu: Int = 0) -> Int {
+    /// on, taking from the slabs at the head of the partial list. Returns how
+    /// many it moved (0 only when no slab has a free object).
+    mutating func take(into magazine: Magazine, from start: Int, limit: Int) -> Int {
         var n = 0
-        while n < limit, let r = fillSlab(for: cpu) {
+        while n < limit, let r = partialHead {
             var bits = r.pointee.freeBits
             let base = r.base
             while n < limit && bits != 0 {

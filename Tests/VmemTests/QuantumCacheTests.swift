@@ -261,42 +261,6 @@ struct QuantumCacheTests {
         #expect(source.snapshot.live.isEmpty)
     }
 
-    /// Magazine fills of different CPUs draw from different slabs (slab
-    /// affinity): a CPU keeps its fill slab until it is empty, then adopts a
-    /// partial slab no other CPU fills from, and takes one over only when
-    /// every partial slab has an owner.
-    @Test func fillsOfDifferentCPUsUseDifferentSlabs() {
-        let g = SlabGeometry(objectSize: 16, slabSize: 128)
-        #expect(g.objectsPerSlab == 8)
-        var layer = SlabLayer(geometry: g, cpuCount: 3)
-        // Added at the head of the partial list: the list is F E D C B A.
-        let bases = (0..<6).map { 0x1_0000 + UInt64($0) * 128 }
-        for b in bases { #expect(layer.addSlab(b) == .adopted) }
-        let (a, b, c, d, e, f) = (bases[0], bases[1], bases[2], bases[3], bases[4], bases[5])
-        let m = Magazine.allocate(capacity: 5)
-        defer { m.deallocate() }
-        func fill(_ cpu: Int, _ limit: Int = 5) -> [UInt64] {
-            let n = layer.take(into: m, from: 0, limit: limit, cpu: cpu)
-            return (0..<n).map { m[$0] & ~127 }
-        }
-        var drawn: [[UInt64]] = [[], []]
-        for _ in 0..<4 { for cpu in 0..<2 { drawn[cpu] += fill(cpu) } }
-        #expect(drawn[0].count == 20 && drawn[1].count == 20)
-        #expect(Set(drawn[0]).isDisjoint(with: Set(drawn[1])))
-        #expect(Set(drawn[0]) == [f, d, b] && Set(drawn[1]) == [e, c, a])
-        #expect(layer.fillSlabs[0]?.base == b && layer.fillSlabs[1]?.base == a && layer.fillSlabs[2] == nil)
-        #expect(layer.freeObjects == 8)
-
-        // CPU 2 finds only owned slabs: it takes over the head (B), empties
-        // it, then takes over A as well.
-        #expect(Set(fill(2)) == [b, a])
-        #expect(layer.fillSlabs[0] == nil && layer.fillSlabs[1] == nil && layer.fillSlabs[2]?.base == a)
-        #expect(layer.fillSlabs[2]?.pointee.fillCPU == 2)
-        #expect(fill(1, 3) == [a, a, a])
-        #expect(layer.fillSlabs[1] == nil && layer.fillSlabs[2] == nil, "an emptied slab is nobody's fill slab")
-        #expect(fill(0).isEmpty && layer.freeObjects == 0 && layer.partialHead == nil)
-    }
-
     /// On a CPU beyond the cache's slots the fast paths have no slot of their
     /// own and hand every call to the slow paths, which fold the CPU onto a
     /// slot: the same objects, the same checks, the same bookkeeping.
