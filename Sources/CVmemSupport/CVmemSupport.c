@@ -33,6 +33,13 @@ int cvmem_cpu_count(void) {
     return n > 0 ? (int)n : 1;
 }
 
+int cvmem_cpu_slots(void) {
+    long n = sysconf(_SC_NPROCESSORS_CONF);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < online) n = online;
+    return n > 0 ? (int)n : 1;
+}
+
 /* Binds the calling thread to CPUs [first, first + count); 0 or an errno. */
 static int bind_to_cpus(long first, long count) {
 #ifdef __linux__

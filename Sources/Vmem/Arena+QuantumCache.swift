@@ -16,7 +16,10 @@ extension Arena {
 
     func makeQuantumCaches() {
         let slab = quantumCacheSlabSize
-        let cpus = Int(cvmem_cpu_count())
+        // A slot per configured CPU: CPU numbers run up to that count even
+        // when some CPUs are offline, and a CPU without a slot of its own
+        // would take the slow paths on every call.
+        let cpus = Int(cvmem_cpu_slots())
         let backend = QuantumCacheBackend(
             allocSlab: { [unowned self] size, align in
                 try? self.xalloc(size, align: align)

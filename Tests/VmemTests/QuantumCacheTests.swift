@@ -287,6 +287,20 @@ struct QuantumCacheTests {
         #expect(source.snapshot.live.isEmpty)
     }
 
+    /// An arena's caches give every configured CPU a slot of its own: CPU
+    /// numbers reach the configured count even when some CPUs are offline,
+    /// and a CPU without a slot would take the slow paths on every call.
+    @Test func arenaCachesHaveASlotPerConfiguredCPU() throws {
+        let arena = try Arena(name: "slots", base: 0x1000, size: 1 << 30, quantum: 4096,
+                              quantumCacheMax: 2 * 4096)
+        defer { arena.destroy() }
+        let slots = Int(cvmem_cpu_slots())
+        #expect(slots >= Int(cvmem_cpu_count()))
+        #expect(arena.qcaches.count == 2)
+        for c in arena.qcaches { #expect(c.cpuCount == slots) }
+        #expect(Int(cvmem_fast_cpu()) < slots)
+    }
+
     /// Full magazines go back to the CPU whose frees filled them: a CPU pops
     /// its own list first and takes another's only when its own is empty.
     @Test func depotPrefersTheCPUsOwnFullMagazines() {

@@ -46,6 +46,10 @@ static inline int cvmem_fast_cpu(void) {
 uint64_t cvmem_thread_id(void);
 /* Number of online CPUs. */
 int cvmem_cpu_count(void);
+/* One more than the highest CPU number the system can have (configured CPUs,
+ * online or not): the slot count that gives every CPU a quantum-cache slot of
+ * its own even when some CPUs are offline. */
+int cvmem_cpu_slots(void);
 /* Binds the calling thread to one CPU; 0 on success, else an error number
  * (-1 where the system has no such call). Benchmarks only. */
 int cvmem_pin_to_cpu(int cpu);
