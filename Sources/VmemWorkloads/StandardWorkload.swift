@@ -109,25 +109,41 @@ public struct WorkloadLoop {
 
     @inlinable @inline(__always)
     mutating func run(_ count: Int, n: UInt64) throws(VmemError) {
+        // One copy of the loop per policy and size rule, each with its
+        // policy and rule as constants: fewer values live across the two
+        // calls of a pair, so fewer of them wait on the stack.
+        let kMask = self.kMask
+        switch (policy, kMask != 0) {
+        case (.instantFit, true): try run(count, n: n, policy: .instantFit) { 1 &+ ($0 & kMask) }
+        case (.bestFit, true): try run(count, n: n, policy: .bestFit) { 1 &+ ($0 & kMask) }
+        default:
+            let k = self.k, policy = self.policy
+            try run(count, n: n, policy: policy) { 1 &+ $0 % k }
+        }
+    }
+
+    @inlinable @inline(__always)
+    mutating func run(_ count: Int, n: UInt64, policy: AllocationPolicy,
+                      quanta: (UInt64) -> UInt64) throws(VmemError) {
         var rng = self.rng
         defer { self.rng = rng }
-        let arena = self.arena, policy = self.policy, k = self.k, kMask = self.kMask
+        let arena = self.arena
         try slots.withUnsafeMutableBufferPointer { (live: inout UnsafeMutableBufferPointer<WorkloadSlot>) throws(VmemError) in
             guard count > 0, n > 0, let base = live.baseAddress else { return }
             // The victim of the next pair is drawn one pair early (the draws
             // stay in the order of vmem.md §6) and its slot prefetched, so
             // that the loop's own cache miss does not count as the allocator's.
-            var victim = Int(truncatingIfNeeded: rng.next() % n)
-            for i in 0..<count {
-                let r = rng.next()
-                // (1 + r % k) quanta; a mask when k is a power of two.
-                let s = (1 &+ (kMask != 0 ? r & kMask : r % k)) &* StandardWorkload.quantum
-                let slot = base + victim
-                let next = i &+ 1 < count ? Int(truncatingIfNeeded: rng.next() % n) : 0
-                cvmem_prefetch(base + next)
+            var slot = base + Int(truncatingIfNeeded: rng.next() % n)
+            var left = count
+            while true {
+                let s = quanta(rng.next()) &* StandardWorkload.quantum
+                left &-= 1
+                let next = left > 0 ? base + Int(truncatingIfNeeded: rng.next() % n) : slot
+                cvmem_prefetch(next)
                 try arena.free(slot.pointee.address, size: slot.pointee.size)
                 slot.pointee = WorkloadSlot(address: try arena.alloc(s, policy: policy), size: s)
-                victim = next
+                if left == 0 { break }
+                slot = next
             }
         }
     }
