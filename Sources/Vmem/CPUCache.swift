@@ -87,8 +87,10 @@ struct CPUCacheTable {
     @inlinable
     var fastSlot: Int {
         @inline(__always) get {
+            // One unsigned comparison rejects both a negative number and
+            // one beyond the slots.
             let cpu = Int(cvmem_rseq_cpu())
-            return cpu < count ? cpu : -1
+            return UInt(bitPattern: cpu) < UInt(bitPattern: count) ? cpu : -1
         }
     }
 

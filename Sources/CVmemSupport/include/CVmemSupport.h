@@ -15,26 +15,30 @@
 int cvmem_current_cpu(void);
 /* The CPU the caller runs on, read from the C library's restartable-
  * sequences area: one load instead of a call into the C library (about 25
- * instructions there). -1 when the kernel keeps no such area for this
+ * instructions there). Negative when the kernel keeps no such area for this
  * thread. The quantum caches' fast paths ask on every allocation and free,
- * and go to their slow paths on -1. */
+ * and go to their slow paths on a negative number.
+ *
+ * No test of __rseq_size first: glibc keeps the area in every thread's
+ * control block whether or not registration succeeded, and marks cpu_id
+ * negative (RSEQ_CPU_ID_REGISTRATION_FAILED) when it did not, as under
+ * valgrind or with the glibc.pthread.rseq=0 tunable. */
 static inline int cvmem_rseq_cpu(void) {
 #ifdef CVMEM_HAVE_RSEQ
-    if (__rseq_size != 0) {
-        /* struct rseq: cpu_id_start at offset 0, cpu_id at offset 4 (the
-         * kernel ABI); cpu_id is negative until registration. */
-        int32_t cpu;
+    /* struct rseq: cpu_id_start at offset 0, cpu_id at offset 4 (the
+     * kernel ABI). */
+    int32_t cpu;
 #if defined(__x86_64__)
-        /* Addressed through %fs directly: no load of the thread pointer first. */
-        __asm__ volatile("movl %%fs:(%1), %0" : "=r"(cpu) : "r"((long)__rseq_offset + 4));
+    /* Addressed through %fs directly: no load of the thread pointer first. */
+    __asm__ volatile("movl %%fs:(%1), %0" : "=r"(cpu) : "r"((long)__rseq_offset + 4));
 #else
-        const char *tp = (const char *)__builtin_thread_pointer();
-        cpu = *(const volatile int32_t *)(tp + __rseq_offset + 4);
+    const char *tp = (const char *)__builtin_thread_pointer();
+    cpu = *(const volatile int32_t *)(tp + __rseq_offset + 4);
 #endif
-        return cpu >= 0 ? cpu : -1;
-    }
-#endif
+    return cpu;
+#else
     return -1;
+#endif
 }
 /* The CPU the caller runs on: the rseq area's number when there is one, else
  * the C library's answer (-1 when unknown). */
