@@ -5,10 +5,9 @@ import Synchronization
 /// 2001, §3).
 ///
 /// A magazine is one buffer of `1 + 2 * capacity` words, in whole cache lines
-/// of its own, allocated
-/// when the cache first needs it and then recycled between the CPUs and the
-/// depot until a reap or drain frees it; the steady state therefore
-/// allocates nothing. Word 0 links the magazine into one of the depot's
+/// of its own, allocated when the cache first needs it and then recycled
+/// between the CPUs and the depot until a reap or drain frees it; the steady
+/// state therefore allocates nothing. Word 0 links the magazine into one of the depot's
 /// lists; each round takes two words: the object's address and, in a checked
 /// cache, where its user byte is (``SlabRecord/userState(_:)``), so that
 /// handing the object out sets that byte without finding the slab again.
@@ -81,9 +80,9 @@ struct Magazine {
 /// kmem picks the magazine size per cache from the object size and grows it
 /// when the depot lock is contended. Quantum-cache objects are all small
 /// (at most 16 quanta), so one fixed size serves: 31 rounds of two words and
-/// the link word make 504 bytes, eight cache lines, and a CPU then goes to the depot at
-/// most once every 31 allocations or frees, which keeps the depot lock cold
-/// even when every CPU works on the same cache.
+/// the link word make 504 bytes, eight cache lines, and a CPU then goes to
+/// the depot at most once every 31 allocations or frees, which keeps the
+/// depot lock cold even when every CPU works on the same cache.
 @usableFromInline
 enum MagazineSize {
     @usableFromInline static let defaultRounds = 31

@@ -248,22 +248,22 @@ final class QuantumCache: @unchecked Sendable {
     /// `checked == false`: when it is not even at an object's offset).
     ///
     /// Like ``alloc()``, the fast path calls nothing and leaves every other
-    /// case to a tail call: ``freeSlowly(_:)`` before anything changed,
+    /// case to a tail call: ``freeSlowly(_:_:)`` before anything changed,
     /// ``pushSlowly(_:_:_:)`` once the user byte is cleared.
     @inlinable
     func free(_ address: UInt64) -> Bool {
         guard let index = geometry.objectIndex(address) else { return refuseFree() }
         let slot = cpus.fastSlot
-        guard slot >= 0 else { return freeSlowly(address) }
+        guard slot >= 0 else { return freeSlowly(address, index) }
         let cpu = cpus[slot]
-        guard cpu.pointee.lock.tryLock() else { return freeSlowly(address) }
+        guard cpu.pointee.lock.tryLock() else { return freeSlowly(address, index) }
         return freeLocked(address, index, cpu)
     }
 
-    /// ``free(_:)`` the long way: any CPU number, waiting for the CPU lock.
+    /// ``free(_:)`` the long way, for object `index` of its slab: any CPU
+    /// number, waiting for the CPU lock.
     @usableFromInline @inline(never)
-    func freeSlowly(_ address: UInt64) -> Bool {
-        guard let index = geometry.objectIndex(address) else { return refuseFree() }
+    func freeSlowly(_ address: UInt64, _ index: Int) -> Bool {
         let cpu = cpus.current
         cpu.pointee.lock.lock()
         return freeLocked(address, index, cpu)
