@@ -1,5 +1,13 @@
 // Finding a free segment: instant fit, the constrained search, next fit.
 
+import CVmemSupport
+
+/// Whether best fit walks its lists with the AVX2 walk of
+/// `CVmemBestFitWalk.h` (eight entries a step) rather than
+/// ``ArenaCore/walkBestNarrow(_:count:quanta:best:tooSmall:)`` (four, in the
+/// SSE2 that Swift compiles for). Asked once.
+@usableFromInline let hasAVX2 = cvmem_has_avx2() != 0
+
 /// The constraints of one `xalloc` (all quantum multiples, validated).
 @usableFromInline
 struct Constraints {
@@ -190,7 +198,14 @@ extension ArenaCore {
     @inlinable @inline(__always)
     static func walkNarrow(_ e: UnsafeMutablePointer<FreeEntry>, count: Int, quanta: UInt32, bestFit: Bool,
                            best: inout TagIndex, tooSmall tooSmallCount: inout UInt64) -> Int {
-        if bestFit { return walkBestNarrow(e, count: count, quanta: quanta, best: &best, tooSmall: &tooSmallCount) }
+        if bestFit {
+            if hasAVX2 {
+                return Int(truncatingIfNeeded: UnsafePointer(e).withMemoryRebound(to: UInt64.self, capacity: count) {
+                    cvmem_best_fit_walk_avx2($0, Int64(truncatingIfNeeded: count), quanta, &best, &tooSmallCount)
+                })
+            }
+            return walkBestNarrow(e, count: count, quanta: quanta, best: &best, tooSmall: &tooSmallCount)
+        }
         return walkScalar(e, from: count &- 1, quanta: quanta, limit: 0 &- quanta, bestFit: false,
                           best: &best, tooSmall: &tooSmallCount)
     }

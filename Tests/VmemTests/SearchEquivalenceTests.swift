@@ -1,4 +1,5 @@
 import Testing
+import CVmemSupport
 @testable import Vmem
 import VmemWorkloads
 
@@ -103,5 +104,67 @@ import VmemWorkloads
         }
         // Both ways out of the carve were taken.
         #expect(shrunkInPlace > 5 && popped > 5)
+    }
+
+    /// Best fit's two walks of a narrow list, the AVX2 one in C and the
+    /// SSE2 one in Swift, against a plain loop: the same choice (smallest
+    /// fit, nearest the head among equals), the same stopping slot (the
+    /// first exact fit from the head) and the same count of too-small
+    /// entries passed, on lists of every length up to 70 with tombstones,
+    /// exact fits anywhere or nowhere, and runs of equal sizes.
+    @Test func bestFitWalksAgreeWithAPlainLoop() {
+        struct Walk: Equatable { var stop: Int; var best: TagIndex; var tooSmall: UInt64 }
+        func reference(_ e: [FreeEntry], _ quanta: UInt32) -> Walk {
+            var best: TagIndex = 0, bestSize = UInt32.max, tooSmall: UInt64 = 0
+            for pos in stride(from: e.count - 1, through: 0, by: -1) {
+                if e[pos].quanta < quanta { tooSmall += 1; continue }
+                if e[pos].quanta < bestSize { best = e[pos].tag; bestSize = e[pos].quanta }
+                if e[pos].quanta == quanta { return Walk(stop: pos, best: best, tooSmall: tooSmall) }
+            }
+            return Walk(stop: -1, best: best, tooSmall: tooSmall)
+        }
+        var rng = SplitMix64(seed: 2026)
+        var checked = 0, exact = 0, none = 0
+        for _ in 0..<20_000 {
+            let count = Int(rng.next() % 71)
+            let j = UInt32(rng.next() % 12)                       // list of sizes [2^j, 2^(j+1))
+            let span = UInt32(1) << j
+            // Few distinct sizes now and then, so that ties and exact fits are common.
+            let distinct = rng.next() % 3 == 0 ? UInt32(1 + rng.next() % 3) : span
+            var entries: [FreeEntry] = []
+            for i in 0..<count {
+                if rng.next() % 5 == 0 {
+                    entries.append(FreeEntry(quanta: 0, tag: 0))
+                } else {
+                    let q = span + UInt32(rng.next() % UInt64(distinct)) % span
+                    entries.append(FreeEntry(quanta: q, tag: TagIndex(100 + i)))
+                }
+            }
+            let quanta = span + UInt32(rng.next() % UInt64(span))
+            let want = reference(entries, quanta)
+            let sizes = entries.map(\.quanta)
+            entries.withUnsafeMutableBufferPointer { buffer in
+                let e = buffer.baseAddress ?? UnsafeMutablePointer<FreeEntry>.allocate(capacity: 1)
+                defer { if buffer.baseAddress == nil { e.deallocate() } }
+                var best: TagIndex = 0, tooSmall: UInt64 = 0
+                let stop = ArenaCore.walkBestNarrow(e, count: count, quanta: quanta, best: &best, tooSmall: &tooSmall)
+                // The Swift walk may report slot 0 for a whole list; the caller reads max(stop, 0).
+                #expect(Walk(stop: max(stop, 0), best: best, tooSmall: tooSmall)
+                        == Walk(stop: max(want.stop, 0), best: want.best, tooSmall: want.tooSmall),
+                        "Swift walk, count \(count), request \(quanta), entries \(sizes)")
+                if hasAVX2 {
+                    var best2: TagIndex = 0, tooSmall2: UInt64 = 0
+                    let stop2 = e.withMemoryRebound(to: UInt64.self, capacity: max(count, 1)) {
+                        cvmem_best_fit_walk_avx2($0, Int64(count), quanta, &best2, &tooSmall2)
+                    }
+                    #expect(Walk(stop: Int(stop2), best: best2, tooSmall: tooSmall2) == want,
+                            "AVX2 walk, count \(count), request \(quanta), entries \(sizes)")
+                }
+            }
+            checked += 1
+            if want.stop >= 0 { exact += 1 } else if want.best == 0 { none += 1 }
+        }
+        // Every kind of outcome came up often.
+        #expect(exact > 2_000 && none > 1_000 && checked - exact - none > 2_000)
     }
 }

@@ -4,6 +4,7 @@
  * export (they need _GNU_SOURCE). Vmem depends on the C library only. */
 #include <stdint.h>
 #include <stddef.h>
+#include "CVmemBestFitWalk.h"
 #if defined(__linux__) && defined(__GLIBC__) && defined(__has_include)
 #if __has_include(<sys/rseq.h>) && (defined(__x86_64__) || defined(__aarch64__))
 #include <sys/rseq.h>
