@@ -8,7 +8,9 @@ struct ReplayCommand: ParsableCommand {
         abstract: "Run a vmem trace and print each result (see vmem.md §5).",
         discussion: """
         Each line of the trace is one command: create, add, alloc, xalloc, free, stats, walk, \
-        verify, destroy. '#' starts a comment. Output lines have fixed shapes that tools parse: \
+        verify, destroy. '#' starts a comment. Numbers are decimal or 0x hex, sizes may \
+        carry K/M/G/T suffixes. 'create ... qcache=N' is in bytes, or in quanta when N is 1 to 16 \
+        and not a multiple of the quantum ('qcache=8' on a 4K arena caches 1 to 8 pages). Output lines have fixed shapes that tools parse: \
         'TAG 0xADDR' or 'TAG fail' for allocations, 'TAG error KIND' for failed frees, \
         'stats NAME inuse=N total=N imported=N allocs=N frees=N fails=N', 'seg KIND 0xSTART 0xEND', \
         'verify NAME ok', 'destroy NAME leaked=BYTES segments=N', and 'line N: error: MESSAGE' \

@@ -38,6 +38,34 @@ func replay(_ text: String) -> [String] {
         ])
     }
 
+    /// `qcache=N` counts bytes, or quanta when it is 1...16 and not a
+    /// multiple of the quantum: `qcache=8` and `qcache=32K` make the same
+    /// arena on 4 KiB pages, one whose small allocations come from slabs.
+    @Test func quantumCacheLimitInBytesOrQuanta() {
+        func run(_ qcache: String) -> [String] {
+            replay("""
+            create a base=0x1000 size=4M quantum=4K \(qcache)
+            alloc a x 8K
+            alloc a y 64K
+            walk a
+            """)
+        }
+        let bytes = run("qcache=32K"), quanta = run("qcache=8"), none = run("")
+        #expect(bytes == quanta)
+        #expect(bytes != none)
+        // Without caches the walk shows the 8 KiB allocation itself; with
+        // them, a larger slab the cache took from the arena.
+        #expect(none.contains("seg alloc 0x1000 0x3000"))
+        #expect(!bytes.contains("seg alloc 0x1000 0x3000") && bytes.contains { $0.hasPrefix("seg alloc") })
+        // Not a multiple of the quantum and above 16: refused, naming the value.
+        #expect(replay("create b base=0x1000 size=1M quantum=4K qcache=17") ==
+                ["line 1: error: quantumCacheMax 0x11 is not a multiple of the quantum 0x1000"])
+        // Quantum 1: bytes and quanta agree.
+        #expect(TraceReplayer.quantumCacheBytes(4, quantum: 1) == 4)
+        #expect(TraceReplayer.quantumCacheBytes(16, quantum: 4096) == 65536)
+        #expect(TraceReplayer.quantumCacheBytes(0, quantum: 4096) == 0)
+    }
+
     @Test func importFromSourceAndRelease() {
         let out = replay("""
         create parent base=0x100000 size=1M quantum=4K

@@ -12,6 +12,9 @@
 /// stats NAME | walk NAME | verify NAME | destroy NAME
 /// ```
 ///
+/// `qcache=N` is in bytes, or in quanta when it is 1...16 and not a
+/// multiple of the quantum (see ``quantumCacheBytes(_:quantum:)``).
+///
 /// Output lines are parsed by tools; their shapes are fixed by the design
 /// page. A line that cannot be run prints `line N: error: MESSAGE` and the
 /// replay goes on.
@@ -75,6 +78,16 @@ public struct TraceReplayer {
         return (values, plain)
     }
 
+    /// `qcache=N` in bytes, as illumos's `qcache_max`; or, when `N` is not a
+    /// multiple of the quantum but is at most 16 (the most quantum caches an
+    /// arena has), in quanta: `qcache=8` on a 4 KiB arena is vmem.md §6's
+    /// "8 pages". Anything else goes to the arena as given, which refuses it
+    /// with an error naming the value.
+    static func quantumCacheBytes(_ n: UInt64, quantum: UInt64) -> UInt64 {
+        guard quantum > 1, n % quantum != 0, n <= Arena.maximumQuantumCaches else { return n }
+        return n * quantum
+    }
+
     private func policy(_ words: [String]) throws(LineError) -> (AllocationPolicy, Bool) {
         var policy = AllocationPolicy.instantFit, end = false, seen = 0
         for w in words {
@@ -102,10 +115,12 @@ public struct TraceReplayer {
             if let s = plain.first(where: { $0.hasPrefix("source=") }) {
                 source = .arena(try arena(String(s.dropFirst("source=".count))))
             }
+            let quantum = v["quantum"] ?? 1
             do {
                 arenas[name] = try Arena(name: name, base: v["base"] ?? 0, size: v["size"] ?? 0,
-                                         quantum: v["quantum"] ?? 1, source: source,
-                                         quantumCacheMax: v["qcache"] ?? 0, minimumImport: v["minimport"] ?? 0)
+                                         quantum: quantum, source: source,
+                                         quantumCacheMax: Self.quantumCacheBytes(v["qcache"] ?? 0, quantum: quantum),
+                                         minimumImport: v["minimport"] ?? 0)
             } catch { throw LineError(message: error.description) }
         case "add":
             let a = try arena(args.first)
