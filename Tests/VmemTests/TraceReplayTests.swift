@@ -64,6 +64,9 @@ func replay(_ text: String) -> [String] {
         #expect(TraceReplayer.quantumCacheBytes(4, quantum: 1) == 4)
         #expect(TraceReplayer.quantumCacheBytes(16, quantum: 4096) == 65536)
         #expect(TraceReplayer.quantumCacheBytes(0, quantum: 4096) == 0)
+        // A quantum so large that N quanta overflow: left to the arena, which refuses the quantum.
+        #expect(TraceReplayer.quantumCacheBytes(7, quantum: .max) == 7)
+        #expect(replay("create c base=1M size=1G quantum=0xffffffffffffffff qcache=7").count == 1)
     }
 
     @Test func importFromSourceAndRelease() {

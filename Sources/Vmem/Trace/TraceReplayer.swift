@@ -85,7 +85,8 @@ public struct TraceReplayer {
     /// with an error naming the value.
     static func quantumCacheBytes(_ n: UInt64, quantum: UInt64) -> UInt64 {
         guard quantum > 1, n % quantum != 0, n <= Arena.maximumQuantumCaches else { return n }
-        return n * quantum
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: quantum)
+        return overflow ? n : bytes
     }
 
     private func policy(_ words: [String]) throws(LineError) -> (AllocationPolicy, Bool) {
