@@ -18,17 +18,10 @@ static int detect_avx2(void) {
     return (b & bit_AVX2) != 0;
 }
 
-/* 0 unknown, 1 yes, 2 no. Racing first calls all store the same answer. */
-static volatile int avx2_state;
+int cvmem_avx2_supported;
 
-int cvmem_has_avx2(void) {
-    int s = avx2_state;
-    if (s == 0) {
-        s = detect_avx2() ? 1 : 2;
-        avx2_state = s;
-    }
-    return s == 1;
-}
+__attribute__((constructor))
+static void cvmem_detect_avx2(void) { cvmem_avx2_supported = detect_avx2(); }
 
 /* Entries [p, p+8) as two vectors of four whole entries, sizes in the low
  * halves: bit i of the masks returned is entry p+i. */
@@ -46,8 +39,7 @@ static inline void block_masks(const uint64_t *entries, int64_t p, __m256i reque
 }
 
 __attribute__((target("avx2")))
-int64_t cvmem_best_fit_walk_avx2(const uint64_t *entries, int64_t count, uint32_t quanta,
-                                 uint32_t *best, uint64_t *too_small) {
+cvmem_walk_result cvmem_best_fit_walk_avx2(const uint64_t *entries, int64_t count, uint32_t quanta) {
     const uint32_t *e = (const uint32_t *)entries;   /* size at 2i, tag at 2i+1 */
     const uint32_t no_limit = 0u - quanta;
     const __m256i req = _mm256_set1_epi32((int)quanta);
@@ -56,7 +48,7 @@ int64_t cvmem_best_fit_walk_avx2(const uint64_t *entries, int64_t count, uint32_
     __m256i small = _mm256_setzero_si256();
     int64_t pos = count - 1;
     int64_t stop = -1;
-    uint64_t too = 0;
+    uint64_t too = 0;      /* below 2^28: a list holds at most one entry per tag */
     uint32_t chosen = 0;
     /* Blocks of eight from the head down, while none holds an exact fit.
      * The shuffle gathers the eight sizes out of order, which neither a
@@ -88,11 +80,7 @@ int64_t cvmem_best_fit_walk_avx2(const uint64_t *entries, int64_t count, uint32_
     s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
     s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
     too += (uint32_t)_mm_cvtsi128_si32(s4);
-    if (stop >= 0) {
-        *too_small += too;
-        *best = chosen;
-        return stop;
-    }
+    if (stop >= 0) return (cvmem_walk_result){ stop, chosen, (uint32_t)too };
     __m128i m4 = _mm_min_epu32(_mm256_castsi256_si128(smallest), _mm256_extracti128_si256(smallest, 1));
     m4 = _mm_min_epu32(m4, _mm_shuffle_epi32(m4, 0x4e));
     m4 = _mm_min_epu32(m4, _mm_shuffle_epi32(m4, 0xb1));
@@ -111,10 +99,7 @@ int64_t cvmem_best_fit_walk_avx2(const uint64_t *entries, int64_t count, uint32_
             if (excess == 0) { stop = pos; break; }
         }
     }
-    *too_small += too;
-    if (chosen != 0) {
-        *best = chosen;
-    } else if (block_best != no_limit) {
+    if (chosen == 0 && block_best != no_limit) {
         /* The blocks' best fit nearest the head, four whole entries a step. */
         const uint64_t want = (uint64_t)(quanta + block_best);
         const __m256i target = _mm256_set1_epi64x((long long)want);
@@ -127,19 +112,18 @@ int64_t cvmem_best_fit_walk_avx2(const uint64_t *entries, int64_t count, uint32_
             if (bits) { p = p - 3 + (31 - __builtin_clz((unsigned)bits)); break; }
             p -= 4;
         }
-        *best = e[2 * p + 1];
+        chosen = e[2 * p + 1];
     }
-    return stop;
+    return (cvmem_walk_result){ stop, chosen, (uint32_t)too };
 }
 
 #else
 
-int cvmem_has_avx2(void) { return 0; }
+int cvmem_avx2_supported;
 
-int64_t cvmem_best_fit_walk_avx2(const uint64_t *entries, int64_t count, uint32_t quanta,
-                                 uint32_t *best, uint64_t *too_small) {
-    (void)entries; (void)count; (void)quanta; (void)best; (void)too_small;
-    return -1;
+cvmem_walk_result cvmem_best_fit_walk_avx2(const uint64_t *entries, int64_t count, uint32_t quanta) {
+    (void)entries; (void)count; (void)quanta;
+    return (cvmem_walk_result){ -1, 0, 0 };
 }
 
 #endif

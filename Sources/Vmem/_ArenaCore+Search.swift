@@ -2,12 +2,6 @@
 
 import CVmemSupport
 
-/// Whether best fit walks its lists with the AVX2 walk of
-/// `CVmemBestFitWalk.h` (eight entries a step) rather than
-/// ``ArenaCore/walkBestNarrow(_:count:quanta:best:tooSmall:)`` (four, in the
-/// SSE2 that Swift compiles for). Asked once.
-@usableFromInline let hasAVX2 = cvmem_has_avx2() != 0
-
 /// The constraints of one `xalloc` (all quantum multiples, validated).
 @usableFromInline
 struct Constraints {
@@ -199,15 +193,30 @@ extension ArenaCore {
     static func walkNarrow(_ e: UnsafeMutablePointer<FreeEntry>, count: Int, quanta: UInt32, bestFit: Bool,
                            best: inout TagIndex, tooSmall tooSmallCount: inout UInt64) -> Int {
         if bestFit {
-            if hasAVX2 {
-                return Int(truncatingIfNeeded: UnsafePointer(e).withMemoryRebound(to: UInt64.self, capacity: count) {
-                    cvmem_best_fit_walk_avx2($0, Int64(truncatingIfNeeded: count), quanta, &best, &tooSmallCount)
-                })
+            // Eight entries a step in AVX2 where the CPU has it (C, as Swift
+            // compiles for baseline x86-64: see CVmemBestFitWalk.h); its
+            // answer comes back in registers, so no local's address escapes.
+            if cvmem_has_avx2() != 0 {
+                let r = UnsafePointer(e).withMemoryRebound(to: UInt64.self, capacity: count) {
+                    cvmem_best_fit_walk_avx2($0, Int64(truncatingIfNeeded: count), quanta)
+                }
+                if r.best != 0 { best = r.best }
+                tooSmallCount &+= UInt64(r.too_small)
+                return Int(truncatingIfNeeded: r.stop)
             }
-            return walkBestNarrow(e, count: count, quanta: quanta, best: &best, tooSmall: &tooSmallCount)
+            return walkBestNarrowPortably(e, count: count, quanta: quanta, best: &best, tooSmall: &tooSmallCount)
         }
         return walkScalar(e, from: count &- 1, quanta: quanta, limit: 0 &- quanta, bestFit: false,
                           best: &best, tooSmall: &tooSmallCount)
+    }
+
+    /// ``walkBestNarrow(_:count:quanta:best:tooSmall:)`` out of line: the
+    /// fallback's SSE2 constants then stay out of the search that calls the
+    /// AVX2 walk.
+    @usableFromInline @inline(never)
+    static func walkBestNarrowPortably(_ e: UnsafeMutablePointer<FreeEntry>, count: Int, quanta: UInt32,
+                                       best: inout TagIndex, tooSmall tooSmallCount: inout UInt64) -> Int {
+        walkBestNarrow(e, count: count, quanta: quanta, best: &best, tooSmall: &tooSmallCount)
     }
 
     /// Best fit's walk of a narrow list, four entries at a time while no

@@ -152,12 +152,11 @@ import VmemWorkloads
                 #expect(Walk(stop: max(stop, 0), best: best, tooSmall: tooSmall)
                         == Walk(stop: max(want.stop, 0), best: want.best, tooSmall: want.tooSmall),
                         "Swift walk, count \(count), request \(quanta), entries \(sizes)")
-                if hasAVX2 {
-                    var best2: TagIndex = 0, tooSmall2: UInt64 = 0
-                    let stop2 = e.withMemoryRebound(to: UInt64.self, capacity: max(count, 1)) {
-                        cvmem_best_fit_walk_avx2($0, Int64(count), quanta, &best2, &tooSmall2)
+                if cvmem_has_avx2() != 0 {
+                    let r = e.withMemoryRebound(to: UInt64.self, capacity: max(count, 1)) {
+                        cvmem_best_fit_walk_avx2($0, Int64(count), quanta)
                     }
-                    #expect(Walk(stop: Int(stop2), best: best2, tooSmall: tooSmall2) == want,
+                    #expect(Walk(stop: Int(r.stop), best: r.best, tooSmall: UInt64(r.too_small)) == want,
                             "AVX2 walk, count \(count), request \(quanta), entries \(sizes)")
                 }
             }

@@ -9,9 +9,8 @@
  * The walk goes from slot count-1 down: it chooses the entry with the
  * smallest quanta >= the request, the one nearest the head among equals, and
  * stops at the first exact fit. It returns the slot of that exact fit, or -1
- * after the whole list; stores the chosen tag in *best only when something
- * fits; and adds to *too_small the entries it passed (the exact fit's slot
- * included) that are smaller than the request. This is Swift's
+ * after the whole list; chooses a tag only when something fits; and counts the entries it passed (the exact fit's slot included)
+ * that are smaller than the request. This is Swift's
  * ArenaCore.walkBestNarrow, which runs where AVX2 is missing, and a test
  * holds the two to the same answers.
  *
@@ -20,11 +19,20 @@
  * chosen at run time, so the package still runs on any x86-64. */
 #include <stdint.h>
 
-/* 1 when this CPU and the operating system support AVX2 (the walk below may
- * be called), else 0. Cheap after the first call. */
-int cvmem_has_avx2(void);
+/* What one walk found: the slot it stopped at (-1 after the whole list),
+ * the chosen tag (0 when nothing fits) and the too-small entries passed.
+ * Returned in two registers, so the caller passes no addresses. */
+typedef struct {
+    int64_t stop;
+    uint32_t best;
+    uint32_t too_small;
+} cvmem_walk_result;
+
+/* 1 when this CPU and the operating system support AVX2, else 0; set
+ * before main by a constructor, so that reading it is one load. */
+extern int cvmem_avx2_supported;
+static inline int cvmem_has_avx2(void) { return cvmem_avx2_supported; }
 
 /* The walk; call only when cvmem_has_avx2() is 1. */
-int64_t cvmem_best_fit_walk_avx2(const uint64_t *entries, int64_t count, uint32_t quanta,
-                                 uint32_t *best, uint64_t *too_small);
+cvmem_walk_result cvmem_best_fit_walk_avx2(const uint64_t *entries, int64_t count, uint32_t quanta);
 #endif
