@@ -185,6 +185,10 @@ public struct WorkloadResult: Sendable {
     /// thread. Each checked allocation and free writes its slab's record, so
     /// a shared slab is a cache line that the CPUs pass back and forth.
     public var sharedSlabFraction: Double? = nil
+    /// Rounds in which one and two threads were timed turn about (see
+    /// ``WorkloadRunner/runInterleaved(_:ops:warmup:rounds:debugging:arenaPerThread:)``);
+    /// 1 for a run timed in one piece.
+    public var rounds: Int = 1
 
     /// The JSON object of vmem.md §6, on one line.
     public var json: String {
@@ -194,7 +198,7 @@ public struct WorkloadResult: Sendable {
         }
         let m = mallocsPerOp.map { num($0) } ?? "null"
         let shared = sharedSlabFraction.map { num($0) } ?? "null"
-        return "{\"workload\": \"\(workload)\", \"threads\": \(threads), \"opsTimed\": \(opsTimed), \"nsPerPair\": \(num(nsPerPair)), \"opsPerSecond\": \(Int(opsPerSecond.rounded())), \"highWaterRatio\": \(num(highWaterRatio)), \"mallocsPerOp\": \(m), \"metadataBytesPerSegment\": \(num(metadataBytesPerSegment)), \"checkedCacheFrees\": \(checkedCacheFrees), \"arenaPerThread\": \(arenaPerThread), \"sharedSlabs\": \(shared)}"
+        return "{\"workload\": \"\(workload)\", \"threads\": \(threads), \"opsTimed\": \(opsTimed), \"nsPerPair\": \(num(nsPerPair)), \"opsPerSecond\": \(Int(opsPerSecond.rounded())), \"highWaterRatio\": \(num(highWaterRatio)), \"mallocsPerOp\": \(m), \"metadataBytesPerSegment\": \(num(metadataBytesPerSegment)), \"checkedCacheFrees\": \(checkedCacheFrees), \"arenaPerThread\": \(arenaPerThread), \"sharedSlabs\": \(shared), \"rounds\": \(rounds)}"
     }
 }
 
@@ -217,6 +221,37 @@ public enum WorkloadRunner {
         r.checkedCacheFrees = debugging.checkCachedFrees
         r.arenaPerThread = arenas.count > 1
         return r
+    }
+
+    /// The scaling of `workload` from one thread to two, timed turn about in
+    /// `rounds` rounds of `ops / rounds` pairs (see ``InterleavedScalingRun``):
+    /// the one-thread result, then the two-thread one. `ops` pairs per thread
+    /// are timed for each.
+    public static func runInterleaved(_ workload: StandardWorkload, ops: Int = StandardWorkload.timedOps,
+                                      warmup: Int = StandardWorkload.warmupOps, rounds: Int = 20,
+                                      debugging: ArenaDebugging = .init(),
+                                      arenaPerThread: Bool = false) throws(VmemError) -> [WorkloadResult] {
+        var arenas = [try workload.makeArena(debugging: debugging)]
+        defer { for a in arenas { a.destroy() } }
+        arenas.append(arenaPerThread ? try workload.makeArena(debugging: debugging) : arenas[0])
+        let rounds = max(1, min(rounds, ops))
+        let chunk = ops / rounds
+        let run = InterleavedScalingRun(arenas: arenas, workload: workload, rounds: rounds, chunk: chunk, warmup: warmup)
+        try run.go()
+        let timed = chunk * rounds
+        var results = [
+            result(workload, threads: 1, ops: timed, elapsed: .nanoseconds(Int64(run.soloNanoseconds)),
+                   hw: run.hw, meta: run.metadata),
+            result(workload, threads: 2, ops: 2 * timed, elapsed: .nanoseconds(Int64(run.duoNanoseconds)),
+                   hw: run.hw, meta: run.metadata, perThreadOps: timed),
+        ]
+        results[1].sharedSlabFraction = run.sharedSlabFraction
+        for i in results.indices {
+            results[i].rounds = rounds
+            results[i].checkedCacheFrees = debugging.checkCachedFrees
+            results[i].arenaPerThread = arenaPerThread
+        }
+        return results
     }
 
     static func measure(_ workload: StandardWorkload, arenas: [Arena], threads: Int, ops: Int,

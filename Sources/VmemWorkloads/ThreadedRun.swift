@@ -20,7 +20,10 @@ final class ThreadedRun: @unchecked Sendable {
     let failed = Atomic<Bool>(false)
     var elapsed: Duration = .zero
     /// Monotonic nanoseconds at which each thread finished its timed loop.
-    private var finished: [UInt64]
+    /// This and the other per-thread results are raw memory, each slot
+    /// written by its thread only: threads writing into one Swift array
+    /// race on its buffer.
+    private let finished: PerWorker<UInt64>
     var hw: (extent: UInt64, inUse: UInt64) = (0, 0)
     var metadata: Double = 0
     /// Of the quantum-cache slabs holding live objects at the end of the
@@ -28,16 +31,16 @@ final class ThreadedRun: @unchecked Sendable {
     /// thread (nil without quantum caches, or with an arena per thread).
     var sharedSlabFraction: Double?
     /// Each thread's live cached objects at the end, as slab bases.
-    private var liveSlabs: [[UInt64]]
-    private var extents: [UInt64]
-    private var inUse: [UInt64]
+    private let liveSlabs: PerWorker<[UInt64]>
+    private let extents: PerWorker<UInt64>
+    private let inUse: PerWorker<UInt64>
 
     init(arenas: [Arena], workload: StandardWorkload, threads: Int, ops: Int, warmup: Int) {
         precondition(arenas.count == threads)
         self.arenas = arenas; self.workload = workload; self.threads = threads; self.ops = ops; self.warmup = warmup
-        extents = Array(repeating: 0, count: threads); inUse = Array(repeating: 0, count: threads)
-        finished = Array(repeating: 0, count: threads)
-        liveSlabs = Array(repeating: [], count: threads)
+        extents = PerWorker(0, count: threads); inUse = PerWorker(0, count: threads)
+        finished = PerWorker(0, count: threads)
+        liveSlabs = PerWorker([], count: threads)
     }
 
     func body(_ index: Int) {
@@ -89,13 +92,13 @@ final class ThreadedRun: @unchecked Sendable {
         OSThreads.join(ids)
         if error != 0 { throw .notSupported("cannot start benchmark thread: pthread_create error \(error)") }
         if failed.load(ordering: .relaxed) { throw .exhausted(arena: arenas[0].name, size: 0) }
-        elapsed = .nanoseconds(Int64(truncatingIfNeeded: (finished.max() ?? start) &- start))
+        elapsed = .nanoseconds(Int64(truncatingIfNeeded: (finished.all.max() ?? start) &- start))
         // One arena: the highest end over everything in use. One arena per
         // thread: each arena's extent counts, over everything in use.
         let separate = arenas.count > 1 && arenas[0] !== arenas[1]
-        hw = (separate ? extents.reduce(0, +) : extents.max() ?? 0, inUse.reduce(0, +))
+        hw = (separate ? extents.all.reduce(0, +) : extents.all.max() ?? 0, inUse.all.reduce(0, +))
         if !separate && threads > 1 && arenas[0].quantumCacheSlabSize > 0 {
-            sharedSlabFraction = WorkloadRunner.sharedFraction(liveSlabs)
+            sharedSlabFraction = WorkloadRunner.sharedFraction(liveSlabs.all)
         }
     }
 

@@ -17,7 +17,9 @@ struct BenchVmemCommand: ParsableCommand {
         discussion: """
         Arena base 0x1000, size 2^40, quantum 4096; 10,000 live allocations of (1 + r % K) pages \
         from splitmix64 seeded with 42; each operation frees a random slot and allocates a new \
-        size into it. 'threads' runs one loop per thread with 1 and then 2 threads. Build with \
+        size into it. 'threads' runs one loop per thread with 1 and with 2 threads, timed turn about \
+        in --rounds rounds (1 and 2 threads alternate every few milliseconds; --rounds 1 times \
+        them one after the other). Build with \
         -c release for meaningful numbers. mallocsPerOp is null here; the Benchmarks/ package \
         measures it with a malloc interposer.
         """)
@@ -37,6 +39,9 @@ struct BenchVmemCommand: ParsableCommand {
     @Flag(help: "Control for the threads workload: give each thread an arena of its own, so that nothing is shared and the scaling measured is the machine's.")
     var arenaPerThread = false
 
+    @Option(help: "threads workload: time 1 and 2 threads turn about in this many rounds of one run, so that the machine's slow and fast seconds fall on both alike; 1 times each in one piece, one after the other.")
+    var rounds: Int = 20
+
     @Flag(help: "Print one JSON object per run.")
     var json = false
 
@@ -46,25 +51,37 @@ struct BenchVmemCommand: ParsableCommand {
         }
         if ops <= 0 { throw ValidationError("--ops must be positive, got \(ops)") }
         if warmup < 0 { throw ValidationError("--warmup must not be negative, got \(warmup)") }
+        if rounds <= 0 { throw ValidationError("--rounds must be positive, got \(rounds)") }
     }
 
     func run() throws {
         let chosen = workload.map { [StandardWorkload(rawValue: $0)!] } ?? StandardWorkload.allCases
+        let debugging = ArenaDebugging(checkCachedFrees: !uncheckedCacheFrees)
         for w in chosen {
-            for t in w.threadCounts {
-                let r = try WorkloadRunner.run(w, threads: t, ops: ops, warmup: warmup,
-                                               debugging: ArenaDebugging(checkCachedFrees: !uncheckedCacheFrees),
-                                               arenaPerThread: arenaPerThread)
-                if json {
-                    print(r.json)
-                } else {
-                    let name = w.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0)
-                    print(name + String(format: "threads=%d  %8.1f ns/pair  %12.0f ops/s  high-water %.2fx  %5.1f B metadata/segment  (%d pairs)",
-                                        t, r.nsPerPair, r.opsPerSecond, r.highWaterRatio, r.metadataBytesPerSegment, r.opsTimed)
-                          + (r.sharedSlabFraction.map { String(format: "  %.1f%% of slabs shared", $0 * 100) } ?? ""))
+            if w == .threads && rounds > 1 {
+                for r in try WorkloadRunner.runInterleaved(w, ops: ops, warmup: warmup, rounds: rounds,
+                                                           debugging: debugging, arenaPerThread: arenaPerThread) {
+                    report(w, r)
                 }
-                fflush(nil)
+                continue
+            }
+            for t in w.threadCounts {
+                report(w, try WorkloadRunner.run(w, threads: t, ops: ops, warmup: warmup, debugging: debugging,
+                                                 arenaPerThread: arenaPerThread))
             }
         }
+    }
+
+    func report(_ w: StandardWorkload, _ r: WorkloadResult) {
+        if json {
+            print(r.json)
+        } else {
+            let name = w.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0)
+            print(name + String(format: "threads=%d  %8.1f ns/pair  %12.0f ops/s  high-water %.2fx  %5.1f B metadata/segment  (%d pairs)",
+                                r.threads, r.nsPerPair, r.opsPerSecond, r.highWaterRatio, r.metadataBytesPerSegment, r.opsTimed)
+                  + (r.sharedSlabFraction.map { String(format: "  %.1f%% of slabs shared", $0 * 100) } ?? "")
+                  + (r.rounds > 1 ? "  (\(r.rounds) rounds turn about)" : ""))
+        }
+        fflush(nil)
     }
 }

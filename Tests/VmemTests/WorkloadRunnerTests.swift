@@ -29,11 +29,34 @@ import VmemWorkloads
         #expect(r.json.contains("\"arenaPerThread\": \(perThread)"))
         // Slab sharing is measured on one shared arena only.
         if perThread {
-            #expect(r.sharedSlabFraction == nil && r.json.hasSuffix("\"sharedSlabs\": null}"))
+            #expect(r.sharedSlabFraction == nil && r.json.contains("\"sharedSlabs\": null,"))
         } else {
             let shared = try #require(r.sharedSlabFraction)
             #expect(shared >= 0 && shared <= 1)
         }
+    }
+
+    /// One and two threads timed turn about: two results of the same shape
+    /// as the one-piece runs, over whole rounds, with the bookkeeping of both
+    /// workers counted (the high-water ratio of the control sums both arenas).
+    @Test(arguments: [false, true])
+    func oneAndTwoThreadsTurnAbout(_ perThread: Bool) throws {
+        let rs = try WorkloadRunner.runInterleaved(.threads, ops: 2_005, warmup: 300, rounds: 10,
+                                                   arenaPerThread: perThread)
+        try #require(rs.count == 2)
+        let (one, two) = (rs[0], rs[1])
+        #expect(one.threads == 1 && two.threads == 2)
+        // 10 rounds of 200 pairs: the 5 left over are not run.
+        #expect(one.opsTimed == 2_000 && two.opsTimed == 4_000)
+        #expect(one.rounds == 10 && two.rounds == 10 && one.json.hasSuffix("\"rounds\": 10}"))
+        #expect(one.nsPerPair > 0 && two.nsPerPair > 0 && two.opsPerSecond > 0)
+        #expect(one.highWaterRatio >= 1 && two.highWaterRatio >= 1)
+        #expect(one.arenaPerThread == perThread && two.arenaPerThread == perThread)
+        #expect(one.sharedSlabFraction == nil)
+        #expect((two.sharedSlabFraction == nil) == perThread)
+        // More rounds than pairs: one pair a round.
+        let tiny = try WorkloadRunner.runInterleaved(.threads, ops: 3, warmup: 0, rounds: 50)
+        #expect(tiny.map(\.opsTimed) == [3, 6] && tiny[0].rounds == 3)
     }
 
     /// The sharing figure counts slabs that hold live objects of more than
