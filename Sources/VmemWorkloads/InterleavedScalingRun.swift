@@ -97,10 +97,7 @@ final class InterleavedScalingRun: @unchecked Sendable {
             let h = loop.highWater
             extents[index] = h.extent; inUse[index] = h.inUse
             if index == 0 { metadata = arenas[0].metadataBytesPerAllocatedSegment }
-            let slab = arenas[index].quantumCacheSlabSize, cacheMax = arenas[index].quantumCacheMax
-            if slab > 0 {
-                liveSlabs[index] = loop.slots.lazy.filter { $0.size <= cacheMax }.map { $0.address & ~(slab &- 1) }
-            }
+            liveSlabs[index] = loop.liveCacheSlabs
         }
         // Both loops' objects are counted before either is freed.
         finishPhase()

@@ -158,6 +158,14 @@ public struct WorkloadLoop {
         return (hi - StandardWorkload.base, used)
     }
 
+    /// The slab of each live allocation the arena's quantum caches serve,
+    /// as the slab's base (one entry per allocation); empty without caches.
+    public var liveCacheSlabs: [UInt64] {
+        let slab = arena.quantumCacheSlabSize, cacheMax = arena.quantumCacheMax
+        guard slab > 0 else { return [] }
+        return slots.lazy.filter { $0.size <= cacheMax }.map { $0.address & ~(slab &- 1) }
+    }
+
     public mutating func freeAll() throws(VmemError) {
         for slot in slots { try arena.free(slot.address, size: slot.size) }
         slots = []

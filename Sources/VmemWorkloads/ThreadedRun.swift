@@ -60,10 +60,7 @@ final class ThreadedRun: @unchecked Sendable {
             while done.load(ordering: .acquiring) < threads { sched_yield() }
             let h = loop.highWater
             extents[index] = h.extent; inUse[index] = h.inUse
-            let slab = arenas[index].quantumCacheSlabSize, cacheMax = arenas[index].quantumCacheMax
-            if slab > 0 {
-                liveSlabs[index] = loop.slots.lazy.filter { $0.size <= cacheMax }.map { $0.address & ~(slab &- 1) }
-            }
+            liveSlabs[index] = loop.liveCacheSlabs
             if index == 0 { metadata = arenas[0].metadataBytesPerAllocatedSegment }
             try loop.freeAll()
         } catch {
