@@ -28,19 +28,29 @@ extension Arena {
                 try? self.xfree(address, size: size)
             })
         var caches = ContiguousArray<QuantumCache>()
-        var size = quantum
-        while size <= quantumCacheMax {
-            caches.append(QuantumCache(objectSize: size, slabSize: slab, cpuCount: cpus,
+        // By count, not by adding quanta up to the limit: with a quantum of
+        // 2^60, the sum would pass 2^64.
+        for n in 0..<quantumCacheCount {
+            caches.append(QuantumCache(objectSize: quantum &* (n &+ 1), slabSize: slab, cpuCount: cpus,
                                        checked: debugging.checkCachedFrees, backend: backend))
-            size += quantum
         }
         qcaches = caches
         for (i, c) in caches.enumerated() { qcacheTable[i] = Unmanaged.passUnretained(c) }
     }
 
+    /// Which quantum cache serves `size`: `size / quantum - 1` when `size`
+    /// is a non-zero multiple of the quantum, and at least
+    /// ``quantumCacheCount`` (no cache) otherwise, so that one unsigned
+    /// comparison both rejects and indexes. The rotation moves any bit
+    /// below the quantum to the top, and 0 wraps round.
     @inlinable @inline(__always)
-    func cacheAlloc(_ size: UInt64, wait: WaitPolicy) throws(VmemError) -> UInt64 {
-        let cache = qcacheTable[Int(truncatingIfNeeded: (size &- 1) &>> qshift)]
+    func cacheSlot(_ size: UInt64) -> UInt64 {
+        ((size &>> qshift) | (size &<< (64 &- qshift))) &- 1
+    }
+
+    @inlinable @inline(__always)
+    func cacheAlloc(_ slot: UInt64, _ size: UInt64, wait: WaitPolicy) throws(VmemError) -> UInt64 {
+        let cache = qcacheTable[Int(truncatingIfNeeded: slot)]
         if let a = cache._withUnsafeGuaranteedRef({ $0.alloc() }) { return a }
         return try cacheAllocSlow(cache.takeUnretainedValue(), size, wait: wait)
     }
@@ -68,8 +78,8 @@ extension Arena {
     /// Returns an object to its cache; false when the cache does not know it
     /// (then the caller tries the arena itself).
     @inlinable @inline(__always)
-    func cacheFree(_ address: UInt64, size: UInt64) -> Bool {
-        let cache = qcacheTable[Int(truncatingIfNeeded: (size &- 1) &>> qshift)]
+    func cacheFree(_ address: UInt64, _ slot: UInt64) -> Bool {
+        let cache = qcacheTable[Int(truncatingIfNeeded: slot)]
         guard cache._withUnsafeGuaranteedRef({ $0.free(address) }) else { return false }
         // Waiters sleep on the arena; an object back in a cache may be theirs.
         if sleepers.load(ordering: .relaxed) > 0 { wakeWaiters() }

@@ -12,6 +12,17 @@ public final class Arena: @unchecked Sendable {
     public static let maximumNameLength = 30
     /// At most this many quantum caches (illumos `VMEM_NQCACHE_MAX`).
     public static let maximumQuantumCaches: UInt64 = 16
+    /// The largest `quantumCacheMax` in bytes whatever the quantum: a slab
+    /// holds three of the largest objects rounded up to a power of two,
+    /// which must still fit in 64 bits.
+    public static let largestQuantumCacheMax: UInt64 = 1 << 61
+
+    /// The largest `quantumCacheMax` an arena of `quantum` accepts: 16
+    /// quanta, and no more than ``largestQuantumCacheMax``.
+    public static func quantumCacheLimit(quantum: UInt64) -> UInt64 {
+        let (sixteen, o) = quantum.multipliedReportingOverflow(by: maximumQuantumCaches)
+        return o ? largestQuantumCacheMax : min(sixteen, largestQuantumCacheMax)
+    }
     /// Tags kept in reserve for one operation plus nested populators (illumos
     /// `VMEM_MINFREE`).
     @usableFromInline static let tagReserve = 16
@@ -35,6 +46,8 @@ public final class Arena: @unchecked Sendable {
     /// log2(quantum), here as well as in the core: the cache paths read it
     /// first thing, and one load fewer in their chain of dependent loads shows.
     @usableFromInline let qshift: UInt64
+    /// How many quantum caches there are (`quantumCacheMax / quantum`).
+    @usableFromInline let quantumCacheCount: UInt64
     @usableFromInline let hasSource: Bool
     /// Neither audit records nor failure injection: `alloc` and `xfree` may
     /// take their fast paths.
@@ -82,8 +95,8 @@ public final class Arena: @unchecked Sendable {
         guard quantumCacheMax & (quantum - 1) == 0 else {
             throw .notQuantumAligned(parameter: "quantumCacheMax", value: quantumCacheMax, quantum: quantum)
         }
-        let (limit, o) = quantum.multipliedReportingOverflow(by: Self.maximumQuantumCaches)
-        guard o || quantumCacheMax <= limit else {
+        let limit = Self.quantumCacheLimit(quantum: quantum)
+        guard quantumCacheMax <= limit else {
             throw .quantumCacheTooLarge(quantumCacheMax: quantumCacheMax, limit: limit)
         }
         guard minimumImport & (quantum - 1) == 0 else {
@@ -101,6 +114,7 @@ public final class Arena: @unchecked Sendable {
         self.quantum = quantum
         self.qshift = UInt64(highbit(quantum) - 1)
         self.quantumCacheMax = quantumCacheMax
+        self.quantumCacheCount = quantumCacheMax >> UInt64(highbit(quantum) - 1)
         self.minimumImport = minimumImport
         self.flags = flags
         self.debugging = debugging
@@ -207,9 +221,8 @@ public final class Arena: @unchecked Sendable {
     @inlinable
     public func alloc(_ size: UInt64, policy: AllocationPolicy = .instantFit, fromEnd: Bool = false,
                       wait: WaitPolicy = .noSleep) throws(VmemError) -> UInt64 {
-        if size &- 1 < quantumCacheMax, size & (quantum &- 1) == 0 {
-            return try cacheAlloc(size, wait: wait)
-        }
+        let slot = cacheSlot(size)
+        if slot < quantumCacheCount { return try cacheAlloc(slot, size, wait: wait) }
         if policy == .bestFit || policy == .firstFit {
             return try allocBySearch(size, policy: policy, fromEnd: fromEnd, wait: wait)
         }
@@ -372,9 +385,8 @@ public final class Arena: @unchecked Sendable {
     /// Frees memory from ``alloc(_:policy:fromEnd:wait:)`` (illumos `vmem_free`).
     @inlinable
     public func free(_ address: UInt64, size: UInt64) throws(VmemError) {
-        if size &- 1 < quantumCacheMax, size & (quantum &- 1) == 0 {
-            if cacheFree(address, size: size) { return }
-        }
+        let slot = cacheSlot(size)
+        if slot < quantumCacheCount, cacheFree(address, slot) { return }
         try xfree(address, size: size)
     }
 

@@ -79,7 +79,8 @@ extension VmemError: CustomStringConvertible {
         case .timedOut(let n, let s): return "arena \(n): wait for \(hex(s)) timed out"
         case .cancelled(let n, let s): return "arena \(n): wait for \(hex(s)) cancelled"
         case .injectedFailure(let n, let s): return "arena \(n): injected failure of \(hex(s))"
-        case .quantumCacheTooLarge(let m, let l): return "quantumCacheMax \(hex(m)) exceeds \(hex(l)) (16 quanta)"
+        case .quantumCacheTooLarge(let m, let l):
+            return "quantumCacheMax \(hex(m)) exceeds \(hex(l)) (16 quanta, and at most 2^61 bytes)"
         case .arenaDestroyed(let n): return "arena \(n) was destroyed"
         case .notSupported(let s): return "not supported: \(s)"
         case .invariantViolated(let s): return s

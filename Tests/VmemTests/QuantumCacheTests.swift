@@ -104,6 +104,44 @@ struct QuantumCacheTests {
     }
 
     /// The division-free object index agrees with division at every offset.
+    /// The arena's cache dispatch (one rotation, one comparison) against
+    /// its definition: a non-zero multiple of the quantum, at most
+    /// `quantumCacheMax`, goes to cache `size / quantum - 1`; nothing else
+    /// goes to a cache. Quanta from 1 to 2^63, sizes near every boundary.
+    @Test func cacheDispatchMatchesItsDefinition() throws {
+        var rng = SplitMix64(seed: 17)
+        for shift in [0, 1, 3, 12, 21, 40, 59, 62, 63] {
+            let q = UInt64(1) << UInt64(shift)
+            for count: UInt64 in [0, 1, 2, 8, 16] {
+                let (max, o) = q.multipliedReportingOverflow(by: count)
+                if o { continue }          // no such quantumCacheMax to ask for
+                if max > Arena.largestQuantumCacheMax {
+                    // Objects that large leave no room for a slab: refused, naming the values.
+                    #expect(throws: VmemError.quantumCacheTooLarge(quantumCacheMax: max, limit: Arena.quantumCacheLimit(quantum: q))) {
+                        _ = try Arena(name: "dispatch", quantum: q, quantumCacheMax: max)
+                    }
+                    continue
+                }
+                let a = try Arena(name: "dispatch", quantum: q, quantumCacheMax: q &* count)
+                defer { a.destroy() }
+                #expect(a.quantumCacheCount == count)
+                var sizes: [UInt64] = [0, 1, 2, .max, .max - 1, 1 << 63, (1 << 63) + 1]
+                for k in UInt64(0)...18 {
+                    let (m, o) = q.multipliedReportingOverflow(by: k)
+                    if !o { sizes += [m, m &+ 1, m &- 1, m &+ (q >> 1)] }
+                }
+                for _ in 0..<50 { sizes.append(rng.next() >> (rng.next() % 64)) }
+                for size in sizes {
+                    let quanta = size / q
+                    let cached = size != 0 && size % q == 0 && quanta <= count
+                    let slot = a.cacheSlot(size)
+                    #expect((slot < a.quantumCacheCount) == cached, "quantum \(q), \(count) caches, size \(size)")
+                    if cached { #expect(slot == quanta - 1) }
+                }
+            }
+        }
+    }
+
     @Test func objectIndexMatchesDivision() {
         for objectSize: UInt64 in [1, 2, 3, 5, 6, 7, 12, 24, 40, 48, 4096, 3 * 4096, 5 * 4096, 7 * 4096] {
             let g = SlabGeometry(objectSize: objectSize, slabSize: 64 * objectSize)

@@ -114,8 +114,10 @@ final class ReferenceArena {
         guard quantumCacheMax % quantum == 0 else {
             throw .notQuantumAligned(parameter: "quantumCacheMax", value: quantumCacheMax, quantum: quantum)
         }
-        guard quantumCacheMax <= 16 * quantum else {
-            throw .quantumCacheTooLarge(quantumCacheMax: quantumCacheMax, limit: 16 * quantum)
+        // 16 quanta, and at most 2^61 bytes (a slab of three objects must fit).
+        let limit = quantum > (1 << 61) / 16 ? UInt64(1) << 61 : 16 * quantum
+        guard quantumCacheMax <= limit else {
+            throw .quantumCacheTooLarge(quantumCacheMax: quantumCacheMax, limit: limit)
         }
         guard minimumImport % quantum == 0 else {
             throw .notQuantumAligned(parameter: "minimumImport", value: minimumImport, quantum: quantum)
