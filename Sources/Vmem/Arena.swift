@@ -221,8 +221,11 @@ public final class Arena: @unchecked Sendable {
     @inlinable
     public func alloc(_ size: UInt64, policy: AllocationPolicy = .instantFit, fromEnd: Bool = false,
                       wait: WaitPolicy = .noSleep) throws(VmemError) -> UInt64 {
-        let slot = cacheSlot(size)
-        if slot < quantumCacheCount { return try cacheAlloc(slot, size, wait: wait) }
+        // The test of the count first: arenas without caches pay one comparison.
+        if quantumCacheCount != 0 {
+            let slot = cacheSlot(size)
+            if slot < quantumCacheCount { return try cacheAlloc(slot, size, wait: wait) }
+        }
         if policy == .bestFit || policy == .firstFit {
             return try allocBySearch(size, policy: policy, fromEnd: fromEnd, wait: wait)
         }
@@ -385,8 +388,10 @@ public final class Arena: @unchecked Sendable {
     /// Frees memory from ``alloc(_:policy:fromEnd:wait:)`` (illumos `vmem_free`).
     @inlinable
     public func free(_ address: UInt64, size: UInt64) throws(VmemError) {
-        let slot = cacheSlot(size)
-        if slot < quantumCacheCount, cacheFree(address, slot) { return }
+        if quantumCacheCount != 0 {
+            let slot = cacheSlot(size)
+            if slot < quantumCacheCount, cacheFree(address, slot) { return }
+        }
         try xfree(address, size: size)
     }
 
