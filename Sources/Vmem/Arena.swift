@@ -84,7 +84,7 @@ public final class Arena: @unchecked Sendable {
     ///   - base, size: an initial span, added when `size` is non-zero.
     ///   - quantum: the unit of every address and size; a power of two.
     ///   - source: where to import spans from when out of room.
-    ///   - quantumCacheMax: sizes up to this (at most 16 quanta) are served
+    ///   - quantumCacheMax: sizes up to this (at most 16 quanta and 2^61 bytes) are served
     ///     by quantum caches.
     ///   - minimumImport: the least the arena imports at a time.
     public init(name: String, base: UInt64 = 0, size: UInt64 = 0, quantum: UInt64 = 1,

@@ -44,7 +44,7 @@ public enum VmemError: Error, Equatable, Hashable, Sendable {
     case cancelled(arena: String, size: UInt64)
     /// Failure injection (``Arena/Debugging/meanTimeBetweenFailures``) chose to fail.
     case injectedFailure(arena: String, size: UInt64)
-    /// `quantumCacheMax` above 16 quanta.
+    /// `quantumCacheMax` above 16 quanta or 2^61 bytes (``Arena/quantumCacheLimit(quantum:)``).
     case quantumCacheTooLarge(quantumCacheMax: UInt64, limit: UInt64)
     /// The operation was used on an arena that was already destroyed.
     case arenaDestroyed(arena: String)
