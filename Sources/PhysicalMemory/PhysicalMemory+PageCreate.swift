@@ -34,9 +34,11 @@ extension PhysicalMemory {
         try locked { (t) throws(PhysicalMemoryError) -> [PageFrameNumber] in
             guard pageCount > 0 else { throw .zeroPageCount }
             guard offset & (Self.pageSize - 1) == 0 else { throw .offsetNotPageAligned(offset: offset) }
+            // The product first: a count of 2^52 pages wraps to 0 bytes.
             let (bytes, o1) = pageCount.multipliedReportingOverflow(by: Self.pageSize)
-            let (_, o2) = offset.addingReportingOverflow(bytes - 1)
-            guard !o1, !o2 else { throw .offsetOverflow(offset: offset, pageCount: pageCount) }
+            guard !o1, !offset.addingReportingOverflow(bytes - 1).overflow else {
+                throw .offsetOverflow(offset: offset, pageCount: pageCount)
+            }
             try t.checkNamable(vnode)
             // Bound the request before any work proportional to it.
             guard pageCount <= t.available else {
