@@ -47,13 +47,26 @@ extension ModelKernel {
     func checkUnheld(_ address: UInt64, _ size: UInt64, _ vnode: Vnode) throws(ModelKernelError) {
         let (_, o) = address.addingReportingOverflow(size)
         guard !o else { throw .invalidArgument(name: "address", value: address, reason: "address + size overflows") }
+        func check(_ page: Page, at va: UInt64) throws(ModelKernelError) {
+            if case .shared(let n) = page.lock, n > 1 {
+                throw .physicalMemory(.lockConflict(pfn: page.pfn, held: page.lock, requested: .exclusive),
+                                      context: "freeing 0x\(String(va, radix: 16)), which is soft-locked")
+            }
+        }
+        // This runs before vmem has checked that the range is an allocation,
+        // so the range may be anything up to 2^52 bytes: walk whichever is
+        // smaller, its pages or the vnode's, never more than memory holds.
+        let held = (try? physicalMemory.pageCount(of: vnode)) ?? 0
+        if size / PhysicalMemory.pageSize > held {
+            for page in (try? physicalMemory.pages(of: vnode)) ?? [] where page.offset >= address && page.offset - address < size {
+                try check(page, at: page.offset)
+            }
+            return
+        }
         var va = address
         while va < address + size {
             if let pfn = physicalMemory.pageFind(vnode: vnode, offset: va), let page = try? physicalMemory.page(pfn) {
-                if case .shared(let n) = page.lock, n > 1 {
-                    throw .physicalMemory(.lockConflict(pfn: pfn, held: page.lock, requested: .exclusive),
-                                          context: "freeing 0x\(String(va, radix: 16)), which is soft-locked")
-                }
+                try check(page, at: va)
             }
             va += PhysicalMemory.pageSize
         }
