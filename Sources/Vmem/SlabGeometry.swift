@@ -28,6 +28,10 @@ struct SlabGeometry: Sendable {
     @usableFromInline let sizeShift: Int
     /// The inverse of `odd` modulo 2^64.
     @usableFromInline let oddInverse: UInt64
+    /// `(1 << sizeShift) - 1` and `objectsPerSlab`, precomputed for
+    /// ``objectIndex(_:)``, which every free runs.
+    @usableFromInline let lowBitsMask: UInt64
+    @usableFromInline let objectCount: UInt64
 
     static let maximumObjectsPerSlab = 64
 
@@ -60,6 +64,8 @@ struct SlabGeometry: Sendable {
         var inverse = odd
         for _ in 0..<5 { inverse = inverse &* (2 &- odd &* inverse) }
         oddInverse = inverse
+        lowBitsMask = (1 << UInt64(sizeShift)) - 1
+        objectCount = UInt64(objectsPerSlab)
     }
 
     /// The base of the slab holding `address`.
@@ -78,11 +84,10 @@ struct SlabGeometry: Sendable {
     func objectIndex(_ address: UInt64) -> Int? {
         // Masking shifts (`&<<`, `&>>`): the amounts are below 64 by
         // construction, and the plain operators would add range checks.
-        let shift = UInt64(truncatingIfNeeded: sizeShift)
         let offset = address & offsetMask
-        guard offset & ((1 &<< shift) &- 1) == 0 else { return nil }
-        let q = (offset &>> shift) &* oddInverse
-        return q < UInt64(objectsPerSlab) ? Int(q) : nil
+        guard offset & lowBitsMask == 0 else { return nil }
+        let q = (offset &>> UInt64(truncatingIfNeeded: sizeShift)) &* oddInverse
+        return q < objectCount ? Int(truncatingIfNeeded: q) : nil
     }
 
     @inlinable @inline(__always)
