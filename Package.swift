@@ -40,7 +40,7 @@ let package = Package(
         .testTarget(name: "PhysicalMemoryTests", dependencies: ["VmemWorkloads", "PhysicalMemory"]),
         .testTarget(name: "PageTablesTests", dependencies: ["VmemWorkloads", "PageTables", "PhysicalMemory"]),
         .testTarget(name: "AddressSpaceTests", dependencies: ["VmemWorkloads", "AddressSpace", "PageTables", "PhysicalMemory"]),
-        .testTarget(name: "ModelKernelTests", dependencies: ["ModelKernel", "Inspect", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
+        .testTarget(name: "ModelKernelTests", dependencies: ["VmemWorkloads", "ModelKernel", "Inspect", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
     ],
     swiftLanguageModes: [.v6]
 )

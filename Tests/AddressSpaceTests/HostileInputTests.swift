@@ -1,4 +1,5 @@
 import Testing
+import VmemWorkloads
 import AddressSpace
 import PageTables
 import PhysicalMemory
@@ -11,14 +12,9 @@ import PhysicalMemory
 /// every step, for a kernel and a user address space.
 @Suite struct HostileInputTests {
     struct Draw {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var rng: SplitMix64
+        init(state: UInt64) { rng = SplitMix64(seed: state) }
+        mutating func next() -> UInt64 { rng.next() }
         mutating func address() -> UInt64 {
             switch next() % 6 {
             case 0: return [0, 1, 0xFFF, 0x1000, .max, .max - 0xFFF, 1 << 47, (1 << 47) - 0x1000, 1 << 63][Int(next() % 9)]

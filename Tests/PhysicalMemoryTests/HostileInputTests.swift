@@ -1,4 +1,5 @@
 import Testing
+import VmemWorkloads
 import PhysicalMemory
 
 /// The page calls with numbers drawn to hurt: frame numbers past the end,
@@ -8,14 +9,9 @@ import PhysicalMemory
 /// nothing traps, and `verify()` holds after every step.
 @Suite struct HostileInputTests {
     struct Draw {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var rng: SplitMix64
+        init(state: UInt64) { rng = SplitMix64(seed: state) }
+        mutating func next() -> UInt64 { rng.next() }
         mutating func number() -> UInt64 {
             switch next() % 5 {
             case 0: return [0, 1, .max, .max - 1, 1 << 63, 1 << 52, 0xFFF, 0x1000][Int(next() % 8)]
