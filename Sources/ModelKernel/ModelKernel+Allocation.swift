@@ -54,10 +54,10 @@ extension ModelKernel {
             }
         }
         // This runs before vmem has checked that the range is an allocation,
-        // so the range may be anything up to 2^52 bytes: walk whichever is
-        // smaller, its pages or the vnode's, never more than memory holds.
-        let held = (try? physicalMemory.pageCount(of: vnode)) ?? 0
-        if size / PhysicalMemory.pageSize > held {
+        // so the range may be anything up to 2^52 bytes. A range larger than
+        // the machine (never a real allocation) is checked through the
+        // vnode's pages instead, so the walk never exceeds what memory holds.
+        if size / PhysicalMemory.pageSize > physicalMemory.totalPages {
             for page in (try? physicalMemory.pages(of: vnode)) ?? [] where page.offset >= address && page.offset - address < size {
                 try check(page, at: page.offset)
             }

@@ -114,7 +114,7 @@ public final class Arena: @unchecked Sendable {
         self.quantum = quantum
         self.qshift = UInt64(highbit(quantum) - 1)
         self.quantumCacheMax = quantumCacheMax
-        self.quantumCacheCount = quantumCacheMax >> UInt64(highbit(quantum) - 1)
+        self.quantumCacheCount = quantumCacheMax >> qshift
         self.minimumImport = minimumImport
         self.flags = flags
         self.debugging = debugging

@@ -101,17 +101,25 @@ final class InterleavedScalingRun: @unchecked Sendable {
         }
         // Both loops' objects are counted before either is freed.
         finishPhase()
-        while done.pointee.load(ordering: .acquiring) < 2 { _ = cvmem_futex_wait(raw(done), done.pointee.load(ordering: .acquiring), 0) }
+        waitUntilBothDone()
         try? loop?.freeAll()
     }
 
-    /// Waits until both workers have finished the current phase.
-    private func awaitWorkers() {
+    /// Sleeps until both workers have finished the current phase. The count
+    /// is read once per turn and the sleep is on that value, so an increment
+    /// between the test and the sleep cannot be missed.
+    private func waitUntilBothDone() {
         while true {
             let d = done.pointee.load(ordering: .acquiring)
-            if d >= 2 { break }
+            if d >= 2 { return }
             _ = cvmem_futex_wait(raw(done), d, 0)
         }
+    }
+
+    /// The coordinator's wait for a phase: both workers done, then the count
+    /// starts again.
+    private func awaitWorkers() {
+        waitUntilBothDone()
         done.pointee.store(0, ordering: .releasing)
     }
 
