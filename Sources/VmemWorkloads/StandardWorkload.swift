@@ -197,6 +197,13 @@ public struct WorkloadResult: Sendable {
     /// ``WorkloadRunner/runInterleaved(_:ops:warmup:rounds:debugging:arenaPerThread:)``);
     /// 1 for a run timed in one piece.
     public var rounds: Int = 1
+    /// Timed blocks of `opsTimed` pairs, one after another in one run (see
+    /// ``WorkloadRunner/run(_:threads:ops:warmup:debugging:arenaPerThread:repeats:)``);
+    /// with more than one, `nsPerPair` and `opsPerSecond` are the median
+    /// block's, and these are the fastest and the slowest block's ns per pair.
+    public var repeats: Int = 1
+    public var nsPerPairMin: Double
+    public var nsPerPairMax: Double
 
     /// The JSON object of vmem.md §6, on one line.
     public var json: String {
@@ -206,7 +213,7 @@ public struct WorkloadResult: Sendable {
         }
         let m = mallocsPerOp.map { num($0) } ?? "null"
         let shared = sharedSlabFraction.map { num($0) } ?? "null"
-        return "{\"workload\": \"\(workload)\", \"threads\": \(threads), \"opsTimed\": \(opsTimed), \"nsPerPair\": \(num(nsPerPair)), \"opsPerSecond\": \(Int(opsPerSecond.rounded())), \"highWaterRatio\": \(num(highWaterRatio)), \"mallocsPerOp\": \(m), \"metadataBytesPerSegment\": \(num(metadataBytesPerSegment)), \"checkedCacheFrees\": \(checkedCacheFrees), \"arenaPerThread\": \(arenaPerThread), \"sharedSlabs\": \(shared), \"rounds\": \(rounds)}"
+        return "{\"workload\": \"\(workload)\", \"threads\": \(threads), \"opsTimed\": \(opsTimed), \"nsPerPair\": \(num(nsPerPair)), \"opsPerSecond\": \(Int(opsPerSecond.rounded())), \"highWaterRatio\": \(num(highWaterRatio)), \"mallocsPerOp\": \(m), \"metadataBytesPerSegment\": \(num(metadataBytesPerSegment)), \"checkedCacheFrees\": \(checkedCacheFrees), \"arenaPerThread\": \(arenaPerThread), \"sharedSlabs\": \(shared), \"rounds\": \(rounds), \"repeats\": \(repeats), \"nsPerPairMin\": \(num(nsPerPairMin)), \"nsPerPairMax\": \(num(nsPerPairMax))}"
     }
 }
 
@@ -217,15 +224,23 @@ public enum WorkloadRunner {
     /// `arenaPerThread` is a control for the multi-threaded runs: each loop
     /// gets an arena of its own, so that nothing is shared and the scaling
     /// measured is the machine's own.
+    ///
+    /// `repeats` (single-thread runs) times that many blocks of `ops` pairs
+    /// one after another, after the one warm-up, and reports the median
+    /// block with the fastest and slowest: on a machine whose speed wanders
+    /// (a virtual machine's neighbours), the median of several blocks moves
+    /// far less from run to run than one block does. The high-water mark and
+    /// the metadata are taken after the last block.
     public static func run(_ workload: StandardWorkload, threads: Int = 1, ops: Int = StandardWorkload.timedOps,
                            warmup: Int = StandardWorkload.warmupOps, debugging: ArenaDebugging = .init(),
-                           arenaPerThread: Bool = false) throws(VmemError) -> WorkloadResult {
+                           arenaPerThread: Bool = false, repeats: Int = 1) throws(VmemError) -> WorkloadResult {
         var arenas = [try workload.makeArena(debugging: debugging)]
         defer { for a in arenas { a.destroy() } }
         if arenaPerThread {
             while arenas.count < threads { arenas.append(try workload.makeArena(debugging: debugging)) }
         }
-        var r = try measure(workload, arenas: arenas, threads: threads, ops: ops, warmup: warmup)
+        var r = try measure(workload, arenas: arenas, threads: threads, ops: ops, warmup: warmup,
+                            repeats: max(repeats, 1))
         r.checkedCacheFrees = debugging.checkCachedFrees
         r.arenaPerThread = arenas.count > 1
         return r
@@ -263,7 +278,7 @@ public enum WorkloadRunner {
     }
 
     static func measure(_ workload: StandardWorkload, arenas: [Arena], threads: Int, ops: Int,
-                        warmup: Int) throws(VmemError) -> WorkloadResult {
+                        warmup: Int, repeats: Int = 1) throws(VmemError) -> WorkloadResult {
         let arena = arenas[0]
         // The `threads` workload runs even its one-thread case on a worker
         // bound to a CPU, so that its two cases differ only in the thread count.
@@ -271,13 +286,24 @@ public enum WorkloadRunner {
             var loop = try WorkloadLoop(arena: arena, workload: workload)
             try loop.run(warmup)
             let clock = ContinuousClock()
-            let start = clock.now
-            try loop.run(ops)
-            let elapsed = clock.now - start
+            var blocks: [Duration] = []
+            blocks.reserveCapacity(repeats)
+            for _ in 0..<repeats {
+                let start = clock.now
+                try loop.run(ops)
+                blocks.append(clock.now - start)
+            }
             let hw = loop.highWater
             let meta = arena.metadataBytesPerAllocatedSegment
             try loop.freeAll()
-            return result(workload, threads: 1, ops: ops, elapsed: elapsed, hw: hw, meta: meta)
+            blocks.sort()
+            var r = result(workload, threads: 1, ops: ops, elapsed: blocks[blocks.count / 2], hw: hw, meta: meta)
+            if repeats > 1 {
+                r.repeats = repeats
+                r.nsPerPairMin = result(workload, threads: 1, ops: ops, elapsed: blocks[0], hw: hw, meta: meta).nsPerPair
+                r.nsPerPairMax = result(workload, threads: 1, ops: ops, elapsed: blocks[blocks.count - 1], hw: hw, meta: meta).nsPerPair
+            }
+            return r
         }
         // Several loops, each on its own thread, started together.
         let n = max(threads, 1)
@@ -317,6 +343,7 @@ public enum WorkloadRunner {
         return WorkloadResult(workload: w.rawValue, threads: threads, opsTimed: ops,
                               nsPerPair: ns / pairsPerThread, opsPerSecond: Double(ops) / (ns / 1e9),
                               highWaterRatio: Double(hw.extent) / Double(max(hw.inUse, 1)), mallocsPerOp: nil,
-                              metadataBytesPerSegment: meta)
+                              metadataBytesPerSegment: meta, nsPerPairMin: ns / pairsPerThread,
+                              nsPerPairMax: ns / pairsPerThread)
     }
 }

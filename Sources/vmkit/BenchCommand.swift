@@ -19,7 +19,9 @@ struct BenchVmemCommand: ParsableCommand {
         from splitmix64 seeded with 42; each operation frees a random slot and allocates a new \
         size into it. 'threads' runs one loop per thread with 1 and with 2 threads, timed turn about \
         in --rounds rounds (1 and 2 threads alternate every few milliseconds; --rounds 1 times \
-        them one after the other). Build with \
+        them one after the other). --repeat N times N blocks of --ops pairs one after another in \
+        one run of a single-thread workload and reports the median block (nsPerPair, \
+        opsPerSecond), with the fastest and slowest (nsPerPairMin, nsPerPairMax). Build with \
         -c release for meaningful numbers. mallocsPerOp is null here; the Benchmarks/ package \
         measures it with a malloc interposer.
         """)
@@ -42,6 +44,9 @@ struct BenchVmemCommand: ParsableCommand {
     @Option(help: "threads workload: time 1 and 2 threads turn about in this many rounds of one run, so that the machine's slow and fast seconds fall on both alike; 1 times each in one piece, one after the other.")
     var rounds: Int = 20
 
+    @Option(name: .customLong("repeat"), help: "Single-thread workloads: time this many blocks of --ops pairs in one run and report the median block, with the fastest and slowest (the threads workload interleaves with --rounds instead).")
+    var repeats: Int = 1
+
     @Flag(help: "Print one JSON object per run.")
     var json = false
 
@@ -52,6 +57,10 @@ struct BenchVmemCommand: ParsableCommand {
         if ops <= 0 { throw ValidationError("--ops must be positive, got \(ops)") }
         if warmup < 0 { throw ValidationError("--warmup must not be negative, got \(warmup)") }
         if rounds <= 0 { throw ValidationError("--rounds must be positive, got \(rounds)") }
+        if repeats <= 0 || repeats > 1000 { throw ValidationError("--repeat must be between 1 and 1000, got \(repeats)") }
+        if repeats > 1 && workload == StandardWorkload.threads.rawValue {
+            throw ValidationError("--repeat \(repeats) applies to the single-thread workloads; the threads workload interleaves its runs with --rounds")
+        }
     }
 
     func run() throws {
@@ -67,7 +76,7 @@ struct BenchVmemCommand: ParsableCommand {
             }
             for t in w.threadCounts {
                 report(w, try WorkloadRunner.run(w, threads: t, ops: ops, warmup: warmup, debugging: debugging,
-                                                 arenaPerThread: arenaPerThread))
+                                                 arenaPerThread: arenaPerThread, repeats: t == 1 && w != .threads ? repeats : 1))
             }
         }
     }
@@ -80,7 +89,8 @@ struct BenchVmemCommand: ParsableCommand {
             print(name + String(format: "threads=%d  %8.1f ns/pair  %12.0f ops/s  high-water %.2fx  %5.1f B metadata/segment  (%d pairs)",
                                 r.threads, r.nsPerPair, r.opsPerSecond, r.highWaterRatio, r.metadataBytesPerSegment, r.opsTimed)
                   + (r.sharedSlabFraction.map { String(format: "  %.1f%% of slabs shared", $0 * 100) } ?? "")
-                  + (r.rounds > 1 ? "  (\(r.rounds) rounds turn about)" : ""))
+                  + (r.rounds > 1 ? "  (\(r.rounds) rounds turn about)" : "")
+                  + (r.repeats > 1 ? String(format: "  (median of %d blocks, %.1f-%.1f)", r.repeats, r.nsPerPairMin, r.nsPerPairMax) : ""))
         }
         fflush(nil)
     }

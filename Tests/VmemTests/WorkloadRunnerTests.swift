@@ -18,6 +18,24 @@ import VmemWorkloads
         #expect(r.json.hasPrefix("{\"workload\": \"\(w.rawValue)\", \"threads\": 1, \"opsTimed\": 2000, \"nsPerPair\": "))
     }
 
+    /// Several timed blocks in one run: the median block is reported, between
+    /// the fastest and the slowest, and each block is `ops` pairs.
+    @Test func repeatedBlocksReportTheirMedianAndSpread() throws {
+        let r = try WorkloadRunner.run(.smallNoCache, ops: 1_000, warmup: 200, repeats: 5)
+        #expect(r.repeats == 5 && r.opsTimed == 1_000)
+        #expect(r.nsPerPairMin > 0 && r.nsPerPairMin <= r.nsPerPair && r.nsPerPair <= r.nsPerPairMax)
+        #expect(abs(r.opsPerSecond - 1e9 / r.nsPerPair) <= r.opsPerSecond * 1e-9,
+                "ops per second must be the median block's too")
+        #expect(r.json.contains("\"repeats\": 5, \"nsPerPairMin\": "))
+        #expect(r.json.hasSuffix("}"))
+
+        let one = try WorkloadRunner.run(.smallNoCache, ops: 1_000, warmup: 200)
+        #expect(one.repeats == 1 && one.nsPerPairMin == one.nsPerPair && one.nsPerPairMax == one.nsPerPair)
+        #expect(one.json.contains("\"rounds\": 1, \"repeats\": 1, "))
+        // Nonsense counts are one block.
+        #expect(try WorkloadRunner.run(.instant, ops: 500, warmup: 0, repeats: -3).repeats == 1)
+    }
+
     @Test(arguments: [false, true])
     func twoThreadsOnOneArenaOrOneEach(_ perThread: Bool) throws {
         let r = try WorkloadRunner.run(.threads, threads: 2, ops: 2_000, warmup: 500,
@@ -48,7 +66,7 @@ import VmemWorkloads
         #expect(one.threads == 1 && two.threads == 2)
         // 10 rounds of 200 pairs: the 5 left over are not run.
         #expect(one.opsTimed == 2_000 && two.opsTimed == 4_000)
-        #expect(one.rounds == 10 && two.rounds == 10 && one.json.hasSuffix("\"rounds\": 10}"))
+        #expect(one.rounds == 10 && two.rounds == 10 && one.json.contains("\"rounds\": 10, \"repeats\": 1, "))
         #expect(one.nsPerPair > 0 && two.nsPerPair > 0 && two.opsPerSecond > 0)
         #expect(one.highWaterRatio >= 1 && two.highWaterRatio >= 1)
         #expect(one.arenaPerThread == perThread && two.arenaPerThread == perThread)
