@@ -8,6 +8,8 @@ import VmemWorkloads
 // counter per iteration is heap allocations per operation.
 
 nonisolated(unsafe) var loop: WorkloadLoop?
+nonisolated(unsafe) var workers: WorkloadWorkers?
+nonisolated(unsafe) var sharedArena: Arena?
 
 
 let benchmarks: @Sendable () -> Void = {
@@ -39,6 +41,33 @@ let benchmarks: @Sendable () -> Void = {
             try? l.run(pairs)
             benchmark.stopMeasurement()
             loop = l
+        }
+    }
+
+    // The `threads` workload: one loop per worker thread, bound one per CPU,
+    // all on one arena with quantum caches. The workers fill and warm up in
+    // setup and stay alive; a sample commands every worker to run its pairs
+    // at once and waits for the last. Wall clock per iteration is ns per
+    // pair as each thread sees it, so the scaling is 2 x (x1 time) / (x2
+    // time); the malloc counter covers all the workers.
+    for threads in [1, 2] {
+        Benchmark("vmem threads x\(threads) (free+alloc pairs per thread)",
+                  configuration: .init(setup: {
+                      let arena = try StandardWorkload.threads.makeArena()
+                      sharedArena = arena
+                      workers = try WorkloadWorkers(arenas: Array(repeating: arena, count: threads),
+                                                    workload: .threads, warmup: StandardWorkload.warmupOps)
+                  }, teardown: {
+                      workers?.stop()
+                      workers = nil
+                      sharedArena?.destroy()
+                      sharedArena = nil
+                  })) { benchmark in
+            guard let w = workers else { return }
+            let pairs = benchmark.scaledIterations.count
+            benchmark.startMeasurement()
+            _ = try? w.run(pairs)
+            benchmark.stopMeasurement()
         }
     }
 }
