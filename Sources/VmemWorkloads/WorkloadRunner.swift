@@ -70,7 +70,7 @@ public enum WorkloadRunner {
             try loop.run(warmup)
             let clock = ContinuousClock()
             var blocks: [Duration] = []
-            blocks.reserveCapacity(repeats)
+            blocks.reserveCapacity(min(repeats, 1024))
             for _ in 0..<repeats {
                 let start = clock.now
                 try loop.run(ops)

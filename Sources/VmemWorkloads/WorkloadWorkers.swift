@@ -42,10 +42,11 @@ public final class WorkloadWorkers: @unchecked Sendable {
     private var stopped = false
 
     /// Starts `arenas.count` workers and returns once every one has filled
-    /// and warmed up its loop. Throws when a thread cannot start or a loop
-    /// cannot fill (the workers started are stopped first).
+    /// and warmed up its loop. Throws when `arenas` is empty, when a thread
+    /// cannot start, or when a loop cannot fill (the workers started are
+    /// stopped first).
     public init(arenas: [Arena], workload: StandardWorkload, warmup: Int) throws(VmemError) {
-        precondition(!arenas.isEmpty)
+        guard !arenas.isEmpty else { throw .notSupported("WorkloadWorkers needs one arena per worker, got none") }
         count = arenas.count
         self.arenas = arenas
         phase = .allocate(capacity: 1); phase.initialize(to: Atomic(0))

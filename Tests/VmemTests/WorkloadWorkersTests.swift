@@ -35,6 +35,10 @@ import VmemWorkloads
         #expect(throws: VmemError.self) { try workers.run(10) }
     }
 
+    @Test func noArenasIsAnErrorNotATrap() {
+        #expect(throws: VmemError.self) { _ = try WorkloadWorkers(arenas: [], workload: .small, warmup: 0) }
+    }
+
     /// A loop that cannot fill (an arena too small for the workload) is an
     /// error of the constructor, and the workers it started are stopped.
     @Test func aLoopThatCannotFillIsAnError() throws {
