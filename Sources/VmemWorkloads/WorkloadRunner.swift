@@ -83,8 +83,8 @@ public enum WorkloadRunner {
             var r = result(workload, threads: 1, ops: ops, elapsed: blocks[blocks.count / 2], hw: hw, meta: meta)
             if repeats > 1 {
                 r.repeats = repeats
-                r.nsPerPairMin = result(workload, threads: 1, ops: ops, elapsed: blocks[0], hw: hw, meta: meta).nsPerPair
-                r.nsPerPairMax = result(workload, threads: 1, ops: ops, elapsed: blocks[blocks.count - 1], hw: hw, meta: meta).nsPerPair
+                r.nsPerPairMin = nanoseconds(blocks[0]) / Double(ops)
+                r.nsPerPairMax = nanoseconds(blocks[blocks.count - 1]) / Double(ops)
             }
             return r
         }
@@ -119,8 +119,7 @@ public enum WorkloadRunner {
 
     static func result(_ w: StandardWorkload, threads: Int, ops: Int, elapsed: Duration,
                        hw: (extent: UInt64, inUse: UInt64), meta: Double, perThreadOps: Int? = nil) -> WorkloadResult {
-        let (s, atto) = elapsed.components
-        let ns = Double(s) * 1e9 + Double(atto) / 1e9
+        let ns = nanoseconds(elapsed)
         // ns per pair as one thread sees it; ops/s over all threads.
         let pairsPerThread = Double(perThreadOps ?? ops)
         return WorkloadResult(workload: w.rawValue, threads: threads, opsTimed: ops,
@@ -128,5 +127,10 @@ public enum WorkloadRunner {
                               highWaterRatio: Double(hw.extent) / Double(max(hw.inUse, 1)), mallocsPerOp: nil,
                               metadataBytesPerSegment: meta, nsPerPairMin: ns / pairsPerThread,
                               nsPerPairMax: ns / pairsPerThread)
+    }
+
+    static func nanoseconds(_ d: Duration) -> Double {
+        let (s, atto) = d.components
+        return Double(s) * 1e9 + Double(atto) / 1e9
     }
 }
