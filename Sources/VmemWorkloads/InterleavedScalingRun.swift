@@ -35,18 +35,16 @@ final class InterleavedScalingRun: @unchecked Sendable {
     }
 
     func go() throws(VmemError) {
-        let workers = try WorkloadWorkers(arenas: arenas, workload: workload, warmup: warmup)
-        var failure: VmemError? = nil
-        do {
+        var solo: UInt64 = 0, duo: UInt64 = 0
+        let (rounds, chunk) = (self.rounds, self.chunk)
+        let summary = try WorkloadWorkers.measure(arenas: arenas, workload: workload, warmup: warmup) { workers throws(VmemError) in
             for _ in 0..<rounds {
-                soloNanoseconds &+= try workers.run(chunk, active: 1)
-                duoNanoseconds &+= try workers.run(chunk, active: 2)
+                solo &+= try workers.run(chunk, active: 1)
+                duo &+= try workers.run(chunk, active: 2)
             }
-        } catch {
-            failure = error
         }
-        let summary = workers.stopAndSummarize()
-        if let failure { throw failure }
+        soloNanoseconds = solo
+        duoNanoseconds = duo
         hw = summary.hw
         metadata = summary.metadata
         sharedSlabFraction = summary.sharedSlabFraction

@@ -26,12 +26,11 @@ final class ThreadedRun: @unchecked Sendable {
     }
 
     func go() throws(VmemError) {
-        let workers = try WorkloadWorkers(arenas: arenas, workload: workload, warmup: warmup)
-        var failure: VmemError? = nil
         var ns: UInt64 = 0
-        do { ns = try workers.run(ops) } catch { failure = error }
-        let summary = workers.stopAndSummarize()
-        if let failure { throw failure }
+        let ops = self.ops
+        let summary = try WorkloadWorkers.measure(arenas: arenas, workload: workload, warmup: warmup) { workers throws(VmemError) in
+            ns = try workers.run(ops)
+        }
         elapsed = .nanoseconds(Int64(truncatingIfNeeded: ns))
         hw = summary.hw
         metadata = summary.metadata

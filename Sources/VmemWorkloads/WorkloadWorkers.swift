@@ -119,6 +119,19 @@ public final class WorkloadWorkers: @unchecked Sendable {
         var sharedSlabFraction: Double?
     }
 
+    /// Starts workers on `arenas`, lets `body` command them, then stops
+    /// them and summarizes their loops; `body`'s error, if any, is thrown
+    /// after the workers have stopped.
+    static func measure(arenas: [Arena], workload: StandardWorkload, warmup: Int,
+                        _ body: (WorkloadWorkers) throws(VmemError) -> Void) throws(VmemError) -> Summary {
+        let workers = try WorkloadWorkers(arenas: arenas, workload: workload, warmup: warmup)
+        var failure: VmemError? = nil
+        do { try body(workers) } catch { failure = error }
+        let summary = workers.stopAndSummarize()
+        if let failure { throw failure }
+        return summary
+    }
+
     /// ``stop(_:)``, reading every loop's final state first.
     func stopAndSummarize() -> Summary {
         let extents = PerWorker<UInt64>(0, count: count), inUse = PerWorker<UInt64>(0, count: count)
