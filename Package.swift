@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Layers (arrows point down only): vmkit -> Inspect -> ModelKernel -> {KernelLayout,
-// AddressSpace} -> {PhysicalMemory, PageTables} -> Vmem. See shared/design/ARCHITECTURE.md.
+// AddressSpace} -> {PhysicalMemory, PageTables} -> Vmem; HostSegments -> {AddressSpace,
+// HostMemory}; HostMemory -> CHostMemory (libc only). See shared/design/ARCHITECTURE.md.
 let package = Package(
     name: "VMKit",
     products: [
@@ -12,6 +13,8 @@ let package = Package(
         .library(name: "PhysicalMemory", targets: ["PhysicalMemory"]),
         .library(name: "PageTables", targets: ["PageTables"]),
         .library(name: "AddressSpace", targets: ["AddressSpace"]),
+        .library(name: "HostMemory", targets: ["HostMemory"]),
+        .library(name: "HostSegments", targets: ["HostSegments"]),
         .library(name: "ModelKernel", targets: ["ModelKernel"]),
         .library(name: "Inspect", targets: ["Inspect"]),
         .executable(name: "vmkit", targets: ["vmkit"]),
@@ -25,14 +28,19 @@ let package = Package(
         .target(name: "Vmem", dependencies: ["CVmemSupport"]),
         // The standard workloads of vmem.md §6, shared by `vmkit bench` and Benchmarks/.
         .target(name: "VmemWorkloads", dependencies: ["Vmem", "CVmemSupport"]),
+        // Real host memory: reservations, memory objects, userfaultfd, guard reports (libc only).
+        .target(name: "CHostMemory"),
+        .target(name: "HostMemory", dependencies: ["CHostMemory"]),
         .target(name: "KernelLayout", dependencies: ["Vmem"]),
         .target(name: "PhysicalMemory", dependencies: ["Vmem"]),
         .target(name: "PageTables", dependencies: ["PhysicalMemory"]),
         .target(name: "AddressSpace", dependencies: ["PhysicalMemory", "PageTables", "Vmem"]),
+        // Segment drivers over real memory: segvn, segdev, seghole, stacks, lazy fill.
+        .target(name: "HostSegments", dependencies: ["AddressSpace", "HostMemory", "CHostMemory", "PhysicalMemory"]),
         .target(name: "ModelKernel", dependencies: ["KernelLayout", "AddressSpace", "PhysicalMemory", "PageTables", "Vmem"]),
         .target(name: "Inspect", dependencies: ["CVmemSupport", "ModelKernel", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
         .executableTarget(name: "vmkit", dependencies: [
-            "Inspect", "ModelKernel", "KernelLayout", "Vmem", "VmemWorkloads",
+            "Inspect", "ModelKernel", "KernelLayout", "Vmem", "VmemWorkloads", "HostSegments", "HostMemory",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "VmemTests", dependencies: ["Vmem", "VmemWorkloads"]),
@@ -40,6 +48,8 @@ let package = Package(
         .testTarget(name: "PhysicalMemoryTests", dependencies: ["VmemWorkloads", "PhysicalMemory"]),
         .testTarget(name: "PageTablesTests", dependencies: ["VmemWorkloads", "PageTables", "PhysicalMemory"]),
         .testTarget(name: "AddressSpaceTests", dependencies: ["VmemWorkloads", "AddressSpace", "PageTables", "PhysicalMemory"]),
+        .testTarget(name: "HostMemoryTests", dependencies: ["HostMemory", "CHostMemory"]),
+        .testTarget(name: "HostSegmentsTests", dependencies: ["VmemWorkloads", "HostSegments", "HostMemory", "AddressSpace"]),
         .testTarget(name: "ModelKernelTests", dependencies: ["VmemWorkloads", "ModelKernel", "Inspect", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
     ],
     swiftLanguageModes: [.v6]

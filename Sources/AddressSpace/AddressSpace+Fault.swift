@@ -34,14 +34,7 @@ extension AddressSpace {
     /// - Parameter hat: the HAT to load into; the address space's own by default.
     public func fault(address: UInt64, size: UInt64, type: FaultType, access: SegmentAccess,
                       hat: (any HAT)? = nil) throws(AddressSpaceError) {
-        switch type {
-        case .softLock: softLockFaults.add(1, ordering: .relaxed)
-        case .protection: protectionFaults.add(1, ordering: .relaxed)
-        case .invalid:
-            invalidFaults.add(1, ordering: .relaxed)
-            if isKernel { kernelInvalidFaults.add(1, ordering: .relaxed) }
-        case .softUnlock: break
-        }
+        countFault(type)
         let hat = hat ?? self.hat
         let raddr = address & ~(UInt64(0xFFF))
         let (end, o1) = address.addingReportingOverflow(size)
@@ -64,6 +57,21 @@ extension AddressSpace {
                 }
                 throw error
             }
+        }
+    }
+
+    /// Counts a fault of `type` as `as_fault` does, for a translation layer
+    /// that resolves faults without calling ``fault(address:size:type:access:hat:)``
+    /// (a host address space serving userfaultfd events looks the segment up
+    /// itself, because the event carries more than `as_fault` can pass on).
+    public func countFault(_ type: FaultType) {
+        switch type {
+        case .softLock: softLockFaults.add(1, ordering: .relaxed)
+        case .protection: protectionFaults.add(1, ordering: .relaxed)
+        case .invalid:
+            invalidFaults.add(1, ordering: .relaxed)
+            if isKernel { kernelInvalidFaults.add(1, ordering: .relaxed) }
+        case .softUnlock: break
         }
     }
 
