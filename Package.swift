@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "AddressSpace", targets: ["AddressSpace"]),
         .library(name: "HostMemory", targets: ["HostMemory"]),
         .library(name: "HostSegments", targets: ["HostSegments"]),
+        .library(name: "HostWorkloads", targets: ["HostWorkloads"]),
         .library(name: "ModelKernel", targets: ["ModelKernel"]),
         .library(name: "Inspect", targets: ["Inspect"]),
         .executable(name: "vmkit", targets: ["vmkit"]),
@@ -37,10 +38,13 @@ let package = Package(
         .target(name: "AddressSpace", dependencies: ["PhysicalMemory", "PageTables", "Vmem"]),
         // Segment drivers over real memory: segvn, segdev, seghole, stacks, lazy fill.
         .target(name: "HostSegments", dependencies: ["AddressSpace", "HostMemory", "CHostMemory", "PhysicalMemory"]),
+        // The workloads of `vmkit bench as` (faults, lazy fill, map+unmap, segat) and their C baselines.
+        .target(name: "HostWorkloads", dependencies: ["HostSegments", "HostMemory", "AddressSpace", "CHostMemory"]),
         .target(name: "ModelKernel", dependencies: ["KernelLayout", "AddressSpace", "PhysicalMemory", "PageTables", "Vmem"]),
         .target(name: "Inspect", dependencies: ["CVmemSupport", "ModelKernel", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
         .executableTarget(name: "vmkit", dependencies: [
             "Inspect", "ModelKernel", "KernelLayout", "Vmem", "VmemWorkloads", "HostSegments", "HostMemory",
+            "HostWorkloads",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "VmemTests", dependencies: ["Vmem", "VmemWorkloads"]),
@@ -49,7 +53,7 @@ let package = Package(
         .testTarget(name: "PageTablesTests", dependencies: ["VmemWorkloads", "PageTables", "PhysicalMemory"]),
         .testTarget(name: "AddressSpaceTests", dependencies: ["VmemWorkloads", "AddressSpace", "PageTables", "PhysicalMemory"]),
         .testTarget(name: "HostMemoryTests", dependencies: ["HostMemory", "CHostMemory"]),
-        .testTarget(name: "HostSegmentsTests", dependencies: ["VmemWorkloads", "HostSegments", "HostMemory", "AddressSpace"]),
+        .testTarget(name: "HostSegmentsTests", dependencies: ["VmemWorkloads", "HostSegments", "HostMemory", "AddressSpace", "HostWorkloads"]),
         .testTarget(name: "ModelKernelTests", dependencies: ["VmemWorkloads", "ModelKernel", "Inspect", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
     ],
     swiftLanguageModes: [.v6]

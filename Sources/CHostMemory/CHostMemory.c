@@ -421,6 +421,8 @@ int64_t vmk_baseline_anonymous_touch(uint64_t pages) {
     size_t len = pages * 4096;
     void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) return -errno;
+    /* 4 KiB faults, not a 2 MiB huge page per aligned run. */
+    if (madvise(m, len, MADV_NOHUGEPAGE) != 0) { int e = errno; munmap(m, len); return -e; }
     volatile uint8_t *b = m;
     uint64_t t0 = vmk_now_ns();
     for (uint64_t i = 0; i < pages; i++) b[i * 4096] = 1;
@@ -428,6 +430,103 @@ int64_t vmk_baseline_anonymous_touch(uint64_t pages) {
     munmap(m, len);
     return (int64_t)(t1 - t0);
 }
+
+/* The handler of vmk_baseline_uffd_fill: as baseline_handler, but each
+ * fault copies a run of up to `run` pages from the faulting page on (to the
+ * region's end), as a read-ahead fill does. */
+typedef struct {
+    int uffd;
+    uint64_t base, pages, run;
+    const uint8_t *source;
+    _Atomic int stop;
+} fill_ctx;
+
+static void *fill_handler(void *arg) {
+    fill_ctx *c = arg;
+    struct uffd_msg msg[16];
+    struct pollfd p = { .fd = c->uffd, .events = POLLIN };
+    uint64_t end = c->base + c->pages * 4096;
+    while (!atomic_load_explicit(&c->stop, memory_order_relaxed)) {
+        if (poll(&p, 1, 50) <= 0) continue;
+        ssize_t n = read(c->uffd, msg, sizeof msg);
+        if (n <= 0) continue;
+        for (int i = 0; i < (int)(n / (ssize_t)sizeof msg[0]); i++) {
+            if (msg[i].event != UFFD_EVENT_PAGEFAULT) continue;
+            uint64_t page = msg[i].arg.pagefault.address & ~4095ull;
+            uint64_t len = c->run * 4096;
+            if (len > end - page) len = end - page;
+            struct uffdio_copy cp = { .dst = page, .src = (uint64_t)(uintptr_t)(c->source + (page - c->base)),
+                                      .len = len, .mode = 0 };
+            if (ioctl(c->uffd, UFFDIO_COPY, &cp) != 0 && errno == EEXIST) {
+                struct uffdio_range r = { .start = page, .len = 4096 };
+                ioctl(c->uffd, UFFDIO_WAKE, &r);
+            }
+        }
+    }
+    return NULL;
+}
+
+int64_t vmk_baseline_uffd_fill(uint64_t pages, const void *source, uint64_t run_pages, int write_,
+                               uint64_t *sum) {
+    if (pages == 0 || run_pages == 0 || source == NULL) return -EINVAL;
+    fill_ctx c = { .pages = pages, .run = run_pages, .source = source };
+    c.uffd = vmk_uffd_open(NULL);
+    if (c.uffd < 0) return c.uffd;
+    struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+    if (ioctl(c.uffd, UFFDIO_API, &api) != 0) { int e = errno; close(c.uffd); return -e; }
+    size_t len = pages * 4096;
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) { int e = errno; close(c.uffd); return -e; }
+    c.base = (uint64_t)(uintptr_t)m;
+    struct uffdio_register reg = { .range = { .start = c.base, .len = len }, .mode = UFFDIO_REGISTER_MODE_MISSING };
+    if (ioctl(c.uffd, UFFDIO_REGISTER, &reg) != 0) { int e = errno; munmap(m, len); close(c.uffd); return -e; }
+    pthread_t t;
+    if (pthread_create(&t, NULL, fill_handler, &c) != 0) { munmap(m, len); close(c.uffd); return -EAGAIN; }
+    volatile uint8_t *b = m;
+    uint64_t total = 0;
+    uint64_t t0 = vmk_now_ns();
+    if (write_) {
+        for (uint64_t i = 0; i < pages; i++) b[i * 4096] = 1;
+    } else {
+        for (uint64_t i = 0; i < pages; i++) total += b[i * 4096];
+    }
+    uint64_t t1 = vmk_now_ns();
+    atomic_store(&c.stop, 1);
+    pthread_join(t, NULL);
+    munmap(m, len);
+    close(c.uffd);
+    if (sum) *sum = total;
+    return (int64_t)(t1 - t0);
+}
+
+int64_t vmk_baseline_map_unmap(uint64_t iterations, uint64_t length) {
+    if (iterations == 0 || length == 0 || length % 4096 != 0) return -EINVAL;
+    int uffd = vmk_uffd_open(NULL);
+    if (uffd < 0) return uffd;
+    struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+    if (ioctl(uffd, UFFDIO_API, &api) != 0) { int e = errno; close(uffd); return -e; }
+    /* A window of its own, 2 MiB aligned, as a host reservation is. */
+    size_t span = length + (2u << 20);
+    void *w = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (w == MAP_FAILED) { int e = errno; close(uffd); return -e; }
+    uint64_t at = ((uint64_t)(uintptr_t)w + (2u << 20) - 1) & ~((uint64_t)(2u << 20) - 1);
+    void *a = (void *)(uintptr_t)at;
+    int64_t result = 0;
+    uint64_t t0 = vmk_now_ns();
+    for (uint64_t i = 0; i < iterations; i++) {
+        if (mmap(a, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0)
+            == MAP_FAILED) { result = -errno; break; }
+        struct uffdio_register reg = { .range = { .start = at, .len = length }, .mode = UFFDIO_REGISTER_MODE_MISSING };
+        if (ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) { result = -errno; break; }
+        if (mmap(a, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0)
+            == MAP_FAILED) { result = -errno; break; }
+    }
+    uint64_t t1 = vmk_now_ns();
+    munmap(w, span);
+    close(uffd);
+    return result < 0 ? result : (int64_t)(t1 - t0);
+}
+
 int vmk_gettid(void) { return (int)syscall(SYS_gettid); }
 int vmk_madv_populate_read(void) {
 #ifdef MADV_POPULATE_READ

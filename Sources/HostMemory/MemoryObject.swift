@@ -78,6 +78,8 @@ public final class MemoryObject: @unchecked Sendable {
             fd = vmk_memfd_create(name, flags)
         }
         guard fd >= 0 else { throw .system(call: "memfd_create", errno: -fd, detail: "of \"\(name)\"") }
+        // MFD_NOEXEC_SEAL makes the memfd sealable whatever was asked: seal the seals.
+        if !sealable { _ = vmk_add_seals(fd, Int32(VMK_F_SEAL_SEAL)) }
         let object = MemoryObject(kind: .memfd, name: "memfd \"\(name)\"", fd: fd, size: 0, writable: true,
                                   executable: executable)
         try object.resize(to: size)
@@ -163,8 +165,19 @@ public final class MemoryObject: @unchecked Sendable {
 
     private var sealsOrEmpty: Seals { kind == .memfd ? ((try? seals()) ?? []) : [] }
 
+    /// Refuses a byte range that a file offset (`off_t`) cannot reach.
+    private static func checkFileRange(_ offset: UInt64, _ count: Int) throws(HostMemoryError) {
+        guard offset <= UInt64(Int64.max) - UInt64(count) else {
+            throw .invalidArgument(name: "offset", value: offset, reason: "\(count) bytes from there pass the largest file offset")
+        }
+    }
+
     /// Reads `count` bytes at `offset` (`pread`), for checks and copies.
     public func read(offset: UInt64, count: Int) throws(HostMemoryError) -> [UInt8] {
+        guard count >= 0 else {
+            throw .invalidArgument(name: "count", value: UInt64(bitPattern: Int64(count)), reason: "must not be negative")
+        }
+        try Self.checkFileRange(offset, count)
         var out = [UInt8](repeating: 0, count: count)
         var done = 0
         while done < count {
@@ -181,6 +194,7 @@ public final class MemoryObject: @unchecked Sendable {
 
     /// Writes `bytes` at `offset` (`pwrite`).
     public func write(_ bytes: [UInt8], offset: UInt64) throws(HostMemoryError) {
+        try Self.checkFileRange(offset, bytes.count)
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done)) }

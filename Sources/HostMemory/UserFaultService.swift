@@ -149,26 +149,22 @@ public final class UserFaultService: @unchecked Sendable {
     @discardableResult
     public func copy(to address: UInt64, from source: UnsafeRawPointer, length: UInt64,
                      wake: Bool = true) throws(HostMemoryError) -> FillResult {
-        var done: Int64 = 0
-        let r = vmk_uffd_copy(fd, address, source, length, wake ? 0 : 1, &done)
-        return try result(r, done, "UFFDIO_COPY", address, length)
+        try fill("UFFDIO_COPY", address, length) { a, l, done in
+            vmk_uffd_copy(fd, a, source + Int(a - address), l, wake ? 0 : 1, done)
+        }
     }
 
     /// `UFFDIO_ZEROPAGE`: maps the zero page (anonymous) or a zeroed page.
     @discardableResult
     public func zero(at address: UInt64, length: UInt64, wake: Bool = true) throws(HostMemoryError) -> FillResult {
-        var done: Int64 = 0
-        let r = vmk_uffd_zeropage(fd, address, length, wake ? 0 : 1, &done)
-        return try result(r, done, "UFFDIO_ZEROPAGE", address, length)
+        try fill("UFFDIO_ZEROPAGE", address, length) { a, l, done in vmk_uffd_zeropage(fd, a, l, wake ? 0 : 1, done) }
     }
 
     /// `UFFDIO_CONTINUE`: maps the page-cache pages already there (minor faults).
     @discardableResult
     public func continueMapping(at address: UInt64, length: UInt64,
                                 wake: Bool = true) throws(HostMemoryError) -> FillResult {
-        var done: Int64 = 0
-        let r = vmk_uffd_continue(fd, address, length, wake ? 0 : 1, &done)
-        return try result(r, done, "UFFDIO_CONTINUE", address, length)
+        try fill("UFFDIO_CONTINUE", address, length) { a, l, done in vmk_uffd_continue(fd, a, l, wake ? 0 : 1, done) }
     }
 
     /// `UFFDIO_WAKE`: lets the threads waiting on the range retry.
@@ -200,11 +196,43 @@ public final class UserFaultService: @unchecked Sendable {
         try? wake(at: page, length: HostReservation.pageSize)
     }
 
-    private func result(_ r: Int32, _ done: Int64, _ call: String, _ address: UInt64,
-                        _ length: UInt64) throws(HostMemoryError) -> FillResult {
-        if r == 0 { return .filled }
-        if r == -EEXIST { return .alreadyPresent(bytes: UInt64(max(done, 0))) }
-        throw .system(call: call, errno: -r, detail: Self.range(address, length))
+    /// Runs a fill ioctl over the range. A fill that stops part-way (most
+    /// often at a page already there) fails with `EAGAIN` and says how much
+    /// it did, not why it stopped: it is run again from there, so that a
+    /// present page comes back as `alreadyPresent` with the bytes before it.
+    /// A range that reaches from one host mapping into another (a protection
+    /// change or an `mlock` split the segment's mapping, a refused page sits
+    /// in it) fails whole with `ENOENT`: it is then filled a page at a time,
+    /// and a page that belongs to no registered mapping ends the fill as if
+    /// it were present.
+    private func fill(_ call: String, _ address: UInt64, _ length: UInt64,
+                      _ ioctl: (UInt64, UInt64, UnsafeMutablePointer<Int64>) -> Int32) throws(HostMemoryError) -> FillResult {
+        let pageSize = HostReservation.pageSize
+        var filled: UInt64 = 0
+        var pageAtATime = false
+        while true {
+            let len = pageAtATime ? pageSize : length - filled
+            var done: Int64 = 0
+            let r = ioctl(address + filled, len, &done)
+            if r == 0 {
+                filled += len
+                if filled >= length { return .filled }
+                continue
+            }
+            if r == -EEXIST { return .alreadyPresent(bytes: filled + UInt64(max(done, 0))) }
+            if r == -EAGAIN, done > 0, UInt64(done) < len {
+                filled += UInt64(done)
+                continue
+            }
+            if r == -ENOENT, done <= 0 {
+                if !pageAtATime, len > pageSize {
+                    pageAtATime = true
+                    continue
+                }
+                if filled > 0 { return .alreadyPresent(bytes: filled) }
+            }
+            throw .system(call: call, errno: -r, detail: Self.range(address, length))
+        }
     }
 
     static func range(_ a: UInt64, _ l: UInt64) -> String {

@@ -32,22 +32,32 @@ extension HostAddressSpace {
     /// `as_map` with a host driver's create routine: the routine maps the
     /// memory and registers it while the address space's write lock is held
     /// (after the overlap check, so `MAP_FIXED` never lands on a neighbour).
-    func mapSegment(_ base: UInt64, _ size: UInt64, isHole: Bool = false,
+    /// Without an address the segment goes in the lowest gap that fits; a
+    /// concurrent map that took the same gap first makes it look again.
+    func mapSegment(_ size: UInt64, at address: UInt64?, isHole: Bool = false,
                     _ make: (UInt64) throws(HostMemoryError) -> HostSegmentDriver) throws(HostSegmentError) -> Segment {
-        var hostError: HostMemoryError? = nil
-        do throws(AddressSpaceError) {
-            return try space.map(address: base, size: size, isHole: isHole) { request throws(SegmentError) in
-                do throws(HostMemoryError) {
-                    let driver = try make(request.base)
-                    return .created(driver, flags: driver.segmentFlags)
-                } catch {
-                    hostError = error
-                    throw .invalidResult(error.description)
+        var attempts = 0
+        while true {
+            let base = try place(size, at: address)
+            var hostError: HostMemoryError? = nil
+            do throws(AddressSpaceError) {
+                return try space.map(address: base, size: size, isHole: isHole) { request throws(SegmentError) in
+                    do throws(HostMemoryError) {
+                        let driver = try make(request.base)
+                        return .created(driver, flags: driver.segmentFlags)
+                    } catch {
+                        hostError = error
+                        throw .invalidResult(error.description)
+                    }
                 }
+            } catch {
+                if let hostError { throw .host(hostError) }
+                if case .overlap = error, address == nil, attempts < 64 {
+                    attempts += 1
+                    continue
+                }
+                throw .addressSpace(error)
             }
-        } catch {
-            if let hostError { throw .host(hostError) }
-            throw .addressSpace(error)
         }
     }
 
@@ -71,8 +81,7 @@ extension HostAddressSpace {
     @discardableResult
     public func mapAnonymous(size: UInt64, at address: UInt64? = nil,
                              protection: HostProtection = .readWrite) throws(HostSegmentError) -> Segment {
-        let base = try place(size, at: address)
-        return try mapSegment(base, size) { (b) throws(HostMemoryError) -> HostSegmentDriver in
+        return try mapSegment(size, at: address) { (b) throws(HostMemoryError) -> HostSegmentDriver in
             try reservation.mapAnonymous(at: b, length: size, protection: protection, populate: !usesUserfaultfd)
             let modes = try register(b, size, .missing)
             return HostSegVn(hat: hat, object: nil, sharing: .private, maxProtection: .all, modes: modes, origin: b,
@@ -92,8 +101,7 @@ extension HostAddressSpace {
         } catch {
             throw .host(error)
         }
-        let base = try place(size, at: address)
-        return try mapSegment(base, size) { (b) throws(HostMemoryError) -> HostSegmentDriver in
+        return try mapSegment(size, at: address) { (b) throws(HostMemoryError) -> HostSegmentDriver in
             try reservation.map(object, offset: offset, at: b, length: size, protection: protection, shared: shared)
             return HostSegVn(hat: hat, object: object, sharing: shared ? .shared : .private,
                              maxProtection: object.allowedProtection(shared: shared), modes: [], origin: b,
@@ -117,12 +125,17 @@ extension HostAddressSpace {
         } catch {
             throw .host(error)
         }
-        let base = try place(size, at: address)
-        return try mapSegment(base, size) { (b) throws(HostMemoryError) -> HostSegmentDriver in
+        return try mapSegment(size, at: address) { (b) throws(HostMemoryError) -> HostSegmentDriver in
             try reservation.map(object, offset: offset, at: b, length: size, protection: protection, shared: true)
-            var wanted: UserFaultModes = .missing
-            if hat.service?.features.contains(.minorShmem) == true { wanted.insert(.minor) }
-            let modes = try register(b, size, wanted)
+            // A shared mapping the object does not let us write (sealed, or a
+            // read-only descriptor) cannot be registered (EPERM): nothing
+            // could fill it but the kernel, which does.
+            var wanted: UserFaultModes = []
+            if object.allowedProtection(shared: true).contains(.write) {
+                wanted.insert(.missing)
+                if hat.service?.features.contains(.minorShmem) == true { wanted.insert(.minor) }
+            }
+            let modes = wanted.isEmpty ? [] : try register(b, size, wanted)
             return HostSegDev(hat: hat, object: object, sharing: .shared,
                               maxProtection: object.allowedProtection(shared: true), modes: modes, origin: b,
                               originOffset: offset,
@@ -134,8 +147,7 @@ extension HostAddressSpace {
     /// the hole. Not counted in `a_size`.
     @discardableResult
     public func mapHole(size: UInt64, at address: UInt64? = nil, name: String) throws(HostSegmentError) -> Segment {
-        let base = try place(size, at: address)
-        return try mapSegment(base, size, isHole: true) { (b) throws(HostMemoryError) -> HostSegmentDriver in
+        return try mapSegment(size, at: address, isHole: true) { (b) throws(HostMemoryError) -> HostSegmentDriver in
             let driver = HostSegHole(hat: hat, name: name, origin: b, size: size)
             try driver.addGuard(b, size, .hole, "seghole \"\(name)\"")
             return driver
@@ -153,8 +165,7 @@ extension HostAddressSpace {
         }
         let (total, o) = size.addingReportingOverflow(redZone)
         guard !o else { throw .host(.rangeWraps(address: redZone, length: size)) }
-        let base = try place(total, at: address)
-        return try mapSegment(base, total) { (b) throws(HostMemoryError) -> HostSegmentDriver in
+        return try mapSegment(total, at: address) { (b) throws(HostMemoryError) -> HostSegmentDriver in
             let usable = b + redZone
             try reservation.mapAnonymous(at: usable, length: size, protection: .readWrite, populate: !usesUserfaultfd)
             let modes = try register(usable, size, .missing)
@@ -190,8 +201,7 @@ extension HostAddressSpace {
         } catch {
             throw .host(error)
         }
-        let base = try place(size, at: address)
-        return try mapSegment(base, size) { (b) throws(HostMemoryError) -> HostSegmentDriver in
+        return try mapSegment(size, at: address) { (b) throws(HostMemoryError) -> HostSegmentDriver in
             let eager = !usesUserfaultfd
             try reservation.mapAnonymous(at: b, length: size, protection: eager ? .readWrite : protection)
             let modes = try register(b, size, .missing)

@@ -79,24 +79,30 @@ public final class HostLazyFill: HostSegmentDriver, @unchecked Sendable {
         var runEnd = page + pageSize
         while runEnd < end && claims.claim(Int((runEnd - origin) / pageSize)) { runEnd += pageSize }
         let length = runEnd - page
+        // Counted before the copy wakes the faulting thread, taken back for
+        // what was not copied.
+        counters.bytes.add(length, ordering: .relaxed)
+        counters.copies.add(1, ordering: .relaxed)
         do throws(HostMemoryError) {
             switch try service.copy(to: page, from: view.base + Int(page - origin), length: length) {
             case .filled:
-                counters.bytes.add(length, ordering: .relaxed)
+                break
             case .alreadyPresent(let done):
                 // Only a fill of ours places pages here, so this is not
                 // expected; give back the claims after the present page so
                 // that those pages can still be filled.
-                counters.bytes.add(done, ordering: .relaxed)
+                counters.bytes.subtract(length - done, ordering: .relaxed)
+                counters.copies.subtract(1, ordering: .relaxed)
                 counters.alreadyPresent.add(1, ordering: .relaxed)
                 let resume = Int((page + done - origin) / pageSize) + 1
                 for i in resume ..< Int((runEnd - origin) / pageSize) { claims.release(i) }
                 try? service.wake(at: page, length: length)
                 return (page + done + pageSize, nil)
             }
-            counters.copies.add(1, ordering: .relaxed)
             return (runEnd, nil)
         } catch {
+            counters.bytes.subtract(length, ordering: .relaxed)
+            counters.copies.subtract(1, ordering: .relaxed)
             for i in first ..< Int((runEnd - origin) / pageSize) { claims.release(i) }
             return (runEnd, error.description)
         }

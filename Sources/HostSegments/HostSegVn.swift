@@ -34,11 +34,23 @@ public final class HostSegDev: HostSegmentDriver, @unchecked Sendable {
         guard let service = hat.service else { return .wake }
         do throws(HostMemoryError) {
             if fault.isMinor {
-                switch try service.continueMapping(at: fault.page, length: HostReservation.pageSize) {
+                // Counted before the fill wakes the faulting thread, taken back if nothing was mapped.
+                counters.continues.add(1, ordering: .relaxed)
+                counters.bytes.add(HostReservation.pageSize, ordering: .relaxed)
+                let result: UserFaultService.FillResult
+                do throws(HostMemoryError) {
+                    result = try service.continueMapping(at: fault.page, length: HostReservation.pageSize)
+                } catch {
+                    counters.continues.subtract(1, ordering: .relaxed)
+                    counters.bytes.subtract(HostReservation.pageSize, ordering: .relaxed)
+                    throw error
+                }
+                switch result {
                 case .filled:
-                    counters.continues.add(1, ordering: .relaxed)
-                    counters.bytes.add(HostReservation.pageSize, ordering: .relaxed)
+                    break
                 case .alreadyPresent:
+                    counters.continues.subtract(1, ordering: .relaxed)
+                    counters.bytes.subtract(HostReservation.pageSize, ordering: .relaxed)
                     counters.alreadyPresent.add(1, ordering: .relaxed)
                     try? service.wake(at: fault.page, length: HostReservation.pageSize)
                 }

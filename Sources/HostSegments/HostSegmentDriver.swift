@@ -39,7 +39,7 @@ public class HostSegmentDriver: SegmentDriver, @unchecked Sendable {
     let protections: _PageProtections
     let counters = _FaultCounters()
     /// Guard registrations to drop when the segment goes.
-    var guards: [GuardReporter.Registration] = []
+    var guards: [(registration: GuardReporter.Registration, range: Range<UInt64>)] = []
     private let guardLock = _Lock()
 
     init(hat: HostHAT, object: MemoryObject?, sharing: MappingType, maxProtection: HostProtection,
@@ -118,8 +118,10 @@ public class HostSegmentDriver: SegmentDriver, @unchecked Sendable {
     /// Times and counts one event's service.
     final func handle(_ fault: UserFault, in segment: Segment) -> UserFaultAnswer {
         let start = vmk_now_ns()
-        let answer = serve(fault, in: segment)
+        // Counted before the fill, which wakes the faulting thread: whoever
+        // reads the statistics once its touch returns sees this fault.
         counters.faults.add(1, ordering: .relaxed)
+        let answer = serve(fault, in: segment)
         counters.nanoseconds.add(vmk_now_ns() &- start, ordering: .relaxed)
         return answer
     }
@@ -132,21 +134,23 @@ public class HostSegmentDriver: SegmentDriver, @unchecked Sendable {
         var a = address
         let end = address + length
         while a < end {
+            // Counted before the fill wakes the faulting thread (see handle),
+            // taken back for what was not filled.
+            let n = write ? HostReservation.pageSize : end - a
+            if write { counters.copies.add(1, ordering: .relaxed) } else { counters.zeroPages.add(1, ordering: .relaxed) }
+            counters.bytes.add(n, ordering: .relaxed)
             let result: UserFaultService.FillResult
-            if write {
-                result = try service.copy(to: a, from: hat.zeroPage, length: HostReservation.pageSize)
-                counters.copies.add(1, ordering: .relaxed)
-            } else {
-                result = try service.zero(at: a, length: end - a)
-                counters.zeroPages.add(1, ordering: .relaxed)
+            do throws(HostMemoryError) {
+                result = write ? try service.copy(to: a, from: hat.zeroPage, length: n) : try service.zero(at: a, length: n)
+            } catch {
+                counters.bytes.subtract(n, ordering: .relaxed)
+                throw error
             }
             switch result {
             case .filled:
-                let n = write ? HostReservation.pageSize : end - a
-                counters.bytes.add(n, ordering: .relaxed)
                 a += n
             case .alreadyPresent(let done):
-                counters.bytes.add(done, ordering: .relaxed)
+                counters.bytes.subtract(n - done, ordering: .relaxed)
                 counters.alreadyPresent.add(1, ordering: .relaxed)
                 try? service.wake(at: a + done, length: HostReservation.pageSize)
                 a += done + HostReservation.pageSize
@@ -158,15 +162,28 @@ public class HostSegmentDriver: SegmentDriver, @unchecked Sendable {
     final func addGuard(_ base: UInt64, _ length: UInt64, _ kind: GuardReporter.Kind,
                         _ label: String) throws(HostMemoryError) {
         let r = try GuardReporter.add(base: base, length: length, kind: kind, label: label)
-        guardLock.withLock { guards.append(r) }
+        guardLock.withLock { guards.append((r, base ..< base + length)) }
     }
 
-    final func dropGuards() {
-        let all = guardLock.withLock { () -> [GuardReporter.Registration] in
-            defer { guards.removeAll() }
-            return guards
+    /// Forgets the guarded ranges that overlap `range` (all of them when nil),
+    /// returning them to the table.
+    final func dropGuards(in range: Range<UInt64>? = nil) {
+        let dropped = guardLock.withLock { () -> [GuardReporter.Registration] in
+            let gone = guards.filter { range?.overlaps($0.range) ?? true }
+            guards.removeAll { range?.overlaps($0.range) ?? true }
+            return gone.map(\.registration)
         }
-        for g in all { GuardReporter.remove(g) }
+        for g in dropped { GuardReporter.remove(g) }
+    }
+
+    /// Hands the guarded ranges inside `range` to `other` (the upper piece of a split).
+    final func moveGuards(in range: Range<UInt64>, to other: HostSegmentDriver) {
+        let moved = guardLock.withLock { () -> [(registration: GuardReporter.Registration, range: Range<UInt64>)] in
+            let inside = guards.filter { range.overlaps($0.range) }
+            guards.removeAll { range.overlaps($0.range) }
+            return inside
+        }
+        other.guardLock.withLock { other.guards.append(contentsOf: moved) }
     }
 
     /// Refuses the page of `fault`: the touch will raise `SIGBUS`, reported
@@ -193,10 +210,15 @@ public class HostSegmentDriver: SegmentDriver, @unchecked Sendable {
             throw .errno(Errno.EINVAL, operation: .unmap)
         }
         if whole { return .removed }
+        // Reports of refused pages go with the pages: dropped where unmapped,
+        // handed to the upper piece of a split.
+        dropGuards(in: address ..< address + size)
         if low { return .trimmed(base: address + size, size: segment.size - size) }
         if high { return .trimmed(base: segment.base, size: segment.size - size) }
+        let upper = splitOff()
+        moveGuards(in: address + size ..< segment.base + segment.size, to: upper)
         return .split(keepBase: segment.base, keepSize: address - segment.base, newBase: address + size,
-                      newSize: segment.base + segment.size - (address + size), newDriver: splitOff())
+                      newSize: segment.base + segment.size - (address + size), newDriver: upper)
     }
 
     public func free(_ segment: Segment) throws(SegmentError) { dropGuards() }

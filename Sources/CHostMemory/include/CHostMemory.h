@@ -136,8 +136,23 @@ int vmk_fork_write_fd(int fd, uint64_t offset, uint64_t len, uint8_t seed);
  * Returns the nanoseconds the touching took, or -errno. */
 int64_t vmk_baseline_uffd_copy(uint64_t pages, const void *source);
 /* The kernel's own first-touch fault: write one byte to each page of a
- * fresh anonymous mapping. Returns nanoseconds, or -errno. */
+ * fresh anonymous mapping (MADV_NOHUGEPAGE, so 4 KiB faults). Returns
+ * nanoseconds, or -errno. */
 int64_t vmk_baseline_anonymous_touch(uint64_t pages);
+/* A read-ahead fill in C: as vmk_baseline_uffd_copy with a non-NULL
+ * `source`, but each fault copies up to `run_pages` pages from the faulting
+ * page on (never past the region's end). The caller writes one byte to each
+ * page (`write` non-zero) or reads one and adds them into *sum. Returns the
+ * nanoseconds the touching took, or -errno (-EINVAL for 0 pages, 0 run or
+ * a NULL source). */
+int64_t vmk_baseline_uffd_fill(uint64_t pages, const void *source, uint64_t run_pages, int write,
+                               uint64_t *sum);
+/* The system calls under a host segment's map and unmap, in C: in a window
+ * of its own, `iterations` times map `length` bytes of anonymous memory
+ * (MAP_FIXED), register them for missing faults on a userfaultfd, and put
+ * the PROT_NONE reservation back. Returns the nanoseconds of the loop, or
+ * -errno (-EINVAL for 0 iterations or a length not a multiple of 4096). */
+int64_t vmk_baseline_map_unmap(uint64_t iterations, uint64_t length);
 /* A monotonic clock in nanoseconds. */
 uint64_t vmk_now_ns(void);
 /* The calling thread's kernel id. */
