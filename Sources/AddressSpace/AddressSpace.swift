@@ -41,11 +41,11 @@ public final class AddressSpace: @unchecked Sendable {
     /// Addresses nothing may map (amd64: the non-canonical hole).
     public let virtualHole: Range<UInt64>?
 
-    let lock = _RWLock()
+    @usableFromInline let lock = _RWLock()
     let contents = _ContentsLock()
-    let tree: UnsafeMutablePointer<_SegmentTree>
+    @usableFromInline let tree: UnsafeMutablePointer<_SegmentTree>
     /// `a_seglast`, as a node index (0 = none).
-    let hint = Atomic<Int32>(0)
+    @usableFromInline let hint = Atomic<Int32>(0)
     let softLockFaults = Atomic<UInt64>(0)
     let protectionFaults = Atomic<UInt64>(0)
     let invalidFaults = Atomic<UInt64>(0)
@@ -168,7 +168,12 @@ public final class AddressSpace: @unchecked Sendable {
 
     /// `as_segat` with the lock held: the hint if it contains `address`, else
     /// the tree. Does not change the hint.
-    @inline(__always)
+    ///
+    /// Inlinable, like ``segat(_:)`` and the lock's reader fast path, so that
+    /// a caller in another module compiles the whole lookup in place: no
+    /// call, and when the caller only tests the result or reads it while the
+    /// optimizer can see it alive, no retain and release of the segment.
+    @inlinable @inline(__always)
     func _segat(_ address: UInt64) -> Segment? {
         let h = hint.load(ordering: .relaxed)
         if h != 0 {
@@ -180,7 +185,7 @@ public final class AddressSpace: @unchecked Sendable {
 
     /// `as_segat`: the segment containing `address`, or nil. Consults the
     /// last-segment hint first and does **not** update it.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func segat(_ address: UInt64) -> Segment? {
         lock.readLock()
         defer { lock.readUnlock() }
@@ -323,11 +328,11 @@ extension AddressSpace {
     /// between `AS_LOCK_ENTER(RW_READER)` and `AS_LOCK_EXIT` sees. It cannot
     /// be copied or kept (it is handed to ``read(_:)``'s closure borrowed).
     public struct ReadView: ~Copyable {
-        let space: AddressSpace
+        @usableFromInline let space: AddressSpace
 
         /// `as_segat` (the caller holds the lock): the hint, then the tree;
         /// the hint is not updated.
-        @inline(__always)
+        @inlinable @inline(__always)
         public func segat(_ address: UInt64) -> Segment? { space._segat(address) }
 
         /// `as_findseg`; updates the hint.
@@ -350,6 +355,11 @@ extension AddressSpace {
 
     /// Runs `body` with `a_lock` held as reader, for several lookups under
     /// one acquisition (as `as_fault` and the drivers do).
+    ///
+    /// Not `@inlinable`: Swift 6.3's generic specializer crashes ("Cannot
+    /// initialize a nonCopyable type with a guaranteed value") on callers in
+    /// other modules when it is. The lookups inside `body` are inlined
+    /// (``ReadView/segat(_:)`` is), which is what matters.
     @inline(__always)
     public func read<R, E: Error>(_ body: (borrowing ReadView) throws(E) -> R) throws(E) -> R {
         lock.readLock()

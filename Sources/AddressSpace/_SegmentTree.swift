@@ -21,18 +21,20 @@
 /// `spans` (first and last address) and `segments` arrays. The last-segment
 /// hint and each `Segment` hold their slot. Keeping the *last* address rather
 /// than the end lets a segment end exactly at 2^64.
+@usableFromInline
 struct _SegmentTree {
+    @usableFromInline
     struct Span {
-        var base: UInt64
-        var last: UInt64
+        @usableFromInline var base: UInt64
+        @usableFromInline var last: UInt64
     }
 
-    static let leafCapacity = 64
+    @inlinable static var leafCapacity: Int { 64 }
 
     // Slots.
-    private(set) var spans: UnsafeMutablePointer<Span>
+    @usableFromInline private(set) var spans: UnsafeMutablePointer<Span>
     /// The segment in each slot (nil for free slots).
-    private(set) var segments: UnsafeMutablePointer<Segment?>
+    @usableFromInline private(set) var segments: UnsafeMutablePointer<Segment?>
     private var slotCapacity: Int32
     private var slotHighWater: Int32 = 1
     private var freeSlots: [Int32] = []
@@ -41,24 +43,25 @@ struct _SegmentTree {
     /// What a leaf knows about the segment at one key: its last address,
     /// slot and object, side by side so that a lookup reads one more cache
     /// line after the keys, not three.
+    @usableFromInline
     struct LeafEntry {
-        var last: UInt64
-        var segment: Unmanaged<Segment>?
-        var slot: Int32
+        @usableFromInline var last: UInt64
+        @usableFromInline var segment: Unmanaged<Segment>?
+        @usableFromInline var slot: Int32
     }
 
     // Leaves: `leafCapacity` keys (bases, searched) and entries per leaf.
-    private var leafKeys: UnsafeMutablePointer<UInt64>
-    private var leafEntries: UnsafeMutablePointer<LeafEntry>
-    private var leafCounts: UnsafeMutablePointer<Int32>
+    @usableFromInline private(set) var leafKeys: UnsafeMutablePointer<UInt64>
+    @usableFromInline private(set) var leafEntries: UnsafeMutablePointer<LeafEntry>
+    @usableFromInline private(set) var leafCounts: UnsafeMutablePointer<Int32>
     private var leafPool: Int32
     private var leafHighWater: Int32 = 0
     private var freeLeaves: [Int32] = []
 
     // Top level: the smallest key of each leaf, in order.
-    private var topKeys: UnsafeMutablePointer<UInt64>
-    private var topLeaves: UnsafeMutablePointer<Int32>
-    private var topCount = 0
+    @usableFromInline private(set) var topKeys: UnsafeMutablePointer<UInt64>
+    @usableFromInline private(set) var topLeaves: UnsafeMutablePointer<Int32>
+    @usableFromInline private(set) var topCount = 0
     private var topCapacity = 16
 
     init() {
@@ -93,7 +96,7 @@ struct _SegmentTree {
     // MARK: Searching
 
     /// Below this many keys a search compares them all at once.
-    static let linearThreshold = 16
+    @inlinable static var linearThreshold: Int { 16 }
 
     /// How many of the `n` sorted keys are `<= x`.
     ///
@@ -103,7 +106,7 @@ struct _SegmentTree {
     /// final independent compares overlap in the pipeline, so the chain is
     /// about half as long. Invariant: keys before `lo` are `<= x`, keys from
     /// `lo + len` on are `> x`.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func countNotAbove(_ keys: UnsafePointer<UInt64>, _ n: Int, _ x: UInt64) -> Int {
         var lo = 0, len = n
         while len > linearThreshold {
@@ -132,7 +135,7 @@ struct _SegmentTree {
 
     /// The segment containing `address`, or nil: `find` without the detour
     /// through the slot arrays.
-    @inline(__always)
+    @inlinable @inline(__always)
     func findSegment(_ address: UInt64) -> Segment? {
         let t = Self.countNotAbove(topKeys, topCount, address) - 1
         guard t >= 0 else { return nil }

@@ -258,6 +258,17 @@ int vmk_guard_altstack(void) {
     return 0;
 }
 
+int vmk_guard_altstack_release(void) {
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) != 0) return -errno;
+    if (cur.ss_flags & SS_DISABLE) return 0;
+    if (cur.ss_flags & SS_ONSTACK) return -EBUSY;
+    stack_t off = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
+    if (sigaltstack(&off, NULL) != 0) return -errno;
+    munmap(cur.ss_sp, cur.ss_size);
+    return 0;
+}
+
 int vmk_guard_install(void) {
     int r = vmk_guard_altstack();
     if (r != 0) return r;

@@ -291,6 +291,8 @@ public final class UserFaultService: @unchecked Sendable {
     /// its owner deinitialises, which signals the stop fd and joins.
     private static func serve(_ box: _ServiceBox) {
         _ = vmk_guard_altstack()
+        // The stack would outlive the thread (64 KiB per handler thread ever started).
+        defer { _ = vmk_guard_altstack_release() }
         let fd: Int32
         let stopFD: Int32
         do {

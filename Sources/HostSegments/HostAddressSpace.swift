@@ -117,6 +117,15 @@ public final class HostAddressSpace: @unchecked Sendable {
 }
 
 /// Lets the fault handler reach the address space without keeping it alive.
+/// The handler threads start before the address space is complete and is
+/// put here; the lock makes its initialisation visible to them (a weak
+/// reference's own atomics order nothing else).
 final class _SpaceBox: @unchecked Sendable {
-    weak var space: HostAddressSpace?
+    private weak var _space: HostAddressSpace?
+    private let lock = _Lock()
+
+    var space: HostAddressSpace? {
+        get { lock.withLock { _space } }
+        set { lock.withLock { _space = newValue } }
+    }
 }

@@ -7,11 +7,11 @@
 /// alike and the ratio of their medians keeps only what the code does.
 ///
 /// Why the order flips every round: the machine has rhythms of its own. A
-/// workload that frees a gigabyte per repeat meets a guest that hands freed
-/// memory back to its host, and every other repeat then runs on pages the
-/// host must fault in again, whichever arm it is. In a fixed order A B A B
-/// that alternation lands on one arm only, and the ratio measures the
-/// host's rhythm (it was seen at 0.54 and at 3.2 for the same code); with
+/// workload that frees a gigabyte per repeat was seen to run every other
+/// repeat slow, whichever arm it was (on a guest that hands freed memory
+/// back to its host, which must then fault it in again). In a fixed order
+/// A B A B that alternation lands on one arm only, and the ratio measures
+/// the host's rhythm (it was seen at 0.54 and at 3.2 for the same code); with
 /// the order reversed on odd rounds each arm takes every position equally
 /// often, and a drift over the run cancels too. The first `warmup` rounds
 /// run every arm untimed (first use of the code, the page cache, the

@@ -17,10 +17,11 @@ struct BenchAsCommand: ParsableCommand {
           *.c                  the C baseline timed turn about with the figure above it (one thread: read \
         the event, UFFDIO_COPY; for the file, from a fresh mapping of the same file); ratio = ours / C
           fault.kernel-anonymous  the kernel's own first-touch fault (MADV_NOHUGEPAGE), for scale
-          lazy-fill            a region of --lazy-size filled from a cached file (read-ahead 64 KiB), one \
-        byte read per page; ns per page and GB/s (10^9 bytes)
           map-unmap            HostAddressSpace.mapAnonymous + unmap of 2 MiB, per pair
           segat                AddressSpace.segat among 10,000 segments with the hint pointing elsewhere
+          segat.lock-held      the same lookups with the reader lock taken once around the repeat
+          lazy-fill            a region of --lazy-size filled from a cached file (read-ahead 64 KiB), one \
+        byte read per page; ns per page and GB/s (10^9 bytes)
         Targets: faults <= 1.2x C, lazy fill >= 2 GB/s, map+unmap <= 10 us, segat <= 50 ns. \
         On a virtual machine a round trip across CPUs costs what the hypervisor makes it cost at \
         the moment; --cpu N runs every thread on one CPU, which times the code on both sides. \
@@ -110,6 +111,7 @@ struct BenchAsCommand: ParsableCommand {
         }
         for w in chosen {
             let figures: [HostFigure]
+            if showProgress { Self.progress("\(w.rawValue): setting up") }
             do throws(HostWorkloadError) {
                 figures = try suite.run(w) { done, total in
                     if showProgress { Self.progress("\(w.rawValue): round \(done)/\(total)") }

@@ -68,7 +68,7 @@ enum HostMemTestKit {
             done += n
         }
         close(fd)
-        return String(cString: template)
+        return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Byte `i` of page `p` in the patterns the tests use.
@@ -88,15 +88,26 @@ enum HostMemTestKit {
 
     static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 
-    /// The process-wide test gate shared with HostSegmentsTests (a `flock` on
-    /// one file: separate opens conflict even within one process). Every
+    /// The process-wide test gate shared with HostSegmentsTests (a lock on one
+    /// byte of a file: separate opens conflict even within one process). Every
     /// host test holds it shared; the leak test holds it exclusively, so its
     /// before/after counts of mappings and descriptors see no other host test.
     static func gated<R>(exclusive: Bool = false, _ body: () throws -> R) rethrows -> R {
         let fd = open("/tmp/vmkit-host-tests.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
         precondition(fd >= 0, "opening the test gate")
-        while flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0 && errno == EINTR {}
         defer { close(fd) }
+        // An open-file-description lock on the byte at this process's id:
+        // separate opens conflict within the process, other processes (each
+        // on its own byte) never wait for this one.
+        var lock = flock()
+        lock.l_type = Int16(exclusive ? F_WRLCK : F_RDLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        lock.l_start = off_t(getpid())
+        lock.l_len = 1
+        let setLockWait: Int32 = 38  // F_OFD_SETLKW
+        while fcntl(fd, setLockWait, &lock) != 0 {
+            precondition(errno == EINTR, "locking the test gate: errno \(errno)")
+        }
         return try body()
     }
 }

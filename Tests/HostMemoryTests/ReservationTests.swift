@@ -126,11 +126,4 @@ struct ReservationTests {
             #expect(throws: HostMemoryError.self) { try r.residentPages(at: b + (2 << 20), length: 4096) }
         }
     }
-
-    @Test func errorsDescribeThemselves() {
-        let e = HostMemoryError.outsideWindow(address: 0x1000, length: 0x2000, windowBase: 0x200000, windowSize: 0x200000)
-        #expect(e.description == "[0x1000, +0x2000) is outside the window [0x200000, +0x200000)")
-        #expect(HostMemoryError.system(call: "mmap", errno: 12, detail: "x").description == "mmap failed (ENOMEM (12)) x")
-        #expect(HostMemoryError.errnoName(99999) == "errno (99999)")
-    }
 }

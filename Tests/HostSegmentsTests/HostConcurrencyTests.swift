@@ -15,7 +15,8 @@ private let page = HostSegTestKit.page
 /// Both are bounded by a time limit of their own: a hang is reported as a
 /// failure, after which the address space is destroyed (closing the
 /// userfaultfd wakes every thread still asleep in a fault). Run under the
-/// thread sanitizer in CI (`--filter HostConcurrencyTests`).
+/// thread sanitizer in CI (`--filter HostConcurrencyTests`). VMKIT_SOAK=1
+/// runs the unmap race for 30 s instead of 0.7 s.
 @Suite("HostConcurrencyTests: faults from many threads, unmaps racing faults")
 struct HostConcurrencyTests {
     /// Waits until `done` reaches `count` or `seconds` pass; false on timeout.
@@ -100,30 +101,31 @@ struct HostConcurrencyTests {
                 handles.append(Kit.thread {
                     // This thread only makes the kernel touch memory that the test
                     // remaps under it on purpose; the sanitizer need not watch it.
-                    Kit.tsanIgnoreBegin?()
-                    var rng = SplitMix64(seed: 1000 + UInt64(t))
-                    var pipeFDs: [Int32] = [0, 0]
-                    _ = pipe(&pipeFDs)
-                    let zero = open("/dev/zero", O_RDONLY | O_CLOEXEC)
-                    var sink = [UInt8](repeating: 0, count: 256)
-                    while !stop.load(ordering: .relaxed) {
-                        let address = region + rng.below(regionPages) * page + (rng.below(16) << 8)
-                        let p = UnsafeMutableRawPointer(bitPattern: UInt(address))!
-                        // A write fault (read into it) or a read fault (write from it).
-                        let intoPipe = rng.below(2) == 0
-                        let n = intoPipe ? write(pipeFDs[1], p, 64) : read(zero, p, 64)
-                        if n == 64 {
-                            filled.add(1, ordering: .relaxed)
-                            if intoPipe { _ = read(pipeFDs[0], &sink, 256) }
-                        } else if n < 0 && errno == EFAULT {
-                            efault.add(1, ordering: .relaxed)
-                        } else {
-                            other.add(1, ordering: .relaxed)
+                    Kit.tsanIgnoringAccesses {
+                        var rng = SplitMix64(seed: 1000 + UInt64(t))
+                        var pipeFDs: [Int32] = [0, 0]
+                        _ = pipe(&pipeFDs)
+                        let zero = open("/dev/zero", O_RDONLY | O_CLOEXEC)
+                        var sink = [UInt8](repeating: 0, count: 256)
+                        while !stop.load(ordering: .relaxed) {
+                            let address = region + rng.below(regionPages) * page + (rng.below(16) << 8)
+                            let p = UnsafeMutableRawPointer(bitPattern: UInt(address))!
+                            // A write fault (read into it) or a read fault (write from it).
+                            let intoPipe = rng.below(2) == 0
+                            let n = intoPipe ? write(pipeFDs[1], p, 64) : read(zero, p, 64)
+                            if n == 64 {
+                                filled.add(1, ordering: .relaxed)
+                                if intoPipe { _ = read(pipeFDs[0], &sink, 256) }
+                            } else if n < 0 && errno == EFAULT {
+                                efault.add(1, ordering: .relaxed)
+                            } else {
+                                other.add(1, ordering: .relaxed)
+                            }
                         }
+                        close(zero)
+                        close(pipeFDs[0])
+                        close(pipeFDs[1])
                     }
-                    close(zero)
-                    close(pipeFDs[0])
-                    close(pipeFDs[1])
                     finished.add(1, ordering: .releasing)
                 })
             }
@@ -131,7 +133,8 @@ struct HostConcurrencyTests {
             var rng = SplitMix64(seed: 4242)
             var maps = 0, unmaps = 0, refusals = 0
             let start = HSClock.now()
-            while HSClock.now() - start < 700_000_000 || maps < 200 {
+            let duration: UInt64 = Kit.soak ? 30_000_000_000 : 700_000_000
+            while HSClock.now() - start < duration || maps < 200 {
                 let at = region + rng.below(regionPages - 32) * page
                 let pages = 1 + rng.below(32)
                 do {

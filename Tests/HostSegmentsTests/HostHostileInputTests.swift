@@ -18,7 +18,8 @@ private let page = HostSegTestKit.page
 /// throws a typed error; nothing traps; after every step the segment tree
 /// verifies, `a_size` is the sum of the non-hole segments, and every
 /// segment lies in the window. Touches go through system calls (EFAULT, not
-/// a signal, where nothing accessible is mapped).
+/// a signal, where nothing accessible is mapped). VMKIT_SOAK=1 takes 50,000
+/// steps per seed instead of 1,500.
 @Suite("Host hostile input: typed errors, never a trap")
 struct HostHostileInputTests {
     struct Draw {
@@ -103,7 +104,7 @@ struct HostHostileInputTests {
             let zero = open("/dev/zero", O_RDONLY | O_CLOEXEC)
             defer { close(zero) }
 
-            for step in 0..<1500 {
+            for step in 0..<(Kit.soak ? 50_000 : 1500) {
                 do {
                     switch d.below(20) {
                     case 0, 1: try host.mapAnonymous(size: d.size(), at: d.address(), protection: d.protection())

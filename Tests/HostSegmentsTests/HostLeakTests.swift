@@ -26,13 +26,23 @@ struct HostLeakTests {
         let maps: [String]
         let fds: [String]
         let guards: Int
+        /// Bytes of anonymous mappings (no path): where leaked windows,
+        /// signal stacks and thread stacks show even when the kernel merges
+        /// a leaked mapping into a neighbour and the line count stays put.
+        let anonymousBytes: UInt64
 
         static func take() -> Snapshot {
-            Snapshot(maps: Kit.mapsLines(), fds: Kit.openDescriptors(), guards: GuardReporter.count)
+            let maps = Kit.mapsLines()
+            let anonymous = Kit.mappings().filter { $0.path.isEmpty }.reduce(0) { $0 + ($1.end - $1.start) }
+            // Host tests waiting at the gate hold a descriptor of the gate's file.
+            let fds = Kit.openDescriptors().filter { !$0.hasSuffix("/tmp/vmkit-host-tests.lock") }
+            return Snapshot(maps: maps, fds: fds, guards: GuardReporter.count,
+                            anonymousBytes: anonymous)
         }
 
         func sameCounts(as other: Snapshot) -> Bool {
             maps.count == other.maps.count && fds == other.fds && guards == other.guards
+                && anonymousBytes == other.anonymousBytes
         }
 
         func difference(from before: Snapshot) -> String {
@@ -42,7 +52,7 @@ struct HostLeakTests {
             let fdsRemoved = Set(before.fds).subtracting(fds).sorted().prefix(12)
             return "maps \(before.maps.count) -> \(maps.count), +\(Array(added)) -\(Array(removed)); "
                 + "fds \(before.fds.count) -> \(fds.count), +\(Array(fdsAdded)) -\(Array(fdsRemoved)); "
-                + "guards \(before.guards) -> \(guards)"
+                + "guards \(before.guards) -> \(guards); anonymous bytes \(before.anonymousBytes) -> \(anonymousBytes)"
         }
     }
 
@@ -52,6 +62,9 @@ struct HostLeakTests {
         let file: MemoryObject
         let memfd: MemoryObject
         var operations = 0
+        var spacesCreated = 0
+        var segmentsMapped = 0
+        var unmaps = 0
 
         init(seed: UInt64, file: MemoryObject, memfd: MemoryObject) {
             rng = SplitMix64(seed: seed)
@@ -62,6 +75,7 @@ struct HostLeakTests {
         func newSpace() throws {
             spaces.append(try HostAddressSpace(windowSize: 16 << 20, faultThreads: 1 + Int(rng.below(2)),
                                                userfaultfd: !rng.chance(20)))
+            spacesCreated += 1
         }
 
         /// One cycle: a space created or destroyed, or a segment mapped,
@@ -86,7 +100,9 @@ struct HostLeakTests {
             switch rng.below(5) {
             case 0:
                 try host.unmap(address: seg.base, size: seg.size)
+                unmaps += 1
             case 1 where pages > 2 && !(d is HostStack):
+                unmaps += 1
                 // Trim low or high; split in the middle where the driver allows it.
                 let what = rng.below(d is HostSegHole ? 2 : 3)
                 switch what {
@@ -121,6 +137,7 @@ struct HostLeakTests {
             default: seg = try host.mapLazyFill(rng.chance(50) ? file : memfd, offset: rng.below(64 - pages) * page,
                                                 size: size, readAhead: (1 + rng.below(4)) * page)
             }
+            segmentsMapped += 1
             if rng.chance(60) { touch(seg, seg.driver as! HostSegmentDriver) }
         }
 
@@ -140,32 +157,58 @@ struct HostLeakTests {
         }
     }
 
+    /// Counts before and after `cycles` cycles, equal once the process
+    /// settles (up to a second); nil when equal, else what differs.
+    static func measure(cycles: Int, seed: UInt64, file: MemoryObject, memfd: MemoryObject) throws -> String? {
+        let before = Snapshot.take()
+        let churn = Churn(seed: seed, file: file, memfd: memfd)
+        for _ in 0..<cycles { try churn.cycle() }
+        try churn.finish()
+        #expect(churn.operations == cycles)
+        #expect(churn.spacesCreated >= cycles / 40 && churn.segmentsMapped >= cycles / 5 && churn.unmaps >= cycles / 20,
+                "spaces \(churn.spacesCreated), segments \(churn.segmentsMapped), unmaps \(churn.unmaps)")
+        // Handler threads are joined by destroy, but a space dropped on a
+        // handler thread detaches it: give stragglers a moment.
+        var after = Snapshot.take()
+        for _ in 0..<20 where !after.sameCounts(as: before) {
+            usleep(50_000)
+            after = Snapshot.take()
+        }
+        return after.sameCounts(as: before) ? nil : after.difference(from: before)
+    }
+
     @Test func thousandCyclesLeaveNoMappingsDescriptorsOrGuards() throws {
-        let soak = ProcessInfo.processInfo.environment["VMKIT_SOAK"] == "1"
+        let soak = Kit.soak
         try Kit.gated(exclusive: true) {
             try GuardReporter.install()
             let (file, _) = try Kit.file(Kit.patternBytes(count: Int(64 * page), seed: 17), writable: true)
             let memfd = try Kit.memfd(Kit.patternBytes(count: Int(64 * page), seed: 18), name: "vmk-leak")
+            // Warm-up: more handler threads alive at once than the churn ever
+            // has (the C library's stack cache and malloc arenas reach their
+            // size), then some churn.
+            var many: [HostAddressSpace] = []
+            for _ in 0..<4 {
+                let h = try HostAddressSpace(windowSize: 16 << 20, faultThreads: 2)
+                let s = try h.mapAnonymous(size: 4 * page)
+                Kit.store(s.base, 1)
+                many.append(h)
+            }
+            for h in many { try h.destroy() }
+            many.removeAll()
             let warm = Churn(seed: 1, file: file, memfd: memfd)
-            for _ in 0..<150 { try warm.cycle() }
+            for _ in 0..<200 { try warm.cycle() }
             try warm.finish()
 
-            let before = Snapshot.take()
-            let churn = Churn(seed: 2, file: file, memfd: memfd)
-            for _ in 0..<(soak ? 20_000 : 1_000) { try churn.cycle() }
-            try churn.finish()
-            #expect(churn.operations >= 1_000)
-
-            // Handler threads are joined by destroy, but a space dropped on a
-            // handler thread detaches it: give stragglers a moment.
-            var after = Snapshot.take()
-            for _ in 0..<40 where !after.sameCounts(as: before) {
-                usleep(50_000)
-                after = Snapshot.take()
+            // A leak grows with every round; what else the process does (other
+            // suites' threads and buffers) comes and goes. So: up to three
+            // rounds of 1,000 cycles, and one must leave everything as it was.
+            var differences: [String] = []
+            for round in 0..<3 {
+                guard let difference = try Self.measure(cycles: soak ? 20_000 : 1_000, seed: 2 + UInt64(round),
+                                                        file: file, memfd: memfd) else { break }
+                differences.append("round \(round): \(difference)")
             }
-            #expect(after.maps.count == before.maps.count, "\(after.difference(from: before))")
-            #expect(after.fds == before.fds, "\(after.difference(from: before))")
-            #expect(after.guards == before.guards, "\(after.difference(from: before))")
+            #expect(differences.count < 3, "\(differences.joined(separator: "\n"))")
         }
     }
 }

@@ -101,7 +101,7 @@ enum HostSegTestKit {
             done += n
         }
         close(fd)
-        let path = String(cString: template)
+        let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let object = try MemoryObject.file(path: path, writable: writable)
         if !keepPath { unlink(path) }
         return (object, path)
@@ -179,17 +179,31 @@ enum HostSegTestKit {
 
     static func driver(_ s: Segment) -> HostSegmentDriver { s.driver as! HostSegmentDriver }
 
+    /// Whether the long versions of the tests were asked for (VMKIT_SOAK=1).
+    static let soak = ProcessInfo.processInfo.environment["VMKIT_SOAK"] == "1"
+
     // MARK: Process gate
 
-    /// The process-wide test gate shared with HostMemoryTests: a `flock` on
-    /// one file (separate opens conflict even within one process). Every
+    /// The process-wide test gate shared with HostMemoryTests: a lock on one
+    /// byte of a file (separate opens conflict even within one process). Every
     /// host test holds it shared; the leak test holds it exclusively, so its
     /// before/after counts see no other host test of these two modules.
     static func gated<R>(exclusive: Bool = false, _ body: () throws -> R) rethrows -> R {
         let fd = open("/tmp/vmkit-host-tests.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
         precondition(fd >= 0, "opening the test gate")
-        while flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0 && errno == EINTR {}
         defer { close(fd) }
+        // An open-file-description lock on the byte at this process's id:
+        // separate opens conflict within the process, other processes (each
+        // on its own byte) never wait for this one.
+        var lock = flock()
+        lock.l_type = Int16(exclusive ? F_WRLCK : F_RDLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        lock.l_start = off_t(getpid())
+        lock.l_len = 1
+        let setLockWait: Int32 = 38  // F_OFD_SETLKW
+        while fcntl(fd, setLockWait, &lock) != 0 {
+            precondition(errno == EINTR, "locking the test gate: errno \(errno)")
+        }
         return try body()
     }
 
@@ -207,13 +221,28 @@ enum HostSegTestKit {
         return t
     }
 
-    /// The thread sanitizer's "ignore this thread's plain accesses" switch,
-    /// where the sanitizer is linked in (nil otherwise). Threads whose only
-    /// job is to make the kernel touch memory that another thread remaps on
-    /// purpose use it; everything the library does stays checked.
-    static let tsanIgnoreBegin: (@convention(c) () -> Void)? = {
-        guard let sym = dlsym(nil, "__tsan_ignore_thread_begin") else { return nil }
-        return unsafeBitCast(sym, to: (@convention(c) () -> Void).self)
+    /// Runs `body` with the thread sanitizer ignoring the calling thread's
+    /// memory accesses (its dynamic annotations, where the sanitizer is
+    /// linked in; plainly otherwise). For threads whose only job is to make
+    /// the kernel touch memory that another thread remaps on purpose;
+    /// everything the library does stays checked.
+    static func tsanIgnoringAccesses(_ body: () -> Void) {
+        guard let a = tsanAnnotations else { return body() }
+        a.readsBegin(nil, 0)
+        a.writesBegin(nil, 0)
+        body()
+        a.writesEnd(nil, 0)
+        a.readsEnd(nil, 0)
+    }
+
+    typealias TSanAnnotation = @convention(c) (UnsafePointer<CChar>?, Int32) -> Void
+    static let tsanAnnotations: (readsBegin: TSanAnnotation, writesBegin: TSanAnnotation, writesEnd: TSanAnnotation,
+                                 readsEnd: TSanAnnotation)? = {
+        let names = ["AnnotateIgnoreReadsBegin", "AnnotateIgnoreWritesBegin", "AnnotateIgnoreWritesEnd", "AnnotateIgnoreReadsEnd"]
+        let found = names.compactMap { dlsym(nil, $0) }
+        guard found.count == 4 else { return nil }
+        let f = found.map { unsafeBitCast($0, to: TSanAnnotation.self) }
+        return (f[0], f[1], f[2], f[3])
     }()
 }
 

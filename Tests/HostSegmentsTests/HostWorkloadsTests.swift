@@ -80,8 +80,8 @@ struct HostWorkloadsTests {
         #expect(heard > 0)
         let names = figures.map(\.name)
         #expect(names == ["fault.zero-fill", "fault.zero-fill.c", "fault.kernel-anonymous",
-                          "fault.copy-file", "fault.copy-file.c", "lazy-fill", "lazy-fill.c",
-                          "map-unmap", "map-unmap.c", "segat", "segat.lock-held"])
+                          "fault.copy-file", "fault.copy-file.c", "map-unmap", "map-unmap.c",
+                          "segat", "segat.lock-held", "lazy-fill", "lazy-fill.c"])
         let byName = Dictionary(uniqueKeysWithValues: figures.map { ($0.name, $0) })
         for f in figures {
             #expect(f.nsPerOp.isFinite && f.nsPerOp > 0, "\(f.name)")
@@ -101,6 +101,28 @@ struct HostWorkloadsTests {
             #expect((json["gbPerSecond"] != nil) == f.name.hasPrefix("lazy-fill"), "\(f.jsonLine)")
             #expect(!f.jsonLine.contains("\n"))
         }
+    }
+
+    @Test("rounds run the arms in order, then reversed, and keep the warm-up out of the samples")
+    func roundOrder() throws {
+        final class Log: @unchecked Sendable { var calls: [String] = [] }
+        let log = Log()
+        func arm(_ name: String, _ ns: UInt64) -> InterleavedRounds.Arm {
+            .init(name, opsPerRepeat: 2) { () throws(HostWorkloadError) -> UInt64 in
+                log.calls.append(name)
+                return ns
+            }
+        }
+        let rounds = try InterleavedRounds([arm("A", 10), arm("B", 20), arm("C", 40)], repeats: 3, warmup: 1)
+        var heard: [Int] = []
+        let s = try rounds.run { done, total in
+            heard.append(done)
+            #expect(total == 4)
+        }
+        #expect(log.calls == ["A", "B", "C", "C", "B", "A", "A", "B", "C", "C", "B", "A"])
+        #expect(heard == [1, 2, 3, 4])
+        #expect(s.map(\.count) == [3, 3, 3])
+        #expect(s.map(\.median) == [5, 10, 20])
     }
 
     @Test("the ratio is the medians' quotient, ours over C")

@@ -106,6 +106,11 @@ int vmk_guard_install(void);
 /* An alternate stack for the calling thread, so a stack overflow on it can
  * still be reported. Idempotent per thread. */
 int vmk_guard_altstack(void);
+/* Takes the calling thread's alternate signal stack away and unmaps it: for
+ * a thread that made one with vmk_guard_altstack and is about to exit (the
+ * kernel forgets the stack with the thread; the memory would stay mapped).
+ * Returns 0, or -EBUSY while running on it. */
+int vmk_guard_altstack_release(void);
 /* Records [base, base + len) with a message label; returns the slot (>= 0)
  * or -ENOSPC. kind: 1 red zone, 2 hole, 3 refused fault, 4 window guard. */
 int vmk_guard_add(uint64_t base, uint64_t len, int kind, const char *label);
