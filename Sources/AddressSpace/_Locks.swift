@@ -72,7 +72,7 @@ final class _RWLock: @unchecked Sendable {
     /// sees the other and a writer is never left waiting for a wake-up. On
     /// x86-64 that costs nothing over acquire/release: the locked
     /// read-modify-write is a full barrier and the load a plain `mov`.
-    @usableFromInline @inline(never) @_effects(releasenone)
+    @inlinable @inline(__always)
     func readUnlock() {
         if state.wrappingSubtract(2, ordering: .sequentiallyConsistent).newValue == 0
             && writersWaiting.load(ordering: .sequentiallyConsistent) != 0 {

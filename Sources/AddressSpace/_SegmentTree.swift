@@ -1,26 +1,44 @@
 /// The ordered set of segments (`a_segtree`): a B+-tree of height at most
-/// two, keyed by segment base.
+/// two, keyed by segment base, with a small index over its top level.
 ///
 /// illumos keeps an AVL tree. A binary tree costs one dependent load and one
 /// unpredictable branch per level — about fourteen of each for 10,000
 /// segments, measured here at ~80 ns with hot caches and ~200 ns without,
 /// four times the 50 ns budget for `as_segat`. This tree keeps the bases in
 /// *leaves* of up to 64 sorted keys and a *top* array holding each leaf's
-/// smallest key. A lookup is two branch-free binary searches over contiguous
-/// keys (the top array of a 10,000-segment space is a few hundred keys, 2 KiB;
-/// a leaf is 512 bytes), so it touches two or three cache lines per level and
-/// mispredicts nothing.
+/// smallest key; a *root* array holds every 16th top key (the first of each
+/// *group* of 16). A lookup counts the keys `<= address` in contiguous runs:
+/// the root (up to 32 keys at once; halving first only above that, beyond
+/// ~16,000 leaves), then the one group of 16 top keys the root points at,
+/// then in the leaf the three keys that end its quarters (15, 31, 47) and
+/// the 16 keys of the quarter they point at. Every count is a fixed number
+/// of independent compares: no data-dependent branch, four short dependent
+/// steps, and a few cache lines (root and top stay in L1; a leaf is 512
+/// bytes of keys, of which a lookup reads three or four lines).
+///
+/// The counts read past the keys in use, so every array keeps its unused
+/// tail filled with `UInt64.max` (*sentinels*): a leaf's keys past its count
+/// up to 64, the top keys past `topCount` up to the capacity (a multiple of
+/// 16), the root keys past `rootCount` for at least 32. A sentinel is never
+/// below an address, so it is never counted, except for the address
+/// `UInt64.max` itself; each count is clamped to the number of real keys,
+/// which makes that case exact too (a segment may end, or even start, at
+/// the top of the address space).
 ///
 /// Updates: an insertion shifts at most 63 keys in a leaf; a full leaf splits
 /// in half and adds one top entry (a shift of the top array — a few KiB at
-/// 100,000 segments). A deletion shifts within its leaf; an empty leaf leaves
-/// the top array and a small one merges with its neighbour, so leaves stay at
-/// least a quarter full and the top array at most ~n/16 entries.
+/// 100,000 segments — and a rewrite of the root from that group on, a
+/// sixteenth of that). A deletion shifts within its leaf; an empty leaf
+/// leaves the top array and a small one merges with its neighbour, so leaves
+/// stay at least a quarter full and the top array at most ~n/16 entries.
 ///
 /// Segments are named by *slot*: a stable 32-bit id (0 = none) indexing the
 /// `spans` (first and last address) and `segments` arrays. The last-segment
 /// hint and each `Segment` hold their slot. Keeping the *last* address rather
 /// than the end lets a segment end exactly at 2^64.
+///
+/// The lookup (``findSegment(_:)`` and what it calls) is `@inlinable`, so that
+/// `AddressSpace.segat` compiles in place in other modules.
 @usableFromInline
 struct _SegmentTree {
     @usableFromInline
@@ -29,7 +47,12 @@ struct _SegmentTree {
         @usableFromInline var last: UInt64
     }
 
+    /// Keys per leaf.
     @inlinable static var leafCapacity: Int { 64 }
+    /// Top keys per root key.
+    @inlinable static var groupSize: Int { 16 }
+    /// Root keys counted at once (and the sentinels kept after the last).
+    @inlinable static var rootWindow: Int { 32 }
 
     // Slots.
     @usableFromInline private(set) var spans: UnsafeMutablePointer<Span>
@@ -40,29 +63,36 @@ struct _SegmentTree {
     private var freeSlots: [Int32] = []
     private(set) var count = 0
 
-    /// What a leaf knows about the segment at one key: its last address,
-    /// slot and object, side by side so that a lookup reads one more cache
-    /// line after the keys, not three.
+    /// What a leaf knows about the segment at one key, besides its slot: its
+    /// last address and object, 16 bytes, so that a lookup reads one aligned
+    /// line after the keys.
     @usableFromInline
     struct LeafEntry {
         @usableFromInline var last: UInt64
         @usableFromInline var segment: Unmanaged<Segment>?
-        @usableFromInline var slot: Int32
     }
 
-    // Leaves: `leafCapacity` keys (bases, searched) and entries per leaf.
+    // Leaves: `leafCapacity` keys (bases, searched; sentinels past the
+    // count), entries and slots per leaf.
     @usableFromInline private(set) var leafKeys: UnsafeMutablePointer<UInt64>
     @usableFromInline private(set) var leafEntries: UnsafeMutablePointer<LeafEntry>
+    private var leafSlots: UnsafeMutablePointer<Int32>
     @usableFromInline private(set) var leafCounts: UnsafeMutablePointer<Int32>
     private var leafPool: Int32
     private var leafHighWater: Int32 = 0
     private var freeLeaves: [Int32] = []
 
-    // Top level: the smallest key of each leaf, in order.
+    // Top level: the smallest key of each leaf, in order (sentinels past
+    // `topCount` up to `topCapacity`).
     @usableFromInline private(set) var topKeys: UnsafeMutablePointer<UInt64>
     @usableFromInline private(set) var topLeaves: UnsafeMutablePointer<Int32>
     @usableFromInline private(set) var topCount = 0
     private var topCapacity = 16
+
+    // Root: `topKeys[16 * i]` for each group `i` (sentinels past `rootCount`,
+    // `rootWindow` of them at least).
+    @usableFromInline private(set) var rootKeys: UnsafeMutablePointer<UInt64>
+    @usableFromInline private(set) var rootCount = 0
 
     init() {
         slotCapacity = 16
@@ -73,10 +103,15 @@ struct _SegmentTree {
         leafPool = 4
         leafKeys = .allocate(capacity: Int(leafPool) * Self.leafCapacity)
         leafEntries = .allocate(capacity: Int(leafPool) * Self.leafCapacity)
+        leafSlots = .allocate(capacity: Int(leafPool) * Self.leafCapacity)
         leafCounts = .allocate(capacity: Int(leafPool))
         leafCounts.initialize(repeating: 0, count: Int(leafPool))
         topKeys = .allocate(capacity: topCapacity)
+        topKeys.initialize(repeating: .max, count: topCapacity)
         topLeaves = .allocate(capacity: topCapacity)
+        topLeaves.initialize(repeating: 0, count: topCapacity)
+        rootKeys = .allocate(capacity: Self.rootCapacity(forTop: topCapacity))
+        rootKeys.initialize(repeating: .max, count: Self.rootCapacity(forTop: topCapacity))
     }
 
     func deallocate() {
@@ -85,63 +120,107 @@ struct _SegmentTree {
         segments.deallocate()
         leafKeys.deallocate()
         leafEntries.deallocate()
+        leafSlots.deallocate()
         leafCounts.deallocate()
         topKeys.deallocate()
         topLeaves.deallocate()
+        rootKeys.deallocate()
     }
 
     /// Slot ids run below this bound.
     var slotCount: Int { Int(slotHighWater) }
 
+    private static func rootCapacity(forTop topCapacity: Int) -> Int {
+        topCapacity / groupSize + rootWindow
+    }
+
     // MARK: Searching
 
-    /// Below this many keys a search compares them all at once.
-    @inlinable static var linearThreshold: Int { 16 }
+    /// 1 if `key <= x`, else 0, without a branch.
+    @inlinable @inline(__always)
+    static func notAbove(_ key: UInt64, _ x: UInt64) -> Int {
+        Int(unsafeBitCast(key <= x, to: UInt8.self))
+    }
 
-    /// How many of the `n` sorted keys are `<= x`.
+    /// How many of the 16 keys at `keys` are `<= x`: sixteen independent
+    /// compares summed in four chains, so the loads overlap and the sum is
+    /// a few cycles deep.
+    @inlinable @inline(__always)
+    static func count16(_ keys: UnsafePointer<UInt64>, _ x: UInt64) -> Int {
+        var a = 0, b = 0, c = 0, d = 0
+        for i in stride(from: 0, to: 16, by: 4) {
+            a &+= notAbove(keys[i], x)
+            b &+= notAbove(keys[i &+ 1], x)
+            c &+= notAbove(keys[i &+ 2], x)
+            d &+= notAbove(keys[i &+ 3], x)
+        }
+        return (a &+ b) &+ (c &+ d)
+    }
+
+    /// How many of the `n` sorted keys at `keys` are `<= x`; the memory up to
+    /// `keys[n + rootWindow - 1]` must hold sentinels.
     ///
-    /// Branch-free halving narrows the range to at most ``linearThreshold``
-    /// keys, which are then compared independently. A binary search is a
-    /// chain of dependent load-compare steps (~8 cycles each even in L1); the
-    /// final independent compares overlap in the pipeline, so the chain is
-    /// about half as long. Invariant: keys before `lo` are `<= x`, keys from
-    /// `lo + len` on are `> x`.
+    /// Branch-free halving (only while more than ``rootWindow`` keys remain;
+    /// the loop count depends on `n` alone, so it predicts) narrows the range
+    /// to a window that is counted whole. Invariant: keys before `lo` are
+    /// `<= x`, keys from `lo + len` on (sentinels included) are `> x` — unless
+    /// `x` is `UInt64.max`, which the final clamp to `n` answers.
     @inlinable @inline(__always)
     static func countNotAbove(_ keys: UnsafePointer<UInt64>, _ n: Int, _ x: UInt64) -> Int {
         var lo = 0, len = n
-        while len > linearThreshold {
-            let half = len >> 1
-            let notAbove = Int(unsafeBitCast(keys[lo &+ half &- 1] <= x, to: UInt8.self))
-            let mask = 0 &- notAbove
+        while len > rootWindow {
+            let half = len &>> 1
+            let mask = 0 &- notAbove(keys[lo &+ half &- 1], x)
             lo &+= half & mask
             len = half &+ ((len &- half &- half) & mask)
         }
-        var c = 0
-        for k in 0..<len { c &+= Int(unsafeBitCast(keys[lo &+ k] <= x, to: UInt8.self)) }
-        return lo &+ c
+        return Swift.min(lo &+ count16(keys + lo, x) &+ count16(keys + (lo &+ 16), x), n)
     }
 
-    /// The slot of the segment containing `address`, or 0. Reads only raw
-    /// storage, so the lock-held fast path pays for nothing else.
-    @inline(__always)
-    func find(_ address: UInt64) -> Int32 {
-        let t = Self.countNotAbove(topKeys, topCount, address) - 1
-        guard t >= 0 else { return 0 }
+    /// How many top keys are `<= x` (0 to `topCount`): the root picks the
+    /// group, whose 16 keys are counted whole. When no root key is `<= x`
+    /// the first group is counted, and gives 0 too.
+    @inlinable @inline(__always)
+    func topNotAbove(_ x: UInt64) -> Int {
+        let r = Self.countNotAbove(rootKeys, rootCount, x)
+        let g = r == 0 ? 0 : (r &- 1) &* Self.groupSize
+        return Swift.min(g &+ Self.count16(topKeys + g, x), topCount)
+    }
+
+    /// How many keys of `leaf` are `<= x` (0 to its count): the keys ending
+    /// its first three quarters pick a quarter, whose 16 keys are counted.
+    @inlinable @inline(__always)
+    func leafNotAbove(_ leaf: Int, _ x: UInt64) -> Int {
+        let keys = leafKeys + leaf &* Self.leafCapacity
+        let quarter = (Self.notAbove(keys[15], x) &+ Self.notAbove(keys[31], x)) &+ Self.notAbove(keys[47], x)
+        let lo = quarter &<< 4
+        return Swift.min(lo &+ Self.count16(keys + lo, x), Int(leafCounts[leaf]))
+    }
+
+    /// The index in the leaf arrays of the last base `<= address`, or nil
+    /// when every base is above it.
+    @inlinable @inline(__always)
+    func floorIndex(_ address: UInt64) -> Int? {
+        let t = topNotAbove(address) &- 1
+        guard t >= 0 else { return nil }
         let leaf = Int(topLeaves[t])
-        let keys = leafKeys + leaf * Self.leafCapacity
-        let j = leaf * Self.leafCapacity + Self.countNotAbove(keys, Int(leafCounts[leaf]), address) - 1
-        return leafEntries[j].last >= address ? leafEntries[j].slot : 0
+        // At least 1: the leaf's first key is `topKeys[t] <= address`.
+        return leaf &* Self.leafCapacity &+ leafNotAbove(leaf, address) &- 1
+    }
+
+    /// The slot of the segment containing `address`, or 0.
+    func find(_ address: UInt64) -> Int32 {
+        guard let i = floorIndex(address) else { return 0 }
+        return leafEntries[i].last >= address ? leafSlots[i] : 0
     }
 
     /// The segment containing `address`, or nil: `find` without the detour
-    /// through the slot arrays.
+    /// through the slot arrays. Reads only raw storage, so the lock-held
+    /// fast path pays for nothing else.
     @inlinable @inline(__always)
     func findSegment(_ address: UInt64) -> Segment? {
-        let t = Self.countNotAbove(topKeys, topCount, address) - 1
-        guard t >= 0 else { return nil }
-        let leaf = Int(topLeaves[t])
-        let keys = leafKeys + leaf * Self.leafCapacity
-        let e = leafEntries + (leaf * Self.leafCapacity + Self.countNotAbove(keys, Int(leafCounts[leaf]), address) - 1)
+        guard let i = floorIndex(address) else { return nil }
+        let e = leafEntries + i
         return e.pointee.last >= address ? e.pointee.segment?.takeUnretainedValue() : nil
     }
 
@@ -153,7 +232,7 @@ struct _SegmentTree {
 
     @inline(__always)
     private func id(_ p: Position) -> Int32 {
-        leafEntries[Int(topLeaves[p.top]) * Self.leafCapacity + p.index].slot
+        leafSlots[Int(topLeaves[p.top]) * Self.leafCapacity + p.index]
     }
 
     @inline(__always)
@@ -161,11 +240,9 @@ struct _SegmentTree {
 
     /// The position of the last base `<= address`.
     private func floor(_ address: UInt64) -> Position? {
-        let t = Self.countNotAbove(topKeys, topCount, address) - 1
+        let t = topNotAbove(address) - 1
         guard t >= 0 else { return nil }
-        let leaf = Int(topLeaves[t])
-        let j = Self.countNotAbove(leafKeys + leaf * Self.leafCapacity, Int(leafCounts[leaf]), address) - 1
-        return Position(top: t, index: j)
+        return Position(top: t, index: leafNotAbove(Int(topLeaves[t]), address) - 1)
     }
 
     private func after(_ p: Position) -> Position? {
@@ -224,22 +301,26 @@ struct _SegmentTree {
         spans[Int(slot)] = Span(base: base, last: last)
         segments[Int(slot)] = segment
         count += 1
+        let entry = LeafEntry(last: last, segment: .passUnretained(segment))
         if topCount == 0 {
-            let leaf = allocateLeaf()
-            leafKeys[Int(leaf) * Self.leafCapacity] = base
-            leafEntries[Int(leaf) * Self.leafCapacity] = LeafEntry(last: last, segment: .passUnretained(segment), slot: slot)
-            leafCounts[Int(leaf)] = 1
-            insertTop(at: 0, key: base, leaf: leaf)
+            let leaf = Int(allocateLeaf())
+            leafKeys[leaf * Self.leafCapacity] = base
+            leafEntries[leaf * Self.leafCapacity] = entry
+            leafSlots[leaf * Self.leafCapacity] = slot
+            leafCounts[leaf] = 1
+            insertTop(at: 0, key: base, leaf: Int32(leaf))
             return slot
         }
-        var t = max(Self.countNotAbove(topKeys, topCount, base) - 1, 0)
+        var t = max(topNotAbove(base) - 1, 0)
         var leaf = Int(topLeaves[t])
-        var j = Self.countNotAbove(leafKeys + leaf * Self.leafCapacity, Int(leafCounts[leaf]), base)
+        var j = leafNotAbove(leaf, base)
         if Int(leafCounts[leaf]) == Self.leafCapacity {
             let half = Self.leafCapacity / 2
             let right = Int(allocateLeaf())
             (leafKeys + right * Self.leafCapacity).update(from: leafKeys + leaf * Self.leafCapacity + half, count: half)
             (leafEntries + right * Self.leafCapacity).update(from: leafEntries + leaf * Self.leafCapacity + half, count: half)
+            (leafSlots + right * Self.leafCapacity).update(from: leafSlots + leaf * Self.leafCapacity + half, count: half)
+            (leafKeys + leaf * Self.leafCapacity + half).update(repeating: .max, count: half)
             leafCounts[right] = Int32(half)
             leafCounts[leaf] = Int32(half)
             insertTop(at: t + 1, key: leafKeys[right * Self.leafCapacity], leaf: Int32(right))
@@ -251,15 +332,19 @@ struct _SegmentTree {
         }
         let keys = leafKeys + leaf * Self.leafCapacity
         let entries = leafEntries + leaf * Self.leafCapacity
+        let slots = leafSlots + leaf * Self.leafCapacity
         let n = Int(leafCounts[leaf])
         if j < n {
+            // Over the sentinel at `n`.
             (keys + j + 1).update(from: keys + j, count: n - j)
             (entries + j + 1).update(from: entries + j, count: n - j)
+            (slots + j + 1).update(from: slots + j, count: n - j)
         }
         keys[j] = base
-        entries[j] = LeafEntry(last: last, segment: .passUnretained(segment), slot: slot)
+        entries[j] = entry
+        slots[j] = slot
         leafCounts[leaf] = Int32(n + 1)
-        if j == 0 { topKeys[t] = base }
+        if j == 0 { setTopKey(t, base) }
         return slot
     }
 
@@ -269,17 +354,20 @@ struct _SegmentTree {
         let leaf = Int(topLeaves[p.top])
         let keys = leafKeys + leaf * Self.leafCapacity
         let entries = leafEntries + leaf * Self.leafCapacity
+        let slots = leafSlots + leaf * Self.leafCapacity
         let n = Int(leafCounts[leaf])
         if p.index + 1 < n {
             (keys + p.index).update(from: keys + p.index + 1, count: n - p.index - 1)
             (entries + p.index).update(from: entries + p.index + 1, count: n - p.index - 1)
+            (slots + p.index).update(from: slots + p.index + 1, count: n - p.index - 1)
         }
+        keys[n - 1] = .max
         leafCounts[leaf] = Int32(n - 1)
         if n - 1 == 0 {
             removeTop(at: p.top)
             freeLeaves.append(Int32(leaf))
         } else {
-            if p.index == 0 { topKeys[p.top] = keys[0] }
+            if p.index == 0 { setTopKey(p.top, keys[0]) }
             mergeIfSmall(p.top)
         }
         releaseSlot(slot)
@@ -294,7 +382,7 @@ struct _SegmentTree {
             let leaf = Int(topLeaves[p.top])
             leafKeys[leaf * Self.leafCapacity + p.index] = base
             leafEntries[leaf * Self.leafCapacity + p.index].last = last
-            if p.index == 0 { topKeys[p.top] = base }
+            if p.index == 0 { setTopKey(p.top, base) }
         }
         spans[Int(slot)] = Span(base: base, last: last)
     }
@@ -312,12 +400,35 @@ struct _SegmentTree {
         }
         let l = Int(topLeaves[left]), r = Int(topLeaves[right])
         let ln = Int(leafCounts[l]), rn = Int(leafCounts[r])
+        // Over the left leaf's sentinels; the right leaf's are refilled when
+        // it is next allocated.
         (leafKeys + l * Self.leafCapacity + ln).update(from: leafKeys + r * Self.leafCapacity, count: rn)
         (leafEntries + l * Self.leafCapacity + ln).update(from: leafEntries + r * Self.leafCapacity, count: rn)
+        (leafSlots + l * Self.leafCapacity + ln).update(from: leafSlots + r * Self.leafCapacity, count: rn)
         leafCounts[l] = Int32(ln + rn)
         leafCounts[r] = 0
         removeTop(at: right)
         freeLeaves.append(Int32(r))
+    }
+
+    /// Sets the first key of the leaf at top index `t`, and its root key if
+    /// it starts a group.
+    private mutating func setTopKey(_ t: Int, _ key: UInt64) {
+        topKeys[t] = key
+        if t % Self.groupSize == 0 { rootKeys[t / Self.groupSize] = key }
+    }
+
+    /// Rewrites the root keys from group `g` on after the top array moved,
+    /// and the sentinels of groups that left.
+    private mutating func rebuildRoot(from g: Int) {
+        let newCount = (topCount + Self.groupSize - 1) / Self.groupSize
+        var i = g
+        while i < newCount {
+            rootKeys[i] = topKeys[i * Self.groupSize]
+            i += 1
+        }
+        if newCount < rootCount { (rootKeys + newCount).update(repeating: .max, count: rootCount - newCount) }
+        rootCount = newCount
     }
 
     private mutating func insertTop(at t: Int, key: UInt64, leaf: Int32) {
@@ -325,21 +436,31 @@ struct _SegmentTree {
             let newCapacity = topCapacity * 2
             let k = UnsafeMutablePointer<UInt64>.allocate(capacity: newCapacity)
             let l = UnsafeMutablePointer<Int32>.allocate(capacity: newCapacity)
-            k.update(from: topKeys, count: topCount)
-            l.update(from: topLeaves, count: topCount)
+            k.initialize(from: topKeys, count: topCount)
+            (k + topCount).initialize(repeating: .max, count: newCapacity - topCount)
+            l.initialize(from: topLeaves, count: topCount)
+            (l + topCount).initialize(repeating: 0, count: newCapacity - topCount)
+            let rootCapacity = Self.rootCapacity(forTop: newCapacity)
+            let r = UnsafeMutablePointer<UInt64>.allocate(capacity: rootCapacity)
+            r.initialize(from: rootKeys, count: rootCount)
+            (r + rootCount).initialize(repeating: .max, count: rootCapacity - rootCount)
             topKeys.deallocate()
             topLeaves.deallocate()
+            rootKeys.deallocate()
             topKeys = k
             topLeaves = l
+            rootKeys = r
             topCapacity = newCapacity
         }
         if t < topCount {
+            // Over the sentinel at `topCount`.
             (topKeys + t + 1).update(from: topKeys + t, count: topCount - t)
             (topLeaves + t + 1).update(from: topLeaves + t, count: topCount - t)
         }
         topKeys[t] = key
         topLeaves[t] = leaf
         topCount += 1
+        rebuildRoot(from: t / Self.groupSize)
     }
 
     private mutating func removeTop(at t: Int) {
@@ -348,30 +469,43 @@ struct _SegmentTree {
             (topLeaves + t).update(from: topLeaves + t + 1, count: topCount - t - 1)
         }
         topCount -= 1
+        topKeys[topCount] = .max
+        rebuildRoot(from: t / Self.groupSize)
     }
 
+    /// A leaf with no keys: count 0, all sentinels.
     private mutating func allocateLeaf() -> Int32 {
-        if let l = freeLeaves.popLast() { return l }
-        if leafHighWater == leafPool {
-            let newPool = leafPool * 2
-            let k = UnsafeMutablePointer<UInt64>.allocate(capacity: Int(newPool) * Self.leafCapacity)
-            let e = UnsafeMutablePointer<LeafEntry>.allocate(capacity: Int(newPool) * Self.leafCapacity)
-            let c = UnsafeMutablePointer<Int32>.allocate(capacity: Int(newPool))
-            k.update(from: leafKeys, count: Int(leafPool) * Self.leafCapacity)
-            e.update(from: leafEntries, count: Int(leafPool) * Self.leafCapacity)
-            c.update(from: leafCounts, count: Int(leafPool))
-            (c + Int(leafPool)).initialize(repeating: 0, count: Int(newPool - leafPool))
-            leafKeys.deallocate()
-            leafEntries.deallocate()
-            leafCounts.deallocate()
-            leafKeys = k
-            leafEntries = e
-            leafCounts = c
-            leafPool = newPool
+        let leaf: Int32
+        if let l = freeLeaves.popLast() {
+            leaf = l
+        } else {
+            if leafHighWater == leafPool {
+                let newPool = leafPool * 2
+                let k = UnsafeMutablePointer<UInt64>.allocate(capacity: Int(newPool) * Self.leafCapacity)
+                let e = UnsafeMutablePointer<LeafEntry>.allocate(capacity: Int(newPool) * Self.leafCapacity)
+                let s = UnsafeMutablePointer<Int32>.allocate(capacity: Int(newPool) * Self.leafCapacity)
+                let c = UnsafeMutablePointer<Int32>.allocate(capacity: Int(newPool))
+                k.update(from: leafKeys, count: Int(leafPool) * Self.leafCapacity)
+                e.update(from: leafEntries, count: Int(leafPool) * Self.leafCapacity)
+                s.update(from: leafSlots, count: Int(leafPool) * Self.leafCapacity)
+                c.update(from: leafCounts, count: Int(leafPool))
+                (c + Int(leafPool)).initialize(repeating: 0, count: Int(newPool - leafPool))
+                leafKeys.deallocate()
+                leafEntries.deallocate()
+                leafSlots.deallocate()
+                leafCounts.deallocate()
+                leafKeys = k
+                leafEntries = e
+                leafSlots = s
+                leafCounts = c
+                leafPool = newPool
+            }
+            leaf = leafHighWater
+            leafHighWater += 1
         }
-        let l = leafHighWater
-        leafHighWater += 1
-        return l
+        (leafKeys + Int(leaf) * Self.leafCapacity).update(repeating: .max, count: Self.leafCapacity)
+        leafCounts[Int(leaf)] = 0
+        return leaf
     }
 
     private mutating func allocateSlot() -> Int32 {
@@ -406,6 +540,19 @@ struct _SegmentTree {
     /// Every structural invariant, or a message naming the first broken one.
     func check() -> String? {
         func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+        guard topCapacity % Self.groupSize == 0, topCount <= topCapacity else {
+            return "top array holds \(topCount) of \(topCapacity)"
+        }
+        for t in topCount..<topCapacity where topKeys[t] != .max {
+            return "top key \(t) past the count is \(hex(topKeys[t])), not a sentinel"
+        }
+        guard rootCount == (topCount + Self.groupSize - 1) / Self.groupSize else {
+            return "root holds \(rootCount) keys for \(topCount) top keys"
+        }
+        for i in 0..<Self.rootCapacity(forTop: topCapacity) {
+            let want = i < rootCount ? topKeys[i * Self.groupSize] : .max
+            guard rootKeys[i] == want else { return "root key \(i) is \(hex(rootKeys[i])), expected \(hex(want))" }
+        }
         var seen = 0
         var previousLast: UInt64? = nil
         for t in 0..<topCount {
@@ -415,9 +562,12 @@ struct _SegmentTree {
             guard topKeys[t] == leafKeys[leaf * Self.leafCapacity] else {
                 return "top key \(t) is \(hex(topKeys[t])), leaf minimum \(hex(leafKeys[leaf * Self.leafCapacity]))"
             }
+            for j in n..<Self.leafCapacity where leafKeys[leaf * Self.leafCapacity + j] != .max {
+                return "leaf \(leaf) key \(j) past its count \(n) is not a sentinel"
+            }
             for j in 0..<n {
                 let entry = leafEntries[leaf * Self.leafCapacity + j]
-                let slot = entry.slot
+                let slot = leafSlots[leaf * Self.leafCapacity + j]
                 let key = leafKeys[leaf * Self.leafCapacity + j]
                 guard slot > 0, slot < slotHighWater, let seg = segments[Int(slot)] else {
                     return "leaf \(leaf) entry \(j) names empty slot \(slot)"

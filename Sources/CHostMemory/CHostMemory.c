@@ -373,9 +373,13 @@ uint64_t vmk_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The least a userfaultfd handler can do: read the events and answer each
+ * with one UFFDIO_COPY, of a page of zeros (no source) or of a run of up to
+ * `run` pages of the source from the faulting page on (never past the
+ * region's end). */
 typedef struct {
     int uffd;
-    uint64_t base, pages;
+    uint64_t base, pages, run;
     const uint8_t *source;
     _Atomic int stop;
 } baseline_ctx;
@@ -385,6 +389,7 @@ static void *baseline_handler(void *arg) {
     static const uint8_t zero[4096] __attribute__((aligned(4096)));
     struct uffd_msg msg[16];
     struct pollfd p = { .fd = c->uffd, .events = POLLIN };
+    uint64_t end = c->base + c->pages * 4096;
     while (!atomic_load_explicit(&c->stop, memory_order_relaxed)) {
         if (poll(&p, 1, 50) <= 0) continue;
         ssize_t n = read(c->uffd, msg, sizeof msg);
@@ -393,7 +398,9 @@ static void *baseline_handler(void *arg) {
             if (msg[i].event != UFFD_EVENT_PAGEFAULT) continue;
             uint64_t page = msg[i].arg.pagefault.address & ~4095ull;
             const uint8_t *src = c->source ? c->source + (page - c->base) : zero;
-            struct uffdio_copy cp = { .dst = page, .src = (uint64_t)(uintptr_t)src, .len = 4096, .mode = 0 };
+            uint64_t len = c->source ? c->run * 4096 : 4096;
+            if (len > end - page) len = end - page;
+            struct uffdio_copy cp = { .dst = page, .src = (uint64_t)(uintptr_t)src, .len = len, .mode = 0 };
             if (ioctl(c->uffd, UFFDIO_COPY, &cp) != 0 && errno == EEXIST) {
                 struct uffdio_range r = { .start = page, .len = 4096 };
                 ioctl(c->uffd, UFFDIO_WAKE, &r);
@@ -403,8 +410,11 @@ static void *baseline_handler(void *arg) {
     return NULL;
 }
 
-int64_t vmk_baseline_uffd_copy(uint64_t pages, const void *source) {
-    baseline_ctx c = { .pages = pages, .source = source };
+/* A fresh registered region of `pages`, the handler on a thread of its own,
+ * and one byte written to (or read from, summed into *sum) each page: the
+ * nanoseconds of the touching, or -errno. */
+static int64_t baseline_run(uint64_t pages, const void *source, uint64_t run, int write_, uint64_t *sum) {
+    baseline_ctx c = { .pages = pages, .run = run, .source = source };
     c.uffd = vmk_uffd_open(NULL);
     if (c.uffd < 0) return c.uffd;
     struct uffdio_api api = { .api = UFFD_API, .features = 0 };
@@ -418,14 +428,25 @@ int64_t vmk_baseline_uffd_copy(uint64_t pages, const void *source) {
     pthread_t t;
     if (pthread_create(&t, NULL, baseline_handler, &c) != 0) { munmap(m, len); close(c.uffd); return -EAGAIN; }
     volatile uint8_t *b = m;
+    uint64_t total = 0;
     uint64_t t0 = vmk_now_ns();
-    for (uint64_t i = 0; i < pages; i++) b[i * 4096] = 1;
+    if (write_) {
+        for (uint64_t i = 0; i < pages; i++) b[i * 4096] = 1;
+    } else {
+        for (uint64_t i = 0; i < pages; i++) total += b[i * 4096];
+    }
     uint64_t t1 = vmk_now_ns();
     atomic_store(&c.stop, 1);
     pthread_join(t, NULL);
     munmap(m, len);
     close(c.uffd);
+    if (sum) *sum = total;
     return (int64_t)(t1 - t0);
+}
+
+int64_t vmk_baseline_uffd_copy(uint64_t pages, const void *source) {
+    if (pages == 0) return -EINVAL;
+    return baseline_run(pages, source, 1, 1, NULL);
 }
 
 int64_t vmk_baseline_anonymous_touch(uint64_t pages) {
@@ -442,72 +463,10 @@ int64_t vmk_baseline_anonymous_touch(uint64_t pages) {
     return (int64_t)(t1 - t0);
 }
 
-/* The handler of vmk_baseline_uffd_fill: as baseline_handler, but each
- * fault copies a run of up to `run` pages from the faulting page on (to the
- * region's end), as a read-ahead fill does. */
-typedef struct {
-    int uffd;
-    uint64_t base, pages, run;
-    const uint8_t *source;
-    _Atomic int stop;
-} fill_ctx;
-
-static void *fill_handler(void *arg) {
-    fill_ctx *c = arg;
-    struct uffd_msg msg[16];
-    struct pollfd p = { .fd = c->uffd, .events = POLLIN };
-    uint64_t end = c->base + c->pages * 4096;
-    while (!atomic_load_explicit(&c->stop, memory_order_relaxed)) {
-        if (poll(&p, 1, 50) <= 0) continue;
-        ssize_t n = read(c->uffd, msg, sizeof msg);
-        if (n <= 0) continue;
-        for (int i = 0; i < (int)(n / (ssize_t)sizeof msg[0]); i++) {
-            if (msg[i].event != UFFD_EVENT_PAGEFAULT) continue;
-            uint64_t page = msg[i].arg.pagefault.address & ~4095ull;
-            uint64_t len = c->run * 4096;
-            if (len > end - page) len = end - page;
-            struct uffdio_copy cp = { .dst = page, .src = (uint64_t)(uintptr_t)(c->source + (page - c->base)),
-                                      .len = len, .mode = 0 };
-            if (ioctl(c->uffd, UFFDIO_COPY, &cp) != 0 && errno == EEXIST) {
-                struct uffdio_range r = { .start = page, .len = 4096 };
-                ioctl(c->uffd, UFFDIO_WAKE, &r);
-            }
-        }
-    }
-    return NULL;
-}
-
 int64_t vmk_baseline_uffd_fill(uint64_t pages, const void *source, uint64_t run_pages, int write_,
                                uint64_t *sum) {
     if (pages == 0 || run_pages == 0 || source == NULL) return -EINVAL;
-    fill_ctx c = { .pages = pages, .run = run_pages, .source = source };
-    c.uffd = vmk_uffd_open(NULL);
-    if (c.uffd < 0) return c.uffd;
-    struct uffdio_api api = { .api = UFFD_API, .features = 0 };
-    if (ioctl(c.uffd, UFFDIO_API, &api) != 0) { int e = errno; close(c.uffd); return -e; }
-    size_t len = pages * 4096;
-    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED) { int e = errno; close(c.uffd); return -e; }
-    c.base = (uint64_t)(uintptr_t)m;
-    struct uffdio_register reg = { .range = { .start = c.base, .len = len }, .mode = UFFDIO_REGISTER_MODE_MISSING };
-    if (ioctl(c.uffd, UFFDIO_REGISTER, &reg) != 0) { int e = errno; munmap(m, len); close(c.uffd); return -e; }
-    pthread_t t;
-    if (pthread_create(&t, NULL, fill_handler, &c) != 0) { munmap(m, len); close(c.uffd); return -EAGAIN; }
-    volatile uint8_t *b = m;
-    uint64_t total = 0;
-    uint64_t t0 = vmk_now_ns();
-    if (write_) {
-        for (uint64_t i = 0; i < pages; i++) b[i * 4096] = 1;
-    } else {
-        for (uint64_t i = 0; i < pages; i++) total += b[i * 4096];
-    }
-    uint64_t t1 = vmk_now_ns();
-    atomic_store(&c.stop, 1);
-    pthread_join(t, NULL);
-    munmap(m, len);
-    close(c.uffd);
-    if (sum) *sum = total;
-    return (int64_t)(t1 - t0);
+    return baseline_run(pages, source, run_pages, write_, sum);
 }
 
 int64_t vmk_baseline_map_unmap(uint64_t iterations, uint64_t length) {

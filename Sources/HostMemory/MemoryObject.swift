@@ -41,7 +41,7 @@ public final class MemoryObject: @unchecked Sendable {
     public let writable: Bool
     /// Whether the object may be mapped executable.
     public let executable: Bool
-    private let lock = _HostLock()
+    private let lock = HostLock()
     private var _size: UInt64
 
     private init(kind: Kind, name: String, fd: Int32, size: UInt64, writable: Bool, executable: Bool) {

@@ -37,7 +37,7 @@ public final class UserFaultService: @unchecked Sendable {
     private var threads: [pthread_t] = []
     private let stopping = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
-    private let lock = _HostLock()
+    private let lock = HostLock()
     /// Thread ids of the handler threads, for the called-from-handler check.
     private var handlerThreadIDs: [pid_t] = []
     let eventCount = Atomic<UInt64>(0)

@@ -122,7 +122,7 @@ public final class HostAddressSpace: @unchecked Sendable {
 /// reference's own atomics order nothing else).
 final class _SpaceBox: @unchecked Sendable {
     private weak var _space: HostAddressSpace?
-    private let lock = _Lock()
+    private let lock = HostLock()
 
     var space: HostAddressSpace? {
         get { lock.withLock { _space } }

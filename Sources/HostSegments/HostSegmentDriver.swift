@@ -40,7 +40,7 @@ public class HostSegmentDriver: SegmentDriver, @unchecked Sendable {
     let counters = _FaultCounters()
     /// Guard registrations to drop when the segment goes.
     var guards: [(registration: GuardReporter.Registration, range: Range<UInt64>)] = []
-    private let guardLock = _Lock()
+    private let guardLock = HostLock()
 
     init(hat: HostHAT, object: MemoryObject?, sharing: MappingType, maxProtection: HostProtection,
          modes: UserFaultModes, origin: UInt64, originOffset: UInt64, protections: _PageProtections) {

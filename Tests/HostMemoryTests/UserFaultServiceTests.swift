@@ -12,7 +12,7 @@ private typealias Kit = HostMemTestKit
 /// pattern, the events it sees (address, write flag, thread), fills that
 /// meet present pages, refusals, and stopping (idempotent; refused from a
 /// handler thread).
-@Suite("UserFaultService: real userfaultfd")
+@Suite("UserFaultService: real userfaultfd", .userfaultfdOrRoot)
 struct UserFaultServiceTests {
     struct Seen: Hashable { let page: UInt64; let write: Bool; let thread: UInt32 }
 
@@ -180,7 +180,7 @@ struct UserFaultServiceTests {
 /// Several handler threads against several touching threads: every page of
 /// a registered range is filled exactly once, whichever thread's event
 /// arrives first. Run under the thread sanitizer in CI.
-@Suite("HostConcurrencyTests: the fault service under contention")
+@Suite("HostConcurrencyTests: the fault service under contention", .userfaultfdOrRoot)
 struct HostConcurrencyTests {
     @Test func manyTouchersManyHandlersEachPageOnce() throws {
         try Kit.gated {

@@ -3,7 +3,7 @@ import AddressSpace
 import HostMemory
 @testable import HostSegments
 
-@Suite("Host address space: drivers on real memory")
+@Suite("Host address space: drivers on real memory", .userfaultfdOrRoot)
 struct HostAddressSpaceTests {
     @Test("anonymous segvn: pages filled by the driver through userfaultfd")
     func anonymousZeroFill() throws {

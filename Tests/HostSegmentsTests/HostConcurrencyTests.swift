@@ -17,7 +17,7 @@ private let page = HostSegTestKit.page
 /// userfaultfd wakes every thread still asleep in a fault). Run under the
 /// thread sanitizer in CI (`--filter HostConcurrencyTests`). VMKIT_SOAK=1
 /// runs the unmap race for 30 s instead of 0.7 s.
-@Suite("HostConcurrencyTests: faults from many threads, unmaps racing faults")
+@Suite("HostConcurrencyTests: faults from many threads, unmaps racing faults", .userfaultfdOrRoot)
 struct HostConcurrencyTests {
     /// Waits until `done` reaches `count` or `seconds` pass; false on timeout.
     static func wait(_ done: borrowing Atomic<Int>, for count: Int, seconds: Double) -> Bool {

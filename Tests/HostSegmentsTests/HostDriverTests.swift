@@ -14,7 +14,7 @@ private let page = HostSegTestKit.page
 /// stacks refuse), change protections (checked in /proc/self/maps and by a
 /// write from a forked child that must die of SIGSEGV) and explicit faults,
 /// with the bytes and the driver's statistics checked after each step.
-@Suite("Host drivers: map, unmap, protect and fault on real memory")
+@Suite("Host drivers: map, unmap, protect and fault on real memory", .userfaultfdOrRoot)
 struct HostDriverTests {
     static func space(_ threads: Int = 1) throws -> HostAddressSpace {
         try GuardReporter.install()

@@ -18,7 +18,7 @@ private let page = HostSegTestKit.page
 /// `UFFD_FEATURE_EVENT_FORK`), so the refusal is made in this process first,
 /// through a system call that gets EFAULT instead of a signal; the child
 /// then inherits the refused page and the guard table.
-@Suite("Host guards: red zones, holes and refused faults in a child process")
+@Suite("Host guards: red zones, holes and refused faults in a child process", .userfaultfdOrRoot)
 struct HostGuardTests {
     @Test(arguments: [false, true])
     func stackRedZoneTouch(_ write: Bool) throws {

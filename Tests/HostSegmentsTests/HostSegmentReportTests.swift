@@ -33,7 +33,7 @@ private struct Fixture {
     var all: [Segment] { [anon, priv, hole, stack, dev, lazy] }
 }
 
-@Suite("Host segment report: rows, totals, text and JSON")
+@Suite("Host segment report: rows, totals, text and JSON", .userfaultfdOrRoot)
 struct HostSegmentReportTests {
     @Test("one row per segment, with the segment's base, size, driver and backing")
     func rowsMatchSegments() throws {

@@ -16,7 +16,7 @@ private let page = HostSegTestKit.page
 /// byte through a segdev segment, whose statistics show the faults it
 /// served; a lazy-fill segment matches its file byte for byte whatever the
 /// order of touches and the read-ahead.
-@Suite("Host sharing: copy-on-write, shared files, memfds across processes, lazy fill")
+@Suite("Host sharing: copy-on-write, shared files, memfds across processes, lazy fill", .userfaultfdOrRoot)
 struct HostSharingTests {
     @Test func privateMappingsCopyOnWriteAndASharedOneWritesTheFile() throws {
         try Kit.gated {

@@ -7,7 +7,7 @@ import CVmemSupport
 /// The workloads of `vmkit bench as`, at tiny sizes: each times real work
 /// and returns positive, finite figures; ratios are ours over C; bad
 /// arguments are typed errors.
-@Suite("Host workloads (vmkit bench as)")
+@Suite("Host workloads (vmkit bench as)", .userfaultfdOrRoot)
 struct HostWorkloadsTests {
     static func positive(_ s: TimingSamples, _ repeats: Int, _ what: String) {
         #expect(s.count == repeats, "\(what): \(s.count) samples")

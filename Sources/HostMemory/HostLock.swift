@@ -4,11 +4,13 @@ import Glibc
 import Musl
 #endif
 
-/// A mutex on `pthread_mutex_t` (the thread sanitizer sees it; see ARCHITECTURE.md).
-final class _Lock: @unchecked Sendable {
+/// A mutex on `pthread_mutex_t`, which the thread sanitizer understands
+/// (ARCHITECTURE.md: it does not see `Synchronization.Mutex` on this
+/// toolchain). Public so that the layers on host memory share one.
+public final class HostLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
-    init() {
+    public init() {
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
     }
@@ -19,7 +21,7 @@ final class _Lock: @unchecked Sendable {
     }
 
     @inline(__always)
-    func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+    public func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body()
