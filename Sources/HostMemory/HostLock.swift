@@ -6,11 +6,12 @@ import Musl
 
 /// A mutex on `pthread_mutex_t`, which the thread sanitizer understands
 /// (ARCHITECTURE.md: it does not see `Synchronization.Mutex` on this
-/// toolchain). Public so that the layers on host memory share one.
-public final class HostLock: @unchecked Sendable {
+/// toolchain). `package`, so that the layers on host memory share one without
+/// making it API.
+package final class HostLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
-    public init() {
+    package init() {
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
     }
@@ -21,7 +22,7 @@ public final class HostLock: @unchecked Sendable {
     }
 
     @inline(__always)
-    public func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+    package func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body()
