@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "AddressSpace", targets: ["AddressSpace"]),
         .library(name: "HostMemory", targets: ["HostMemory"]),
         .library(name: "HostSegments", targets: ["HostSegments"]),
+        .library(name: "GuestMemory", targets: ["GuestMemory"]),
         .library(name: "HostWorkloads", targets: ["HostWorkloads"]),
         .library(name: "ModelKernel", targets: ["ModelKernel"]),
         .library(name: "Inspect", targets: ["Inspect"]),
@@ -32,6 +33,9 @@ let package = Package(
         // Real host memory: reservations, memory objects, userfaultfd, guard reports (libc only).
         .target(name: "CHostMemory"),
         .target(name: "HostMemory", dependencies: ["CHostMemory"]),
+        // Guest memory for VMMs: bhyve's memory segments and mappings, VMM access, holds, dirty bitmap.
+        .target(name: "CGuestMemory"),
+        .target(name: "GuestMemory", dependencies: ["HostMemory", "CGuestMemory"]),
         .target(name: "KernelLayout", dependencies: ["Vmem"]),
         .target(name: "PhysicalMemory", dependencies: ["Vmem"]),
         .target(name: "PageTables", dependencies: ["PhysicalMemory"]),
@@ -53,6 +57,7 @@ let package = Package(
         .testTarget(name: "PageTablesTests", dependencies: ["VmemWorkloads", "PageTables", "PhysicalMemory"]),
         .testTarget(name: "AddressSpaceTests", dependencies: ["VmemWorkloads", "AddressSpace", "PageTables", "PhysicalMemory"]),
         .testTarget(name: "HostMemoryTests", dependencies: ["HostMemory", "CHostMemory"]),
+        .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory", "HostMemory"]),
         .testTarget(name: "HostSegmentsTests", dependencies: ["VmemWorkloads", "HostSegments", "HostMemory", "AddressSpace", "HostWorkloads"]),
         .testTarget(name: "ModelKernelTests", dependencies: ["VmemWorkloads", "ModelKernel", "Inspect", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
     ],

@@ -1,0 +1,240 @@
+import HostMemory
+import Synchronization
+
+/// A guest's physical memory: up to 16 memory segments, up to 32 mappings
+/// of segment ranges at guest-physical addresses, all inside one host
+/// reservation with guard regions on both sides. See the module article for
+/// the design and its invariants.
+///
+/// Map changes (`allocateSegment`, `map`, `unmap`, `reset`, `destroy`) take
+/// the map lock exclusively; VMM accesses share it. Pointers handed out
+/// (``translate(_:_:_:)``, ``PageHold``) stay valid until the mapping is
+/// unmapped — a mapping with holds cannot be — so, as in bhyve, a VMM does
+/// not unmap under its own in-flight translations.
+public final class GuestMemory: @unchecked Sendable {
+    /// 4 KiB.
+    public static let pageSize: UInt64 = 4096
+    /// Segment ids are 0..<16.
+    public static let maxSegments = 16
+    /// At most 32 mappings (2 × `VM_MAX_MEMSEGS`, as in bhyve).
+    public static let maxMappings = 32
+    /// The largest guest-physical space: 2^47.
+    public static let addressLimit: UInt64 = 1 << 47
+    /// Each guard region: 4 MiB (FreeBSD `VM_MMAP_GUARD_SIZE`).
+    public static let guardSize: UInt64 = 4 << 20
+
+    /// The guest-physical space is `[0, limit)`; a mapping must end by it.
+    public let limit: UInt64
+    /// The host window: guard, guest space, guard.
+    public let reservation: HostReservation
+    /// Host address of guest-physical 0 (2 MiB aligned).
+    public let hostBase: UInt64
+
+    let lock = RWLock()
+    private var segmentTable: [MemorySegment?] = Array(repeating: nil, count: GuestMemory.maxSegments)
+    /// Sorted by gpa, never overlapping.
+    var entries: [MappingEntry] = []
+    private var isDestroyedFlag = false
+
+    /// Reserves a guest-physical space of `limit` bytes (page aligned,
+    /// rounded up to 2 MiB on the host) between two 4 MiB guard regions.
+    public init(limit: UInt64) throws(GuestMemoryError) {
+        guard limit > 0, limit <= Self.addressLimit else {
+            throw .beyondGuestSpace(gpa: 0, length: limit, limit: Self.addressLimit)
+        }
+        guard limit % Self.pageSize == 0 else { throw .notPageAligned(what: "guest space limit", value: limit) }
+        let rounded = (limit + HostReservation.alignment - 1) & ~(HostReservation.alignment - 1)
+        do {
+            reservation = try HostReservation(size: rounded + 2 * Self.guardSize)
+        } catch {
+            throw .host(error)
+        }
+        self.limit = limit
+        hostBase = reservation.base + Self.guardSize
+    }
+
+    deinit { reservation.destroy() }
+
+    /// The two guard regions, as host address ranges: never mapped, so a
+    /// stray access just past guest memory faults.
+    public var guardRegions: [Range<UInt64>] {
+        [reservation.base ..< hostBase, reservation.base + reservation.size - Self.guardSize ..< reservation.base + reservation.size]
+    }
+
+    /// The host range that guest-physical `[0, limit)` maps onto.
+    public var hostWindow: Range<UInt64> { hostBase ..< hostBase + limit }
+
+    // MARK: Segments
+
+    /// Creates segment `id` (bhyve `vm_alloc_memseg`): system memory without
+    /// a `name`, device memory with one. Re-creating an id that exists is
+    /// refused: ``GuestMemoryError/segmentExists(id:)`` when identical,
+    /// ``GuestMemoryError/segmentConflict(id:existing:requested:)`` otherwise.
+    @discardableResult
+    public func allocateSegment(id: Int, length: UInt64, name: String? = nil,
+                                backing: MemorySegment.Backing = .memfd) throws(GuestMemoryError) -> MemorySegment {
+        guard id >= 0, id < Self.maxSegments else { throw .invalidSegmentID(id) }
+        guard length > 0, length % Self.pageSize == 0, length <= Self.addressLimit else {
+            throw .invalidSegmentLength(id: id, length: length)
+        }
+        if let name { try MemorySegment.checkName(name) }
+        let kind: MemorySegment.Kind = name.map { .device(name: $0) } ?? .system
+        return try lock.writing { () throws(GuestMemoryError) -> MemorySegment in
+            guard !isDestroyedFlag else { throw .destroyed }
+            if let existing = segmentTable[id] {
+                if existing.kind == kind && existing.length == length { throw .segmentExists(id: id) }
+                throw .segmentConflict(id: id, existing: "\(existing.kind) of 0x\(String(existing.length, radix: 16)) bytes",
+                                       requested: "\(kind) of 0x\(String(length, radix: 16)) bytes")
+            }
+            if let name, let other = segmentTable.compactMap({ $0 }).first(where: { $0.name == name }) {
+                throw .segmentNameInUse(name: name, id: other.id)
+            }
+            let segment = try MemorySegment(id: id, kind: kind, length: length, backing: backing)
+            segmentTable[id] = segment
+            return segment
+        }
+    }
+
+    /// Segment `id`, if allocated.
+    public func segment(_ id: Int) -> MemorySegment? {
+        guard id >= 0, id < Self.maxSegments else { return nil }
+        return lock.reading { segmentTable[id] }
+    }
+
+    /// The allocated segments, by id.
+    public var segments: [MemorySegment] { lock.reading { segmentTable.compactMap { $0 } } }
+
+    // MARK: Mappings
+
+    /// The mappings, in guest-physical order.
+    public var mappings: [GuestMapping] { lock.reading { entries.map(\.info) } }
+
+    /// Maps `[offset, offset + length)` of segment `segmentID` at `gpa` (bhyve
+    /// `vm_mmap_memseg`), checking in bhyve's order: alignment, length,
+    /// protection, the segment and the range in it (`invalid`); a free slot
+    /// (`nospace`); the guest space and overlap (`fault`). `wired` populates
+    /// the pages up front. The segment's object is mapped shared over the
+    /// host window at `hostBase + gpa` with the read/write rights of
+    /// `protection`.
+    public func map(gpa: UInt64, segment segmentID: Int, offset: UInt64, length: UInt64,
+                    protection: GuestProtection, wired: Bool = false) throws(GuestMemoryError) {
+        guard gpa % Self.pageSize == 0 else { throw .notPageAligned(what: "gpa", value: gpa) }
+        guard offset % Self.pageSize == 0 else { throw .notPageAligned(what: "segment offset", value: offset) }
+        guard length % Self.pageSize == 0 else { throw .notPageAligned(what: "length", value: length) }
+        guard length > 0 else { throw .zeroLength(gpa: gpa) }
+        guard protection.isValid else { throw .invalidProtection(rawValue: protection.rawValue) }
+        try lock.writing { () throws(GuestMemoryError) in
+            guard !isDestroyedFlag else { throw .destroyed }
+            guard segmentID >= 0, segmentID < Self.maxSegments, let segment = segmentTable[segmentID] else {
+                throw .noSuchSegment(id: segmentID)
+            }
+            let (segEnd, o1) = offset.addingReportingOverflow(length)
+            guard !o1, segEnd <= segment.length else {
+                throw .rangeBeyondSegment(id: segmentID, offset: offset, length: length, segmentLength: segment.length)
+            }
+            guard entries.count < Self.maxMappings else { throw .tooManyMappings(limit: Self.maxMappings) }
+            let (end, o2) = gpa.addingReportingOverflow(length)
+            guard !o2, end <= Self.addressLimit, end <= limit else {
+                throw .beyondGuestSpace(gpa: gpa, length: length, limit: min(limit, Self.addressLimit))
+            }
+            if let other = entries.first(where: { $0.gpa < end && gpa < $0.end }) {
+                throw .overlap(gpa: gpa, length: length, mappedGPA: other.gpa, mappedLength: other.info.length)
+            }
+            if segment.backing == .anonymous,
+               let other = entries.first(where: { $0.segment === segment && $0.info.offset < segEnd
+                                                  && offset < $0.info.offset + $0.info.length }) {
+                throw .anonymousAlias(id: segmentID, offset: offset, length: length, mappedGPA: other.gpa)
+            }
+            let host = hostBase + gpa
+            do throws(HostMemoryError) {
+                try reservation.map(segment.object, offset: offset, at: host, length: length,
+                                    protection: protection.hostProtection, shared: true, populate: wired)
+            } catch {
+                try? reservation.release(at: host, length: length)
+                throw .host(error)
+            }
+            let info = GuestMapping(gpa: gpa, length: length, segmentID: segmentID, offset: offset,
+                                    protection: protection, wired: wired, hostAddress: host)
+            let index = entries.firstIndex { $0.gpa > gpa } ?? entries.count
+            entries.insert(MappingEntry(info: info, segment: segment), at: index)
+        }
+    }
+
+    /// Removes the mapping that is exactly `[gpa, gpa + length)` (bhyve
+    /// `vm_munmap_memseg`); anything else is `invalid`, as is a mapping with
+    /// page holds outstanding. The segment keeps its bytes (a memfd
+    /// segment; an anonymous one loses the range).
+    public func unmap(gpa: UInt64, length: UInt64) throws(GuestMemoryError) {
+        try lock.writing { () throws(GuestMemoryError) in
+            guard !isDestroyedFlag else { throw .destroyed }
+            guard let i = entries.firstIndex(where: { $0.gpa == gpa && $0.info.length == length }) else {
+                throw .noSuchMapping(gpa: gpa, length: length)
+            }
+            try remove([i])
+        }
+    }
+
+    /// A VM reset (bhyve `vm_mem_cleanup`): drops every devmem mapping (the
+    /// guest may have moved its BARs) and keeps sysmem mappings and every
+    /// segment with its bytes. Refused, changing nothing, while a devmem
+    /// mapping has holds.
+    public func reset() throws(GuestMemoryError) {
+        try lock.writing { () throws(GuestMemoryError) in
+            guard !isDestroyedFlag else { throw .destroyed }
+            try remove(entries.indices.filter { !entries[$0].segment.isSystem })
+        }
+    }
+
+    /// Removes the entries at `indices` (ascending): all or none. Under the write lock.
+    private func remove(_ indices: [Int]) throws(GuestMemoryError) {
+        for i in indices {
+            let held = entries[i].holds.load(ordering: .acquiring)
+            if held > 0 { throw .mappingHeld(gpa: entries[i].gpa, length: entries[i].info.length, holds: held) }
+        }
+        for i in indices.reversed() {
+            let e = entries[i]
+            do {
+                try reservation.release(at: e.info.hostAddress, length: e.info.length)
+            } catch {
+                throw .host(error)
+            }
+            entries.remove(at: i)
+        }
+    }
+
+    /// Releases the host window: every mapping and the guards go. Later calls
+    /// are refused with ``GuestMemoryError/destroyed``. Idempotent; refused
+    /// while any hold is outstanding.
+    public func destroy() throws(GuestMemoryError) {
+        try lock.writing { () throws(GuestMemoryError) in
+            guard !isDestroyedFlag else { return }
+            for e in entries {
+                let held = e.holds.load(ordering: .acquiring)
+                if held > 0 { throw .mappingHeld(gpa: e.gpa, length: e.info.length, holds: held) }
+            }
+            isDestroyedFlag = true
+            entries.removeAll()
+            reservation.destroy()
+        }
+    }
+
+    // MARK: Lookup
+
+    /// The entry holding `gpa`: a linear scan for a few mappings, a binary
+    /// search for many. Under the lock.
+    @inline(__always)
+    func entry(containing gpa: UInt64) -> MappingEntry? {
+        if entries.count <= 8 {
+            for e in entries where gpa >= e.gpa && gpa < e.end { return e }
+            return nil
+        }
+        var lo = 0, hi = entries.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if entries[mid].gpa <= gpa { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo > 0 else { return nil }
+        let e = entries[lo - 1]
+        return gpa < e.end ? e : nil
+    }
+}

@@ -1,0 +1,118 @@
+import Testing
+import GuestMemory
+
+/// Page holds (vmc_hold, VPF_DEFER_DIRTY) and the VMM's dirty bitmap (get,
+/// reset, get-and-reset; exactly what is returned is cleared).
+@Suite("Page holds and the dirty bitmap")
+struct HoldDirtyTests {
+    static let page = GuestKit.page
+
+    /// sysmem 0 (32 pages) at 0 rw; its pages 0-1 aliased at 64 pages rw;
+    /// pages 8-9 of it at 100 pages read-only.
+    static func makeGuest() throws -> GuestMemory {
+        let g = try GuestMemory(limit: 128 * page)
+        try g.allocateSegment(id: 0, length: 32 * page)
+        try g.map(gpa: 0, segment: 0, offset: 0, length: 16 * page, protection: .readWrite)
+        try g.map(gpa: 64 * page, segment: 0, offset: 0, length: 2 * page, protection: .readWrite)
+        try g.map(gpa: 100 * page, segment: 0, offset: 8 * page, length: 2 * page, protection: .read)
+        return g
+    }
+
+    @Test func everyVMMWriteMarksItsSegmentPage() throws {
+        try GuestKit.gated {
+            let g = try Self.makeGuest()
+            defer { try? g.destroy() }
+            #expect(try g.harvestDirty(0, 128 * Self.page) == [])
+            try g.write(Self.page - 1, [1, 2])                        // pages 0 and 1
+            try g.store(UInt16(7), at: 5 * Self.page)                  // page 5
+            _ = try g.compareExchange(at: 6 * Self.page, expected: UInt32(1), desired: 2)  // fails: not dirty
+            _ = try g.compareExchange(at: 7 * Self.page, expected: UInt32(0), desired: 2)  // page 7
+            _ = try g.load(UInt64.self, at: 9 * Self.page)             // a load dirties nothing
+            _ = try g.read(10 * Self.page, count: 10)
+            #expect(try g.harvestDirty(0, 16 * Self.page, .get) == [0, 1, 5, 7])
+            #expect(try g.harvestDirty(0, 16 * Self.page, .get) == [0, 1, 5, 7], "get clears nothing")
+            // The alias shows segment pages 0 and 1 at guest pages 64 and 65 too.
+            #expect(try g.harvestDirty(0, 128 * Self.page, .get) == [0, 1, 5, 7, 64, 65])
+            // Segment page 8 dirtied through gpa 8 pages shows at 100 pages (read-only view).
+            try g.write(8 * Self.page, [1])
+            #expect(try g.harvestDirty(100 * Self.page, 2 * Self.page, .get) == [100])
+            // get-and-reset over part of the range: returns and clears only that part.
+            #expect(try g.harvestDirty(Self.page, 5 * Self.page) == [1, 5])
+            #expect(try g.harvestDirty(0, 128 * Self.page, .get) == [0, 7, 8, 64, 100])
+            // reset clears and reports nothing.
+            #expect(try g.harvestDirty(0, Self.page, .reset) == [])
+            #expect(try g.harvestDirty(0, 128 * Self.page) == [7, 8, 100])
+            #expect(try g.harvestDirty(0, 128 * Self.page) == [])
+            // An unaligned range covers the pages it touches.
+            try g.write(3 * Self.page, [1])
+            #expect(try g.harvestDirty(3 * Self.page + 4000, 200, .get) == [3, 4].filter { $0 == 3 })
+            #expect(try g.harvestDirty(2 * Self.page + 1, Self.page) == [3])
+            // Bad ranges are typed.
+            #expect(GuestKit.error { () throws(GuestMemoryError) in try g.harvestDirty(0, 0) } == .zeroLength(gpa: 0))
+            #expect(GuestKit.error { () throws(GuestMemoryError) in try g.harvestDirty(~UInt64(0), 2) }
+                    == .rangeWraps(gpa: ~UInt64(0), length: 2))
+        }
+    }
+
+    @Test func writableHoldsDirtyOnReleaseUnlessDeferred() throws {
+        try GuestKit.gated {
+            let g = try Self.makeGuest()
+            defer { try? g.destroy() }
+            let r = try g.hold(2 * Self.page + 8, length: 8, .read)
+            #expect(r.pageGPA == 2 * Self.page && r.hostAddress == g.hostBase + 2 * Self.page + 8)
+            r.release()
+            let w = try g.hold(3 * Self.page, .readWrite)
+            w.pointer.storeBytes(of: 0x42, as: UInt8.self)
+            #expect(try g.read(3 * Self.page, count: 1) == [0x42])
+            #expect(try g.harvestDirty(0, 16 * Self.page, .get) == [], "dirty only on release")
+            w.release()
+            w.release()
+            #expect(try g.harvestDirty(0, 16 * Self.page) == [3], "released twice, dirtied once")
+            let d = try g.hold(4 * Self.page, .write, deferDirty: true)
+            d.release()
+            #expect(try g.harvestDirty(0, 16 * Self.page) == [], "deferred: not dirty")
+            let d2 = try g.hold(4 * Self.page, .write, deferDirty: true)
+            #expect(d2.markDirty())
+            d2.release()
+            #expect(!d2.markDirty(), "after release")
+            #expect(try g.harvestDirty(0, 16 * Self.page) == [4], "vmp_mark_dirty opts in")
+            #expect(!(try g.hold(0, .read)).markDirty(), "a read hold cannot be dirty")
+            // Dropping a hold without release releases it: the mapping can go.
+            do { _ = try g.hold(64 * Self.page, .readWrite) }
+            try g.unmap(gpa: 64 * Self.page, length: 2 * Self.page)
+            #expect(try g.harvestDirty(0, 16 * Self.page) == [0], "the dropped writable hold dirtied segment page 0")
+        }
+    }
+
+    struct HoldCase: CustomTestStringConvertible, Sendable {
+        let rule: String
+        let gpa: UInt64, len: UInt64, prot: UInt8
+        let expected: GuestMemoryError?
+        var testDescription: String { rule }
+    }
+
+    static let holdCases: [HoldCase] = [
+        .init(rule: "a whole page", gpa: 4096, len: 4096, prot: 3, expected: nil),
+        .init(rule: "crossing a page", gpa: 4096 + 4000, len: 100, prot: 1, expected: .crossesPage(gpa: 4096 + 4000, length: 100)),
+        .init(rule: "two pages", gpa: 0, len: 8192, prot: 1, expected: .crossesPage(gpa: 0, length: 8192)),
+        .init(rule: "write of a read-only mapping", gpa: 100 * 4096, len: 1, prot: 2,
+              expected: .protectionDenied(gpa: 100 * 4096, requested: .write, mapped: .read)),
+        .init(rule: "an unmapped page", gpa: 50 * 4096, len: 1, prot: 1, expected: .unmapped(gpa: 50 * 4096)),
+        .init(rule: "length 0", gpa: 0, len: 0, prot: 1, expected: .zeroLength(gpa: 0)),
+        .init(rule: "wrapping", gpa: ~UInt64(0), len: 2, prot: 1, expected: .rangeWraps(gpa: ~UInt64(0), length: 2)),
+        .init(rule: "no rights", gpa: 0, len: 1, prot: 0, expected: .invalidProtection(rawValue: 0)),
+    ]
+
+    @Test(arguments: holdCases)
+    func holdRule(_ c: HoldCase) throws {
+        try GuestKit.gated {
+            let g = try Self.makeGuest()
+            defer { try? g.destroy() }
+            let e = GuestKit.error { () throws(GuestMemoryError) in
+                try g.hold(c.gpa, length: c.len, GuestProtection(rawValue: c.prot)).release()
+            }
+            #expect(e == c.expected, "\(c.rule)")
+            #expect(try g.harvestDirty(0, 16 * Self.page, .get) == (c.expected == nil && c.prot & 2 != 0 ? [c.gpa / 4096] : []))
+        }
+    }
+}
