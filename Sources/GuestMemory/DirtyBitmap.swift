@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import CGuestMemory
 
 /// One bit per page of a segment, set by every VMM write (copies, atomic
@@ -11,14 +16,31 @@ public final class DirtyBitmap: @unchecked Sendable {
     let wordCount: Int
     let words: UnsafeMutablePointer<UInt64>
 
+    private let byteCount: Int
+
+    /// The words come from anonymous memory with no swap reserved, so a
+    /// bitmap costs memory only where pages were marked: a 128 TiB segment's
+    /// 4 GiB of bits is free until written, and making it is one `mmap`.
     init(pages: UInt64) {
         self.pages = pages
         wordCount = Int((pages + 63) / 64)
-        words = .allocate(capacity: max(wordCount, 1))
-        words.initialize(repeating: 0, count: max(wordCount, 1))
+        byteCount = max(wordCount, 1) * 8
+        let raw = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        if let raw, raw != MAP_FAILED {
+            words = raw.bindMemory(to: UInt64.self, capacity: max(wordCount, 1))
+        } else {
+            // No address space for it: fall back to the heap (zeroed).
+            words = .allocate(capacity: max(wordCount, 1))
+            words.initialize(repeating: 0, count: max(wordCount, 1))
+            heap = true
+        }
     }
 
-    deinit { words.deallocate() }
+    private var heap = false
+
+    deinit {
+        if heap { words.deallocate() } else { munmap(words, byteCount) }
+    }
 
     /// Marks pages `[first, first + count)` dirty.
     func mark(first: UInt64, count: UInt64) {
