@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "HostSegments", targets: ["HostSegments"]),
         .library(name: "GuestMemory", targets: ["GuestMemory"]),
         .library(name: "HostWorkloads", targets: ["HostWorkloads"]),
+        .library(name: "GuestWorkloads", targets: ["GuestWorkloads"]),
         .library(name: "ModelKernel", targets: ["ModelKernel"]),
         .library(name: "Inspect", targets: ["Inspect"]),
         .executable(name: "vmkit", targets: ["vmkit"]),
@@ -35,7 +36,7 @@ let package = Package(
         .target(name: "HostMemory", dependencies: ["CHostMemory"]),
         // Guest memory for VMMs: bhyve's memory segments and mappings, VMM access, holds, dirty bitmap.
         .target(name: "CGuestMemory"),
-        .target(name: "GuestMemory", dependencies: ["HostMemory", "CGuestMemory"]),
+        .target(name: "GuestMemory", dependencies: ["HostMemory", "CGuestMemory", "PageTables"]),
         .target(name: "KernelLayout", dependencies: ["Vmem"]),
         .target(name: "PhysicalMemory", dependencies: ["Vmem"]),
         .target(name: "PageTables", dependencies: ["PhysicalMemory"]),
@@ -44,11 +45,14 @@ let package = Package(
         .target(name: "HostSegments", dependencies: ["AddressSpace", "HostMemory", "CHostMemory", "PhysicalMemory"]),
         // The workloads of `vmkit bench as` (faults, lazy fill, map+unmap, segat) and their C baselines.
         .target(name: "HostWorkloads", dependencies: ["HostSegments", "HostMemory", "AddressSpace", "CHostMemory"]),
+        // The workloads of `vmkit bench guest` (translation against C, holds, dirty harvest, reserve+map).
+        .target(name: "CGuestWorkloads"),
+        .target(name: "GuestWorkloads", dependencies: ["GuestMemory", "HostWorkloads", "CGuestWorkloads"]),
         .target(name: "ModelKernel", dependencies: ["KernelLayout", "AddressSpace", "PhysicalMemory", "PageTables", "Vmem"]),
         .target(name: "Inspect", dependencies: ["CVmemSupport", "ModelKernel", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
         .executableTarget(name: "vmkit", dependencies: [
             "Inspect", "ModelKernel", "KernelLayout", "Vmem", "VmemWorkloads", "HostSegments", "HostMemory",
-            "HostWorkloads", "GuestMemory",
+            "HostWorkloads", "GuestMemory", "GuestWorkloads",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "VmemTests", dependencies: ["Vmem", "VmemWorkloads"]),
@@ -57,7 +61,7 @@ let package = Package(
         .testTarget(name: "PageTablesTests", dependencies: ["VmemWorkloads", "PageTables", "PhysicalMemory"]),
         .testTarget(name: "AddressSpaceTests", dependencies: ["VmemWorkloads", "AddressSpace", "PageTables", "PhysicalMemory"]),
         .testTarget(name: "HostMemoryTests", dependencies: ["HostMemory", "CHostMemory"]),
-        .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory", "HostMemory"]),
+        .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory", "HostMemory", "GuestWorkloads", "HostWorkloads"]),
         .testTarget(name: "HostSegmentsTests", dependencies: ["VmemWorkloads", "HostSegments", "HostMemory", "AddressSpace", "HostWorkloads"]),
         .testTarget(name: "ModelKernelTests", dependencies: ["VmemWorkloads", "ModelKernel", "Inspect", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
     ],

@@ -10,9 +10,11 @@ extension GuestMemory {
     /// at 4 GiB from segment offset 4 GiB (the segment is `4 GiB + highmem`
     /// long, its hole never touched, so it costs nothing). Both mappings are
     /// `rwx`. The guest space ends at the end of highmem (or of lowmem).
+    /// `nested` is the nested page table's format and A/D mode.
     public static func standard(size: UInt64, lowmemLimit: UInt64 = defaultLowmemLimit,
                                 backing: MemorySegment.Backing = .memfd,
-                                wired: Bool = false) throws(GuestMemoryError) -> GuestMemory {
+                                wired: Bool = false,
+                                nested: NestedTableMode = NestedTableMode()) throws(GuestMemoryError) -> GuestMemory {
         guard size > 0, size % pageSize == 0 else { throw .invalidSegmentLength(id: 0, length: size) }
         guard lowmemLimit > 0, lowmemLimit % pageSize == 0, lowmemLimit <= highmemBase else {
             throw .beyondGuestSpace(gpa: 0, length: lowmemLimit, limit: highmemBase)
@@ -22,7 +24,7 @@ extension GuestMemory {
         let (top, o) = highmemBase.addingReportingOverflow(highmem)
         guard !o, top <= addressLimit else { throw .invalidSegmentLength(id: 0, length: size) }
         let limit = highmem > 0 ? top : lowmem
-        let memory = try GuestMemory(limit: limit)
+        let memory = try GuestMemory(limit: limit, nested: nested)
         try memory.allocateSegment(id: 0, length: limit, backing: backing)
         try memory.map(gpa: 0, segment: 0, offset: 0, length: lowmem, protection: .all, wired: wired)
         if highmem > 0 {

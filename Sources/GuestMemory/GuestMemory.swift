@@ -34,16 +34,20 @@ public final class GuestMemory: @unchecked Sendable {
     private var segmentTable: [MemorySegment?] = Array(repeating: nil, count: GuestMemory.maxSegments)
     /// Sorted by gpa, never overlapping.
     var entries: [MappingEntry] = []
-    private var isDestroyedFlag = false
+    var isDestroyedFlag = false
+    /// The nested page table, kept in step with `entries`.
+    let nested: GuestNestedTable
 
     /// Reserves a guest-physical space of `limit` bytes (page aligned,
-    /// rounded up to 2 MiB on the host) between two 4 MiB guard regions.
-    public init(limit: UInt64) throws(GuestMemoryError) {
+    /// rounded up to 2 MiB on the host) between two 4 MiB guard regions,
+    /// with a nested page table in `nested`'s format and A/D mode.
+    public init(limit: UInt64, nested mode: NestedTableMode = NestedTableMode()) throws(GuestMemoryError) {
         guard limit > 0, limit <= Self.addressLimit else {
             throw .beyondGuestSpace(gpa: 0, length: limit, limit: Self.addressLimit)
         }
         guard limit % Self.pageSize == 0 else { throw .notPageAligned(what: "guest space limit", value: limit) }
         let rounded = (limit + HostReservation.alignment - 1) & ~(HostReservation.alignment - 1)
+        nested = try GuestNestedTable(limit: limit, mode: mode)
         do {
             reservation = try HostReservation(size: rounded + 2 * Self.guardSize)
         } catch {
@@ -155,6 +159,10 @@ public final class GuestMemory: @unchecked Sendable {
             }
             let info = GuestMapping(gpa: gpa, length: length, segmentID: segmentID, offset: offset,
                                     protection: protection, wired: wired, hostAddress: host)
+            do throws(GuestMemoryError) { try nestedAdd(info) } catch {
+                try? reservation.release(at: host, length: length)
+                throw error
+            }
             let index = entries.firstIndex { $0.gpa > gpa } ?? entries.count
             entries.insert(MappingEntry(info: info, segment: segment), at: index)
         }
@@ -193,6 +201,7 @@ public final class GuestMemory: @unchecked Sendable {
         }
         for i in indices.reversed() {
             let e = entries[i]
+            try nestedRemove(e)
             do {
                 try reservation.release(at: e.info.hostAddress, length: e.info.length)
             } catch {

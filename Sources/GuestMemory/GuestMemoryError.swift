@@ -66,6 +66,9 @@ public enum GuestMemoryError: Error, Hashable, Sendable {
 
     /// The host refused (reservation, memfd, mmap).
     case host(HostMemoryError)
+    /// The nested page table refused (its table frames ran out): the
+    /// table's own error, as text.
+    case nestedTable(String)
 
     /// bhyve's answer for this refusal.
     public enum Kind: String, Hashable, Sendable {
@@ -78,7 +81,7 @@ public enum GuestMemoryError: Error, Hashable, Sendable {
         case .segmentExists, .segmentNameInUse: return .exists
         case .tooManyMappings: return .nospace
         case .beyondGuestSpace, .overlap, .anonymousAlias, .rangeWraps, .unmapped, .protectionDenied,
-             .crossesMapping, .misaligned, .crossesPage, .destroyed, .host:
+             .crossesMapping, .misaligned, .crossesPage, .destroyed, .host, .nestedTable:
             return .fault
         case .invalidSegmentID, .invalidSegmentLength, .invalidSegmentName, .segmentConflict, .noSuchSegment,
              .notPageAligned, .zeroLength, .invalidProtection, .rangeBeyondSegment, .noSuchMapping,
@@ -124,6 +127,7 @@ extension GuestMemoryError: CustomStringConvertible {
         case let .crossesPage(g, l): return "a hold of [\(hex(g)), +\(hex(l))) crosses a page boundary"
         case .destroyed: return "the guest memory was destroyed"
         case let .host(e): return "host: \(e)"
+        case let .nestedTable(e): return "nested page table: \(e)"
         }
     }
 }

@@ -31,7 +31,13 @@ extension NestedPageTable {
         if operation == .get {
             var cursor = gpa
             while cursor <= last {
-                guard let (slot, size) = leafSlot(cursor) else { cursor += 0x1000; continue }
+                guard let (slot, size) = leafSlot(cursor) else {
+                    // Skip the whole absent entry (a missing table spans up to 512 GiB).
+                    let (next, o) = (cursor | (absentSpan(cursor) - 1)).addingReportingOverflow(1)
+                    if o || next > last { break }
+                    cursor = next
+                    continue
+                }
                 let end = min((cursor | size.offsetMask), last)
                 if slot.pointee & Format.dirtyBit != 0 {
                     var p = cursor
@@ -101,5 +107,62 @@ extension NestedPageTable {
         demotions &+= demoted
         if !pages.isEmpty || demoted != 0 { invalidate() }
         return pages
+    }
+}
+
+extension NestedPageTable {
+    /// The dirty pages of `[gpa, gpa + length)` (any length), passed to
+    /// `report` as guest-physical addresses of 4 KiB pages; with `clear`, D
+    /// is cleared for exactly those (the `get` / `getAndReset` of
+    /// ``dirtyOperation(_:_:length:)`` without its size limit). The walk
+    /// descends only into present tables and reads each leaf table as one
+    /// array, so its cost is the tables that exist, not the range. Pages
+    /// come in ascending order, except those of superpages that stick out
+    /// of a range being cleared, which are demoted and reported last.
+    public func scanDirty(_ gpa: UInt64, length: UInt64, clear: Bool,
+                          _ report: (UInt64) -> Void) throws(NestedPageTableError) {
+        let last = try wrap { () throws(PageTableError) in try table.checkRange(gpa, length) }
+        var partial: [(UInt64, UInt64)] = []
+        var cleared = false
+        func walk(_ t: UnsafeMutablePointer<UInt64>, level: Int, base: UInt64) throws(PageTableError) {
+            let span = UInt64(1) << (12 + 9 * UInt64(level - 1))
+            let lo = gpa > base ? Int((gpa - base) / span) : 0
+            let hi = min(511, Int((last - base) / span))
+            guard lo <= hi else { return }
+            let d = Format.dirtyBit
+            for i in lo...hi {
+                let e = t[i]
+                // A leaf table: only D matters (D is never set on an absent entry).
+                if level == 1 && e & d == 0 { continue }
+                guard Format.isPresent(e) else { continue }
+                let b = base + UInt64(i) * span
+                if level == 1 || (level <= 3 && Format.isLargePage(e)) {
+                    guard e & Format.dirtyBit != 0 else { continue }
+                    let from = max(b, gpa), to = min(b + (span - 1), last)
+                    if clear && (from != b || to != b + (span - 1)) {
+                        partial.append((from, to))
+                        continue
+                    }
+                    var p = from & ~0xFFF
+                    while p <= to { report(p); p += 0x1000 }
+                    if clear {
+                        let size = PageSize(rawValue: level) ?? .size4K
+                        var a = Format.attributes(e, size: size)
+                        a.dirty = false
+                        t[i] = try Format.leafEntry(Format.leafAddress(e, size: size), size: size, attributes: a)
+                        cleared = true
+                    }
+                } else {
+                    try walk(table.table(Format.tableAddress(e)), level: level - 1, base: b)
+                }
+            }
+        }
+        try wrap { () throws(PageTableError) in try walk(table.table(table.root), level: 4, base: 0) }
+        if cleared { invalidate() }
+        for (from, to) in partial {
+            for p in try dirtyOperation(.getAndReset, from & ~0xFFF, length: (to | 0xFFF) - (from & ~0xFFF) + 1) {
+                report(p)
+            }
+        }
     }
 }

@@ -82,7 +82,7 @@ extension NestedPageTable {
             }
             let base2M = gpa & ~PageSize.size2M.offsetMask
             let host2M = m.hostAddress &+ (base2M &- m.gpa)
-            if base2M >= m.gpa, base2M + PageSize.size2M.offsetMask <= m.last,
+            if superpages, base2M >= m.gpa, base2M + PageSize.size2M.offsetMask <= m.last,
                host2M & PageSize.size2M.offsetMask == 0 {
                 do {
                     try table.map(base2M, to: host2M, size: .size2M, attributes: a)

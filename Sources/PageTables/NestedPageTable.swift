@@ -61,12 +61,21 @@ public final class NestedPageTable<Format: NestedPTEFormat, Frames: TableFrameAl
     /// 2 MiB leaves split into 4 KiB ones so far.
     public internal(set) var demotions: UInt64 = 0
 
-    public init(frames: Frames) throws(NestedPageTableError) {
+    /// Whether 2 MiB leaves are used (the default). Without them every leaf
+    /// is 4 KiB, so D is kept per 4 KiB page — what a VMM wants while it
+    /// logs dirty pages (KVM splits huge pages of a dirty-logged memslot).
+    public let superpages: Bool
+
+    public init(frames: Frames, superpages: Bool = true) throws(NestedPageTableError) {
         do { table = try PageTable(frames: frames) } catch { throw .table(error) }
+        self.superpages = superpages
     }
 
     /// Leaf sizes used: 4 KiB, and 2 MiB where alignment and protection allow.
     public static var largestPage: PageSize { .size2M }
+
+    /// The largest leaf this table writes: ``largestPage``, or 4 KiB without ``superpages``.
+    public var largestLeaf: PageSize { superpages ? Self.largestPage : .size4K }
 
     @inline(__always) @discardableResult
     func wrap<R>(_ body: () throws(PageTableError) -> R) throws(NestedPageTableError) -> R {
@@ -114,7 +123,7 @@ public final class NestedPageTable<Format: NestedPTEFormat, Frames: TableFrameAl
         if populate {
             _ = try wrap { () throws(PageTableError) in
                 try table.mapRange(gpa, to: hostAddress, length: length, attributes: record.attributes,
-                                   largestPage: Self.largestPage)
+                                   largestPage: largestLeaf)
             }
         }
         let i = mappings.firstIndex(where: { $0.gpa > gpa }) ?? mappings.count
@@ -228,6 +237,21 @@ public final class NestedPageTable<Format: NestedPTEFormat, Frames: TableFrameAl
             if level == 1 || (level <= 3 && Format.isLargePage(e)) {
                 return (p, PageSize(rawValue: level) ?? .size4K)
             }
+            t = table.table(Format.tableAddress(e))
+            level -= 1
+        }
+    }
+
+    /// The bytes covered by the first absent entry on the walk to `gpa`
+    /// (4 KiB when a leaf maps it).
+    func absentSpan(_ gpa: UInt64) -> UInt64 {
+        var t = table.table(table.root)
+        var level = 4
+        while true {
+            let e = (t + PageTableGeometry.index(gpa, level: level)).pointee
+            let span = UInt64(1) << (12 + 9 * UInt64(level - 1))
+            guard Format.isPresent(e) else { return span }
+            if level == 1 || (level <= 3 && Format.isLargePage(e)) { return 0x1000 }
             t = table.table(Format.tableAddress(e))
             level -= 1
         }

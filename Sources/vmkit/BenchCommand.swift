@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run the standard benchmark workloads.",
-        subcommands: [BenchVmemCommand.self, BenchAsCommand.self])
+        subcommands: [BenchVmemCommand.self, BenchAsCommand.self, BenchGuestCommand.self])
 }
 
 struct BenchVmemCommand: ParsableCommand {

@@ -28,10 +28,11 @@ struct GuestReplayCommand: ParsableCommand {
         lines have fixed shapes that tools parse: 'memseg ID error KIND', 'memmap 0xGPA error KIND', \
         'munmap 0xGPA error KIND' (KIND: invalid, exists, nospace, fault; nothing on success), \
         'translate 0xGPA seg=ID off=0xOFF' or 'translate 0xGPA fault', 'read 0xGPA HEXBYTES' or \
-        'read 0xGPA fault', 'write 0xGPA fault', 'dirty 0xGPA P1 P2 ...' or 'dirty 0xGPA -', \
+        'read 0xGPA fault', 'write 0xGPA fault', 'touch 0xGPA ok' or 'touch 0xGPA fault' (a guest \
+        access through the nested page table, in the vm line's format and A/D mode), \
+        'dirty 0xGPA P1 P2 ...' or 'dirty 0xGPA -' (pages written by the VMM or by a guest touch), \
         'map 0xGPA 0xLEN seg=ID off=0xOFF prot=PROT[ wired]' for maps, and 'line N: error: MESSAGE' \
-        for a line that cannot be run; the replay goes on after it. 'touch' needs the nested page \
-        tables, which are not built yet: it answers 'line N: error: unsupported: ...'. \
+        for a line that cannot be run; the replay goes on after it. \
         Exits 0 unless the trace cannot be read.
         """)
 

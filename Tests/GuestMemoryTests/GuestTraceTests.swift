@@ -298,7 +298,7 @@ struct GuestTraceTests {
 
     // MARK: vm, touch, parse errors
 
-    @Test func vmLineAndUnsupportedTouch() {
+    @Test func vmLineAndTouch() {
         Self.expectGolden("""
             # a comment, then a blank line
 
@@ -310,10 +310,10 @@ struct GuestTraceTests {
             vm
             dirty 0 8K
             """, [
-            "line 6: error: unsupported: touch needs the nested page tables (rvi, ad=emulated), which guest memory does not build yet",
+            "touch 0x10 ok",
             "line 7: error: access q: expected r, w or x",
             "line 8: error: vm must be the first command of the trace",
-            "dirty 0x0 -",
+            "dirty 0x0 0",
         ])
         Self.expectGolden("vm format=ept\nvm\n", ["line 2: error: vm must be the first command of the trace"])
         Self.expectGolden("vm ad=soft\nvm format=npt\nvm ad=hardware ad=hardware\nvm mode=1\nvm a b c\n", [

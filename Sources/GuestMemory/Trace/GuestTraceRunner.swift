@@ -6,11 +6,13 @@
 ///   when they, or `reset`, or `write`, succeed;
 /// - `translate 0xGPA seg=ID off=0xOFF` or `translate 0xGPA fault`;
 /// - `read 0xGPA HEXBYTES` or `read 0xGPA fault`; `write 0xGPA fault`;
-/// - `dirty 0xGPA P1 P2 ...` or `dirty 0xGPA -`;
+/// - `touch 0xGPA ok` or `touch 0xGPA fault` (a guest access through the
+///   nested table, in the `vm` line's format and A/D mode);
+/// - `dirty 0xGPA P1 P2 ...` or `dirty 0xGPA -` (VMM writes and guest
+///   writes, one committed harvest);
 /// - `map 0xGPA 0xLEN seg=ID off=0xOFF prot=PROT[ wired]` per mapping for `maps`;
 /// - `line N: error: MESSAGE` for a line that cannot be parsed, breaks §7's
-///   limits, or needs what this module does not build: `touch` needs the
-///   nested page tables, and answers `line N: error: unsupported: ...`.
+///   limits, or that the host refuses.
 ///
 /// A bad line never stops the replay. The guest is created on first use,
 /// in a host window of ``guestSpace`` bytes (memmaps past it but below
@@ -87,7 +89,9 @@ public struct GuestTraceRunner {
         var space = guestSpace
         while true {
             do {
-                let g = try GuestMemory(limit: space)
+                let mode = NestedTableMode(format: vmMode.format == .rvi ? .rvi : .ept,
+                                           accessedDirty: vmMode.ad == .emulated ? .emulated : .hardware)
+                let g = try GuestMemory(limit: space, nested: mode)
                 guest = g
                 guestSpace = space
                 return g
@@ -103,6 +107,7 @@ public struct GuestTraceRunner {
     private func hostCheck(_ error: GuestMemoryError) throws(GuestTraceError) {
         if case .host = error { throw GuestTraceError(error.description) }
         if case .destroyed = error { throw GuestTraceError(error.description) }
+        if case .nestedTable = error { throw GuestTraceError(error.description) }
     }
 
     private mutating func execute(_ command: GuestTraceCommand) throws(GuestTraceError) {
@@ -180,9 +185,15 @@ public struct GuestTraceRunner {
                 emit("write \(Self.hex(gpa)) fault")
             }
 
-        case .touch:
-            throw GuestTraceError("unsupported: touch needs the nested page tables "
-                                  + "(\(vmMode.format.rawValue), ad=\(vmMode.ad.rawValue)), which guest memory does not build yet")
+        case let .touch(gpa, access):
+            let g = try memory()
+            do {
+                try g.touch(gpa, access)
+                emit("touch \(Self.hex(gpa)) ok")
+            } catch {
+                try hostCheck(error)
+                emit("touch \(Self.hex(gpa)) fault")
+            }
 
         case let .dirty(gpa, length):
             let g = try memory()
@@ -193,7 +204,12 @@ public struct GuestTraceRunner {
             let top = o ? GuestMemory.addressLimit : min(end, GuestMemory.addressLimit)
             var pages: [UInt64] = []
             if gpa < top {
-                do { pages = try g.harvestDirty(gpa, top - gpa, .getAndReset) } catch {
+                // §7: reporting clears them, so the harvest is committed at once.
+                do {
+                    let harvest = try g.harvestDirty(gpa ..< top)
+                    pages = harvest.pages
+                    harvest.commit()
+                } catch {
                     try hostCheck(error)
                     emit("dirty \(Self.hex(gpa)) fault"); return
                 }

@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import GuestWorkloads
+import HostWorkloads
+import Vmem
+
+struct BenchGuestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "guest",
+        abstract: "Time guest memory: GPA translation against C, page holds, the dirty harvest, a guest reserved and mapped.",
+        discussion: """
+        Figures (ns per operation, the median of --repeats timed repeats after one untimed round; \
+        ours and its C baseline taken turn about, the order flipped every round):
+          translate.N      GuestMemory.translate(gpa, 8, .read) of random GPAs inside N mappings (1, 4, 32) \
+        of 2 MiB with gaps between
+          translate.N.c    the C baseline over the same map (read lock, linear scan up to 8, binary search \
+        above); ratio = ours / C
+          hold-release     a read-write hold of one page and its release (which marks the page dirty)
+          dirty-harvest    a get-and-reset harvest of a --size guest (default 64 GiB) with 1 % of its pages \
+        dirty (marked untimed by released holds, nothing populated), ns per harvest
+          reserve-map      GuestMemory.standard(size:) of a --size guest, not populated, ns per guest; with \
+        the resident growth (/proc/self/statm) untouched and after --touch pages written
+        Targets: translate <= 1.2x C, hold-release <= 30 ns, dirty-harvest <= 0.3 ms, reserve-map <= 1 ms. \
+        Build with -c release for meaningful numbers.
+        """)
+
+    @Flag(help: "Print one JSON object per figure, one per line (name, nsPerOp; ratio only where there is a C baseline).")
+    var json = false
+
+    @Option(help: "Timed repeats of each workload (1 to 10000).")
+    var repeats: Int = GuestBenchmarkSuite.Options().repeats
+
+    @Option(help: "Translations per repeat.")
+    var lookups: Int = GuestBenchmarkSuite.Options().lookups
+
+    @Option(help: "Hold + release pairs per repeat.")
+    var holds: Int = GuestBenchmarkSuite.Options().holds
+
+    @Option(help: "Guest size of the dirty harvest and of reserve-map, a SIZE such as 64M or 64G (a multiple of 4096).")
+    var size: String = "64G"
+
+    @Option(help: "Guests made per repeat of reserve-map.")
+    var guests: Int = GuestBenchmarkSuite.Options().guests
+
+    @Option(help: "Pages written for the resident-memory report of reserve-map.")
+    var touch: Int = GuestBenchmarkSuite.Options().pagesTouched
+
+    @Option(help: "Run only this workload: \(GuestBenchmarkSuite.Workload.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var workload: String?
+
+    @Option(help: "Run on this CPU (the calling thread is pinned before any workload exists). Unpinned when omitted.")
+    var cpu: Int?
+
+    func options() throws -> GuestBenchmarkSuite.Options {
+        var o = GuestBenchmarkSuite.Options()
+        o.repeats = repeats
+        o.lookups = lookups
+        o.holds = holds
+        do {
+            o.harvestSize = try SizeParser.parse(size)
+        } catch {
+            throw ValidationError("--size: \(error)")
+        }
+        o.guestSize = o.harvestSize
+        o.guests = guests
+        o.pagesTouched = touch
+        do throws(GuestWorkloadError) {
+            try o.validate()
+        } catch {
+            throw ValidationError(error.description)
+        }
+        return o
+    }
+
+    func validate() throws {
+        _ = try options()
+        if let cpu, cpu < 0 || cpu >= CPUAffinity.onlineCPUs {
+            throw ValidationError("--cpu must be from 0 to \(CPUAffinity.onlineCPUs - 1), got \(cpu)")
+        }
+        if let workload, GuestBenchmarkSuite.Workload(rawValue: workload) == nil {
+            throw ValidationError("unknown workload '\(workload)'; expected one of \(GuestBenchmarkSuite.Workload.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
+    func run() throws {
+        let o = try options()
+        let suite = try GuestBenchmarkSuite(options: o)
+        let chosen = workload.map { [GuestBenchmarkSuite.Workload(rawValue: $0)!] } ?? GuestBenchmarkSuite.Workload.allCases
+        let showProgress = isatty(STDERR_FILENO) == 1
+        if let cpu {
+            do throws(HostWorkloadError) {
+                try CPUAffinity.pinCallingThread(to: cpu)
+            } catch {
+                BenchAsCommand.stderr("vmkit bench guest: \(error)\n")
+                throw ExitCode.failure
+            }
+        }
+        if !json {
+            print("vmkit bench guest: median of \(o.repeats) repeats after \(o.warmup) untimed round, turn about with the C baselines; "
+                  + (cpu.map { "on CPU \($0)" } ?? "unpinned (\(CPUAffinity.onlineCPUs) CPUs)"))
+            print("  translate: \(o.lookups) lookups per repeat at \(o.mappingCounts.map(String.init).joined(separator: ", ")) mappings; "
+                  + "hold-release: \(o.holds) pairs; dirty-harvest: \(BenchAsCommand.size(o.harvestSize)) guest, 1% dirty; "
+                  + "reserve-map: \(BenchAsCommand.size(o.guestSize)) x \(o.guests) guests")
+            print(BenchAsCommand.header)
+            fflush(nil)
+        }
+        for w in chosen {
+            let figures: [GuestFigure]
+            if showProgress { BenchAsCommand.progress("\(w.rawValue): setting up") }
+            do throws(GuestWorkloadError) {
+                figures = try suite.run(w) { done, total in
+                    if showProgress { BenchAsCommand.progress("\(w.rawValue): round \(done)/\(total)") }
+                }
+            } catch {
+                if showProgress { BenchAsCommand.progress(nil) }
+                BenchAsCommand.stderr("vmkit bench guest: \(w.rawValue): \(error)\n")
+                throw ExitCode.failure
+            }
+            if showProgress { BenchAsCommand.progress(nil) }
+            for f in figures {
+                if json { print(f.jsonLine); continue }
+                print(BenchAsCommand.row(f.figure))
+                if let m = f.residentGrowthMapped, let t = f.residentGrowthTouched, let p = f.pagesTouched {
+                    print("  resident growth of one guest: \(m) bytes mapped, \(t) bytes after \(p) pages (\(p * 4096) bytes) written")
+                }
+            }
+            fflush(nil)
+        }
+    }
+}
