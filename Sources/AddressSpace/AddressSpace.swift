@@ -170,25 +170,37 @@ public final class AddressSpace: @unchecked Sendable {
     /// the tree. Does not change the hint.
     ///
     /// Inlinable, like ``segat(_:)`` and the lock's reader fast path, so that
-    /// a caller in another module compiles the whole lookup in place: no
-    /// call, and when the caller only tests the result or reads it while the
-    /// optimizer can see it alive, no retain and release of the segment.
+    /// a caller in another module compiles the whole lookup in place, with
+    /// no call. Where no lock operation lies between the lookup and the
+    /// caller's last use (``ReadView/segat(_:)`` inside ``read(_:)``), the
+    /// optimizer also drops the retain and release of the segment when the
+    /// caller only tests the result.
     @inlinable @inline(__always)
     func _segat(_ address: UInt64) -> Segment? {
+        // Both ways yield the segment unretained and it is taken (retained)
+        // once, after they join: a retain on each way and one release after
+        // the join is a pair the optimizer cannot remove.
         let h = hint.load(ordering: .relaxed)
-        if h != 0 {
-            let span = tree.pointee.spans[Int(h)]
-            if address >= span.base && address <= span.last { return tree.pointee.segments[Int(h)] }
+        let found: Unmanaged<Segment>?
+        if h != 0, address >= tree.pointee.spans[Int(h)].base && address <= tree.pointee.spans[Int(h)].last {
+            found = tree.pointee.unmanagedSegment(h)
+        } else {
+            found = _SegmentTree.findSegment(in: tree, address)
         }
-        return tree.pointee.findSegment(address)
+        return found?.takeUnretainedValue()
     }
 
     /// `as_segat`: the segment containing `address`, or nil. Consults the
     /// last-segment hint first and does **not** update it.
     @inlinable @inline(__always)
     public func segat(_ address: UInt64) -> Segment? {
-        lock.readLock()
-        defer { lock.readUnlock() }
+        // A slot reader (see `_RWLock`): the search takes no other lock and
+        // does not block; entering is one compare-and-swap on a word of this
+        // thread's own, leaving a plain store. The segment is retained before
+        // the store (the fence in `slotReadUnlock` keeps it there), so the
+        // caller may keep or use it after the lock is gone, as before.
+        let slot = lock.slotReadLock()
+        defer { lock.slotReadUnlock(slot) }
         return _segat(address)
     }
 

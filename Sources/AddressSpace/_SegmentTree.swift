@@ -5,28 +5,26 @@
 /// unpredictable branch per level — about fourteen of each for 10,000
 /// segments, measured here at ~80 ns with hot caches and ~200 ns without,
 /// four times the 50 ns budget for `as_segat`. This tree keeps the bases in
-/// *leaves* of up to 64 sorted keys (eight cache lines) and a *top* array
-/// holding each leaf's smallest key (a few hundred keys, a few KiB, for
-/// 10,000 segments: it stays in L1).
+/// *leaves* of up to 64 sorted keys and a *top* array holding each leaf's
+/// smallest key (a few hundred keys for 10,000 segments: it stays in L1).
 ///
-/// A lookup is branch-free. In the top array it halves the range, without
-/// branching, down to eight keys, then counts the keys `<= address` among
-/// those eight at once. In the leaf it compares the last key of each of the
-/// first seven lines (keys 7, 15, ..., 55: seven independent loads), which
-/// names the line, then counts within that line. The counts are sums of
-/// independent compares; the dependent steps are the halvings of the top
-/// array and two in the leaf. Measured against the earlier layout (binary
-/// halving to 16 keys and a counting loop whose trip count varied) this is
-/// ~20% faster with the reader lock taken, and it reads fewer leaf lines in
-/// sequence, which is what costs once the leaves are out of L1.
+/// A lookup has no data-dependent branch. The top array is searched as an
+/// implicit 8-ary tree (see ``topNotAbove(_:)``): three dependent steps of
+/// independent compares for up to 512 leaves, where binary halving took
+/// seven. The leaf is searched by branch-free halving down to 16 keys, which
+/// are compared independently. With the reader lock taken and the segment
+/// retained around it (`segat`), the locked instructions serialize the
+/// lookups, so the length of the chain of dependent steps is what a lookup
+/// costs: the top array's eight-way steps measured ~10% faster on `segat`
+/// at 10,000 segments than halving, the leaf's halving ~10% faster than
+/// every fixed-shape alternative tried (seven line probes, three quarter
+/// probes, a fixed 16-key window over sentinels).
 ///
-/// The counts read past the keys in use, so the arrays keep their unused
-/// tails filled with `UInt64.max` (*sentinels*): a leaf's keys past its
-/// count up to 64, and the top keys past `topCount` (through the capacity and
-/// eight more). A sentinel is never below an address, so it is never counted,
-/// except for the address `UInt64.max` itself; each count is clamped to the
-/// number of real keys, which makes that case exact too (a segment may end,
-/// or even start, at the top of the address space).
+/// The top array's unused tail holds `UInt64.max` (*sentinels*), which the
+/// eight-way steps read; a sentinel is never below an address except
+/// `UInt64.max` itself, and the count is clamped to `topCount`, which makes
+/// that case exact too (a segment may end, or even start, at the top of the
+/// address space).
 ///
 /// Updates: an insertion shifts at most 63 keys in a leaf; a full leaf splits
 /// in half and adds one top entry (a shift of the top array — a few KiB at
@@ -39,8 +37,8 @@
 /// hint and each `Segment` hold their slot. Keeping the *last* address rather
 /// than the end lets a segment end exactly at 2^64.
 ///
-/// The lookup (``findSegment(_:)`` and what it calls) is `@inlinable`, so that
-/// `AddressSpace.segat` compiles in place in other modules.
+/// The lookup (``findSegment(in:_:)`` and what it calls) is `@inlinable`, so
+/// that `AddressSpace.segat` compiles in place in other modules.
 @usableFromInline
 struct _SegmentTree {
     @usableFromInline
@@ -51,9 +49,6 @@ struct _SegmentTree {
 
     /// Keys per leaf.
     @inlinable static var leafCapacity: Int { 64 }
-    /// Keys counted at once at the end of a search: one cache line. The top
-    /// array keeps this many sentinels past its capacity.
-    @inlinable static var window: Int { 8 }
 
     // Slots.
     @usableFromInline private(set) var spans: UnsafeMutablePointer<Span>
@@ -73,8 +68,8 @@ struct _SegmentTree {
         @usableFromInline var segment: Unmanaged<Segment>?
     }
 
-    // Leaves: `leafCapacity` keys (bases, searched; sentinels past the
-    // count), entries and slots per leaf.
+    // Leaves: `leafCapacity` keys (bases, searched), entries and slots per
+    // leaf.
     @usableFromInline private(set) var leafKeys: UnsafeMutablePointer<UInt64>
     @usableFromInline private(set) var leafEntries: UnsafeMutablePointer<LeafEntry>
     private var leafSlots: UnsafeMutablePointer<Int32>
@@ -83,12 +78,14 @@ struct _SegmentTree {
     private var leafHighWater: Int32 = 0
     private var freeLeaves: [Int32] = []
 
-    // Top level: the smallest key of each leaf, in order (sentinels past
-    // `topCount`, through `topCapacity + window`).
+    // Top level: the smallest key of each leaf, in order, then sentinels
+    // (`UInt64.max`) up to `topCapacity`, a power of 8 and at least 512.
     @usableFromInline private(set) var topKeys: UnsafeMutablePointer<UInt64>
     @usableFromInline private(set) var topLeaves: UnsafeMutablePointer<Int32>
     @usableFromInline private(set) var topCount = 0
-    private var topCapacity = 16
+    @usableFromInline private(set) var topCapacity = 512
+    /// `log2(topCapacity) - 3`: the top search's first block is `1 << topShift` keys.
+    @usableFromInline private(set) var topShift = 6
 
     init() {
         slotCapacity = 16
@@ -102,8 +99,8 @@ struct _SegmentTree {
         leafSlots = .allocate(capacity: Int(leafPool) * Self.leafCapacity)
         leafCounts = .allocate(capacity: Int(leafPool))
         leafCounts.initialize(repeating: 0, count: Int(leafPool))
-        topKeys = .allocate(capacity: topCapacity + Self.window)
-        topKeys.initialize(repeating: .max, count: topCapacity + Self.window)
+        topKeys = .allocate(capacity: topCapacity)
+        topKeys.initialize(repeating: .max, count: topCapacity)
         topLeaves = .allocate(capacity: topCapacity)
         topLeaves.initialize(repeating: 0, count: topCapacity)
     }
@@ -145,39 +142,76 @@ struct _SegmentTree {
 
     /// How many top keys are `<= x` (0 to `topCount`).
     ///
-    /// Branch-free halving (the loop count depends on `topCount` alone, so it
-    /// predicts) narrows the range to at most ``window`` keys, and the
-    /// window starting there is counted whole. Invariant: keys before `lo`
-    /// are `<= x`, keys from `lo + len` on (sentinels included) are `> x` —
-    /// unless `x` is `UInt64.max`, which the clamp to `topCount` answers.
-    @inlinable @inline(__always)
+    /// The top array, sentinels included, is `8^k` keys (at least 512),
+    /// searched as an implicit 8-ary tree: at each level the last keys of the
+    /// first seven of eight equal blocks (seven independent loads, in L1)
+    /// name the block to descend into; the last block is eight keys, counted
+    /// whole. Up to 512 leaves (~16,000 segments) that is three dependent
+    /// steps where halving takes seven. A sentinel is never `<= x` unless
+    /// `x` is `UInt64.max`, which the clamp to `topCount` answers.
     func topNotAbove(_ x: UInt64) -> Int {
-        var lo = 0, len = topCount
-        while len > Self.window {
-            let half = len &>> 1
-            let mask = 0 &- Self.notAbove(topKeys[lo &+ half &- 1], x)
-            lo &+= half & mask
-            len = half &+ ((len &- half &- half) & mask)
+        var lo = 0
+        var shift = topShift
+        while shift > 6 {
+            lo &+= Self.block(topKeys + lo, shift, x) &<< shift
+            shift &-= 3
         }
+        return topNotAbove(x, from: lo)
+    }
+
+    /// `topNotAbove` for a top array of 512 keys (`topShift == 6`), or the
+    /// rest of it from the block of 512 at `start`: every probe at a fixed
+    /// offset from the previous step's result. Kept apart from the loop above
+    /// so that the inlined fast path has no loop and no variable shifts (a
+    /// loop over a variable block size measured ~10% slower on `segat`).
+    @inlinable @inline(__always)
+    func topNotAbove(_ x: UInt64, from start: Int) -> Int {
+        var lo = start
+        lo &+= Self.block(topKeys + lo, 6, x) &<< 6
+        lo &+= Self.block(topKeys + lo, 3, x) &<< 3
         return Swift.min(lo &+ Self.count8(topKeys + lo, x), topCount)
     }
 
-    /// How many keys of `leaf` are `<= x` (0 to its count): the last keys
-    /// of its first seven lines pick the line, whose eight keys are counted.
+    /// Which of the eight blocks of `1 << shift` keys at `keys` holds the
+    /// last key `<= x` (0 to 7): how many of the last keys of the first seven
+    /// are `<= x`, compared independently.
+    @inlinable @inline(__always)
+    static func block(_ keys: UnsafePointer<UInt64>, _ shift: Int, _ x: UInt64) -> Int {
+        var c = 0
+        for j in 1..<8 { c &+= notAbove(keys[(j &<< shift) &- 1], x) }
+        return c
+    }
+
+    /// Below this many keys a leaf search compares them all.
+    @inlinable static var linearThreshold: Int { 16 }
+
+    /// How many keys of `leaf` are `<= x` (0 to its count).
+    ///
+    /// Branch-free halving narrows the range to at most ``linearThreshold``
+    /// keys, which are then compared independently. Invariant: keys before
+    /// `lo` are `<= x`, keys from `lo + len` on are `> x`. (Unchanged from
+    /// the first version of this tree: see the type's notes on the
+    /// alternatives measured.)
     @inlinable @inline(__always)
     func leafNotAbove(_ leaf: Int, _ x: UInt64) -> Int {
         let keys = leafKeys + leaf &* Self.leafCapacity
-        var lines = 0
-        for k in stride(from: 7, to: 63, by: 8) { lines &+= Self.notAbove(keys[k], x) }
-        let lo = lines &<< 3
-        return Swift.min(lo &+ Self.count8(keys + lo, x), Int(leafCounts[leaf]))
+        var lo = 0, len = Int(leafCounts[leaf])
+        while len > Self.linearThreshold {
+            let half = len &>> 1
+            let mask = 0 &- Self.notAbove(keys[lo &+ half &- 1], x)
+            lo &+= half & mask
+            len = half &+ ((len &- half &- half) & mask)
+        }
+        var c = 0
+        for k in 0..<len { c &+= Self.notAbove(keys[lo &+ k], x) }
+        return lo &+ c
     }
 
     /// The index in the leaf arrays of the last base `<= address`, or nil
-    /// when every base is above it.
+    /// when every base is above it; `top` is `topNotAbove(address)`.
     @inlinable @inline(__always)
-    func floorIndex(_ address: UInt64) -> Int? {
-        let t = topNotAbove(address) &- 1
+    func floorIndex(_ address: UInt64, top: Int) -> Int? {
+        let t = top &- 1
         guard t >= 0 else { return nil }
         let leaf = Int(topLeaves[t])
         // At least 1: the leaf's first key is `topKeys[t] <= address`.
@@ -186,18 +220,43 @@ struct _SegmentTree {
 
     /// The slot of the segment containing `address`, or 0.
     func find(_ address: UInt64) -> Int32 {
-        guard let i = floorIndex(address) else { return 0 }
+        guard let i = floorIndex(address, top: topNotAbove(address)) else { return 0 }
         return leafEntries[i].last >= address ? leafSlots[i] : 0
     }
 
-    /// The segment containing `address`, or nil: `find` without the detour
-    /// through the slot arrays. Reads only raw storage, so the lock-held
-    /// fast path pays for nothing else.
+    /// The segment containing `address`, or nil, for any tree: `find`
+    /// without the detour through the slot arrays. Reads only raw storage
+    /// and returns the object unretained, so the lookup pays for nothing
+    /// else. Inline for a top array of 512 keys (up to ~16,000 segments),
+    /// out of line above that.
     @inlinable @inline(__always)
-    func findSegment(_ address: UInt64) -> Segment? {
-        guard let i = floorIndex(address) else { return nil }
+    static func findSegment(in tree: UnsafeMutablePointer<_SegmentTree>, _ address: UInt64) -> Unmanaged<Segment>? {
+        if _fastPath(tree.pointee.topShift == 6) {
+            return tree.pointee.segment(at: tree.pointee.floorIndex(address, top: tree.pointee.topNotAbove(address, from: 0)),
+                                        containing: address)
+        }
+        return findSegmentLarge(tree, address)
+    }
+
+    @usableFromInline @inline(never)
+    static func findSegmentLarge(_ tree: UnsafeMutablePointer<_SegmentTree>, _ address: UInt64) -> Unmanaged<Segment>? {
+        tree.pointee.segment(at: tree.pointee.floorIndex(address, top: tree.pointee.topNotAbove(address)),
+                             containing: address)
+    }
+
+    /// The segment of leaf entry `index` if it contains `address`.
+    @inlinable @inline(__always)
+    func segment(at index: Int?, containing address: UInt64) -> Unmanaged<Segment>? {
+        guard let i = index else { return nil }
         let e = leafEntries + i
-        return e.pointee.last >= address ? e.pointee.segment?.takeUnretainedValue() : nil
+        return e.pointee.last >= address ? e.pointee.segment : nil
+    }
+
+    /// The segment in `slot`, unretained (nil for a free slot): the same
+    /// word as `segments[slot]`, read as the `Unmanaged` it is laid out as.
+    @inlinable @inline(__always)
+    func unmanagedSegment(_ slot: Int32) -> Unmanaged<Segment>? {
+        UnsafeRawPointer(segments + Int(slot)).load(as: Unmanaged<Segment>?.self)
     }
 
     /// A place in the order: top index and index within that leaf.
@@ -296,7 +355,6 @@ struct _SegmentTree {
             (leafKeys + right * Self.leafCapacity).update(from: leafKeys + leaf * Self.leafCapacity + half, count: half)
             (leafEntries + right * Self.leafCapacity).update(from: leafEntries + leaf * Self.leafCapacity + half, count: half)
             (leafSlots + right * Self.leafCapacity).update(from: leafSlots + leaf * Self.leafCapacity + half, count: half)
-            (leafKeys + leaf * Self.leafCapacity + half).update(repeating: .max, count: half)
             leafCounts[right] = Int32(half)
             leafCounts[leaf] = Int32(half)
             insertTop(at: t + 1, key: leafKeys[right * Self.leafCapacity], leaf: Int32(right))
@@ -311,7 +369,6 @@ struct _SegmentTree {
         let slots = leafSlots + leaf * Self.leafCapacity
         let n = Int(leafCounts[leaf])
         if j < n {
-            // Over the sentinel at `n`.
             (keys + j + 1).update(from: keys + j, count: n - j)
             (entries + j + 1).update(from: entries + j, count: n - j)
             (slots + j + 1).update(from: slots + j, count: n - j)
@@ -320,7 +377,7 @@ struct _SegmentTree {
         entries[j] = entry
         slots[j] = slot
         leafCounts[leaf] = Int32(n + 1)
-        if j == 0 { setTopKey(t, base) }
+        if j == 0 { topKeys[t] = base }
         return slot
     }
 
@@ -337,13 +394,12 @@ struct _SegmentTree {
             (entries + p.index).update(from: entries + p.index + 1, count: n - p.index - 1)
             (slots + p.index).update(from: slots + p.index + 1, count: n - p.index - 1)
         }
-        keys[n - 1] = .max
         leafCounts[leaf] = Int32(n - 1)
         if n - 1 == 0 {
             removeTop(at: p.top)
             freeLeaves.append(Int32(leaf))
         } else {
-            if p.index == 0 { setTopKey(p.top, keys[0]) }
+            if p.index == 0 { topKeys[p.top] = keys[0] }
             mergeIfSmall(p.top)
         }
         releaseSlot(slot)
@@ -358,7 +414,7 @@ struct _SegmentTree {
             let leaf = Int(topLeaves[p.top])
             leafKeys[leaf * Self.leafCapacity + p.index] = base
             leafEntries[leaf * Self.leafCapacity + p.index].last = last
-            if p.index == 0 { setTopKey(p.top, base) }
+            if p.index == 0 { topKeys[p.top] = base }
         }
         spans[Int(slot)] = Span(base: base, last: last)
     }
@@ -376,8 +432,6 @@ struct _SegmentTree {
         }
         let l = Int(topLeaves[left]), r = Int(topLeaves[right])
         let ln = Int(leafCounts[l]), rn = Int(leafCounts[r])
-        // Over the left leaf's sentinels; the right leaf's are refilled when
-        // it is next allocated.
         (leafKeys + l * Self.leafCapacity + ln).update(from: leafKeys + r * Self.leafCapacity, count: rn)
         (leafEntries + l * Self.leafCapacity + ln).update(from: leafEntries + r * Self.leafCapacity, count: rn)
         (leafSlots + l * Self.leafCapacity + ln).update(from: leafSlots + r * Self.leafCapacity, count: rn)
@@ -387,18 +441,14 @@ struct _SegmentTree {
         freeLeaves.append(Int32(r))
     }
 
-    /// Sets the first key of the leaf at top index `t`.
-    private mutating func setTopKey(_ t: Int, _ key: UInt64) {
-        topKeys[t] = key
-    }
-
     private mutating func insertTop(at t: Int, key: UInt64, leaf: Int32) {
         if topCount == topCapacity {
-            let newCapacity = topCapacity * 2
-            let k = UnsafeMutablePointer<UInt64>.allocate(capacity: newCapacity + Self.window)
+            // A power of 8, so that the search's blocks divide it evenly.
+            let newCapacity = topCapacity * 8
+            let k = UnsafeMutablePointer<UInt64>.allocate(capacity: newCapacity)
             let l = UnsafeMutablePointer<Int32>.allocate(capacity: newCapacity)
             k.initialize(from: topKeys, count: topCount)
-            (k + topCount).initialize(repeating: .max, count: newCapacity + Self.window - topCount)
+            (k + topCount).initialize(repeating: .max, count: newCapacity - topCount)
             l.initialize(from: topLeaves, count: topCount)
             (l + topCount).initialize(repeating: 0, count: newCapacity - topCount)
             topKeys.deallocate()
@@ -406,9 +456,10 @@ struct _SegmentTree {
             topKeys = k
             topLeaves = l
             topCapacity = newCapacity
+            topShift += 3
         }
         if t < topCount {
-            // Over the sentinel at `topCount`.
+            // Over the first sentinel.
             (topKeys + t + 1).update(from: topKeys + t, count: topCount - t)
             (topLeaves + t + 1).update(from: topLeaves + t, count: topCount - t)
         }
@@ -426,7 +477,6 @@ struct _SegmentTree {
         topKeys[topCount] = .max
     }
 
-    /// A leaf with no keys: count 0, all sentinels.
     private mutating func allocateLeaf() -> Int32 {
         let leaf: Int32
         if let l = freeLeaves.popLast() {
@@ -456,7 +506,6 @@ struct _SegmentTree {
             leaf = leafHighWater
             leafHighWater += 1
         }
-        (leafKeys + Int(leaf) * Self.leafCapacity).update(repeating: .max, count: Self.leafCapacity)
         leafCounts[Int(leaf)] = 0
         return leaf
     }
@@ -493,8 +542,12 @@ struct _SegmentTree {
     /// Every structural invariant, or a message naming the first broken one.
     func check() -> String? {
         func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
-        guard topCount <= topCapacity else { return "top array holds \(topCount) of \(topCapacity)" }
-        for t in topCount..<(topCapacity + Self.window) where topKeys[t] != .max {
+        var power = 512
+        while power < topCapacity { power *= 8 }
+        guard power == topCapacity, 8 << topShift == topCapacity, topCount <= topCapacity else {
+            return "top array holds \(topCount) of \(topCapacity), which is not a power of 8"
+        }
+        for t in topCount..<topCapacity where topKeys[t] != .max {
             return "top key \(t) past the count is \(hex(topKeys[t])), not a sentinel"
         }
         var seen = 0
@@ -505,9 +558,6 @@ struct _SegmentTree {
             guard n > 0, n <= Self.leafCapacity else { return "leaf \(leaf) at top \(t) holds \(n) keys" }
             guard topKeys[t] == leafKeys[leaf * Self.leafCapacity] else {
                 return "top key \(t) is \(hex(topKeys[t])), leaf minimum \(hex(leafKeys[leaf * Self.leafCapacity]))"
-            }
-            for j in n..<Self.leafCapacity where leafKeys[leaf * Self.leafCapacity + j] != .max {
-                return "leaf \(leaf) key \(j) past its count \(n) is not a sentinel"
             }
             for j in 0..<n {
                 let entry = leafEntries[leaf * Self.leafCapacity + j]
