@@ -79,9 +79,7 @@ struct BenchAsCommand: ParsableCommand {
 
     func validate() throws {
         _ = try options()
-        if let cpu, cpu < 0 || cpu >= CPUAffinity.onlineCPUs {
-            throw ValidationError("--cpu must be from 0 to \(CPUAffinity.onlineCPUs - 1), got \(cpu)")
-        }
+        try BenchCPU.validate(cpu)
         if let workload, HostBenchmarkSuite.Workload(rawValue: workload) == nil {
             throw ValidationError("unknown workload '\(workload)'; expected one of \(HostBenchmarkSuite.Workload.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -92,15 +90,7 @@ struct BenchAsCommand: ParsableCommand {
         let suite = try HostBenchmarkSuite(options: o)
         let chosen = workload.map { [HostBenchmarkSuite.Workload(rawValue: $0)!] } ?? HostBenchmarkSuite.Workload.allCases
         let showProgress = isatty(STDERR_FILENO) == 1
-        if let cpu {
-            // Before any workload exists: the threads made later inherit it.
-            do throws(HostWorkloadError) {
-                try CPUAffinity.pinCallingThread(to: cpu)
-            } catch {
-                Self.stderr("vmkit bench as: \(error)\n")
-                throw ExitCode.failure
-            }
-        }
+        try BenchCPU.pin(cpu, command: "vmkit bench as")
         if !json {
             print("vmkit bench as: median of \(o.repeats) repeats after \(o.warmup) untimed round, turn about with the C baselines; "
                   + (cpu.map { "every thread on CPU \($0)" } ?? "threads unpinned (\(CPUAffinity.onlineCPUs) CPUs)"))

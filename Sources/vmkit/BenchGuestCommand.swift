@@ -74,9 +74,7 @@ struct BenchGuestCommand: ParsableCommand {
 
     func validate() throws {
         _ = try options()
-        if let cpu, cpu < 0 || cpu >= CPUAffinity.onlineCPUs {
-            throw ValidationError("--cpu must be from 0 to \(CPUAffinity.onlineCPUs - 1), got \(cpu)")
-        }
+        try BenchCPU.validate(cpu)
         if let workload, GuestBenchmarkSuite.Workload(rawValue: workload) == nil {
             throw ValidationError("unknown workload '\(workload)'; expected one of \(GuestBenchmarkSuite.Workload.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -87,14 +85,7 @@ struct BenchGuestCommand: ParsableCommand {
         let suite = try GuestBenchmarkSuite(options: o)
         let chosen = workload.map { [GuestBenchmarkSuite.Workload(rawValue: $0)!] } ?? GuestBenchmarkSuite.Workload.allCases
         let showProgress = isatty(STDERR_FILENO) == 1
-        if let cpu {
-            do throws(HostWorkloadError) {
-                try CPUAffinity.pinCallingThread(to: cpu)
-            } catch {
-                BenchAsCommand.stderr("vmkit bench guest: \(error)\n")
-                throw ExitCode.failure
-            }
-        }
+        try BenchCPU.pin(cpu, command: "vmkit bench guest")
         if !json {
             print("vmkit bench guest: median of \(o.repeats) repeats after \(o.warmup) untimed round, turn about with the C baselines; "
                   + (cpu.map { "on CPU \($0)" } ?? "unpinned (\(CPUAffinity.onlineCPUs) CPUs)"))
