@@ -66,10 +66,7 @@ public final class HostAddressSpace: @unchecked Sendable {
     deinit {
         // The last reference may go on a handler thread; the service then
         // stops itself when the HAT lets it go.
-        guard !destroyed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        if let service = hat.service, !service.isHandlerThread { try? service.stop() }
-        try? space.unmapAll()
-        reservation.destroy()
+        tearDown()
     }
 
     /// The reserved window.
@@ -105,8 +102,14 @@ public final class HostAddressSpace: @unchecked Sendable {
         if let service = hat.service, service.isHandlerThread {
             throw .host(.calledFromHandler(operation: "HostAddressSpace.destroy"))
         }
+        tearDown()
+    }
+
+    /// Once: the fault service (unless called on one of its own threads),
+    /// then every segment, then the window.
+    private func tearDown() {
         guard !destroyed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        try? hat.service?.stop()
+        if let service = hat.service, !service.isHandlerThread { try? service.stop() }
         try? space.unmapAll()
         reservation.destroy()
     }

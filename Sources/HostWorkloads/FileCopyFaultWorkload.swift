@@ -53,10 +53,7 @@ public final class FileCopyFaultWorkload {
 
     /// The timed part: writes a byte to each page of `segment`; returns the nanoseconds.
     public func touch(_ segment: Segment) -> UInt64 {
-        let p = host.pointer(segment.base)
-        let start = vmk_now_ns()
-        PageTouch.write(p, pages: pages)
-        return vmk_now_ns() &- start
+        PageTouch.timedWrite(host.pointer(segment.base), pages: pages)
     }
 
     /// Checks the copies against the file (untimed) and unmaps the segment.

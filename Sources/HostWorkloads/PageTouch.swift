@@ -1,3 +1,5 @@
+import CHostMemory
+
 /// The touching a workload times: one access to the first byte of each
 /// 4 KiB page of a region, lowest page first, as a program meeting fresh
 /// memory would make.
@@ -17,6 +19,13 @@ public enum PageTouch {
             p.storeBytes(of: 1, as: UInt8.self)
             p += pageSize
         }
+    }
+
+    /// ``write(_:pages:)`` timed: the nanoseconds it took.
+    public static func timedWrite(_ base: UnsafeMutableRawPointer, pages: Int) -> UInt64 {
+        let start = vmk_now_ns()
+        write(base, pages: pages)
+        return vmk_now_ns() &- start
     }
 
     /// Reads the first byte of each of `pages` pages from `base` and returns their sum.
