@@ -113,6 +113,9 @@ extension GuestMemory {
         -> ([UInt64], [(segment: MemorySegment, pages: [UInt64])]) {
         let firstPage = gpa / Self.pageSize
         let endPage = (gpa + length - 1) / Self.pageSize + 1
+        // External logs first: their pages join the VMM bitmap, so the
+        // collection below takes them with the rest and an abort gives them back.
+        try drainDirtyLogs(firstPage: firstPage, endPage: endPage)
         return try lock.reading { () throws(GuestMemoryError) -> ([UInt64], [(segment: MemorySegment, pages: [UInt64])]) in
             // The guest page runs in the range, with their entries.
             var runs: [(entry: MappingEntry, first: UInt64, count: UInt64)] = []

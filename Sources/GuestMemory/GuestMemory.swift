@@ -37,6 +37,8 @@ public final class GuestMemory: @unchecked Sendable {
     var isDestroyedFlag = false
     /// The nested page table, kept in step with `entries`.
     let nested: GuestNestedTable
+    /// Further records of guest writes (KVM's log), drained by every harvest.
+    var dirtyLogs: [any GuestDirtyLog] = []
 
     /// Reserves a guest-physical space of `limit` bytes (page aligned,
     /// rounded up to 2 MiB on the host) between two 4 MiB guard regions,

@@ -69,6 +69,9 @@ public enum GuestMemoryError: Error, Hashable, Sendable {
     /// The nested page table refused (its table frames ran out): the
     /// table's own error, as text.
     case nestedTable(String)
+    /// An attached dirty log (KVM's) could not be drained: its name and why.
+    /// The pages it held stay in it for the next harvest.
+    case dirtyLogFailed(log: String, reason: String)
 
     /// bhyve's answer for this refusal.
     public enum Kind: String, Hashable, Sendable {
@@ -81,7 +84,7 @@ public enum GuestMemoryError: Error, Hashable, Sendable {
         case .segmentExists, .segmentNameInUse: return .exists
         case .tooManyMappings: return .nospace
         case .beyondGuestSpace, .overlap, .anonymousAlias, .rangeWraps, .unmapped, .protectionDenied,
-             .crossesMapping, .misaligned, .crossesPage, .destroyed, .host, .nestedTable:
+             .crossesMapping, .misaligned, .crossesPage, .destroyed, .host, .nestedTable, .dirtyLogFailed:
             return .fault
         case .invalidSegmentID, .invalidSegmentLength, .invalidSegmentName, .segmentConflict, .noSuchSegment,
              .notPageAligned, .zeroLength, .invalidProtection, .rangeBeyondSegment, .noSuchMapping,
@@ -128,6 +131,7 @@ extension GuestMemoryError: CustomStringConvertible {
         case .destroyed: return "the guest memory was destroyed"
         case let .host(e): return "host: \(e)"
         case let .nestedTable(e): return "nested page table: \(e)"
+        case let .dirtyLogFailed(l, r): return "dirty log \(l) could not be drained: \(r)"
         }
     }
 }
