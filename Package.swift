@@ -63,6 +63,7 @@ let package = Package(
         .testTarget(name: "HostMemoryTests", dependencies: ["HostMemory", "CHostMemory"]),
         .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory", "HostMemory", "GuestWorkloads", "HostWorkloads"]),
         .testTarget(name: "HostSegmentsTests", dependencies: ["VmemWorkloads", "HostSegments", "HostMemory", "AddressSpace", "HostWorkloads"]),
+        .testTarget(name: "VMKitCommandTests", dependencies: ["vmkit"]),
         .testTarget(name: "ModelKernelTests", dependencies: ["VmemWorkloads", "ModelKernel", "Inspect", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
     ],
     swiftLanguageModes: [.v6]

@@ -33,19 +33,19 @@ struct BenchAsCommand: ParsableCommand {
     @Flag(help: "Print one JSON object per figure, one per line (name, nsPerOp; ratio only where there is a C baseline; gbPerSecond for the lazy fill).")
     var json = false
 
-    @Option(help: "Timed repeats of each workload, taken turn about with its C baseline, the order flipped every round (1 to 10000).")
+    @Option(help: "Timed repeats of each workload, taken turn about with its C baseline, the order flipped every round (1 to 10000).", transform: CountArgument.parse)
     var repeats: Int = HostBenchmarkSuite.Options().repeats
 
-    @Option(help: "Pages faulted per repeat by the two fault workloads (1 to 4194304).")
+    @Option(help: "Pages faulted per repeat by the two fault workloads (1 to 4194304).", transform: CountArgument.parse)
     var pages: Int = HostBenchmarkSuite.Options().pages
 
     @Option(help: "Bytes of the lazy fill, a SIZE such as 64M or 1G (a multiple of 4096, at most 64G).")
     var lazySize: String = "1G"
 
-    @Option(help: "Map and unmap pairs per repeat of the map-unmap workload.")
+    @Option(help: "Map and unmap pairs per repeat of the map-unmap workload.", transform: CountArgument.parse)
     var mapPairs: Int = HostBenchmarkSuite.Options().mapPairs
 
-    @Option(help: "Lookups per repeat of the segat workload.")
+    @Option(help: "Lookups per repeat of the segat workload.", transform: CountArgument.parse)
     var lookups: Int = HostBenchmarkSuite.Options().lookups
 
     @Option(help: "Run only this workload: \(HostBenchmarkSuite.Workload.allCases.map(\.rawValue).joined(separator: ", ")).")

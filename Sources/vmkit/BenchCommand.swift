@@ -29,10 +29,10 @@ struct BenchVmemCommand: ParsableCommand {
     @Option(help: "instant, best, small, small-nocache or threads; all when omitted.")
     var workload: String?
 
-    @Option(help: "Timed free+alloc pairs per thread.")
+    @Option(help: "Timed free+alloc pairs per thread.", transform: CountArgument.parse)
     var ops: Int = StandardWorkload.timedOps
 
-    @Option(help: "Untimed warm-up pairs per thread.")
+    @Option(help: "Untimed warm-up pairs per thread.", transform: CountArgument.parse)
     var warmup: Int = StandardWorkload.warmupOps
 
     @Flag(help: "Run the quantum caches without their double-free check (ArenaDebugging.checkCachedFrees = false).")
@@ -41,10 +41,10 @@ struct BenchVmemCommand: ParsableCommand {
     @Flag(help: "Control for the threads workload: give each thread an arena of its own, so that nothing is shared and the scaling measured is the machine's.")
     var arenaPerThread = false
 
-    @Option(help: "threads workload: time 1 and 2 threads turn about in this many rounds of one run, so that the machine's slow and fast seconds fall on both alike; 1 times each in one piece, one after the other.")
+    @Option(help: "threads workload: time 1 and 2 threads turn about in this many rounds of one run, so that the machine's slow and fast seconds fall on both alike; 1 times each in one piece, one after the other.", transform: CountArgument.parse)
     var rounds: Int = 20
 
-    @Option(name: .customLong("repeat"), help: "Single-thread workloads: time this many blocks of --ops pairs in one run and report the median block, with the fastest and slowest (the threads workload interleaves with --rounds instead).")
+    @Option(name: .customLong("repeat"), help: "Single-thread workloads: time this many blocks of --ops pairs in one run and report the median block, with the fastest and slowest (the threads workload interleaves with --rounds instead).", transform: CountArgument.parse)
     var repeats: Int = 1
 
     @Flag(help: "Print one JSON object per run.")

@@ -34,7 +34,8 @@ struct LayoutCommand: ParsableCommand {
             --model, --json and the same tunables.
 
             `show` is the default: `vmkit layout --physmem 512G` is `vmkit layout show \
-            --physmem 512G`. See `vmkit layout show --help` and `vmkit layout sweep --help` \
+            --physmem 512G`. Both exit 1 when a check of the layout fails (0 otherwise), \
+            after printing the result. See `vmkit layout show --help` and `vmkit layout sweep --help` \
             for what each option means.
             """,
         subcommands: [LayoutShowCommand.self, LayoutSweepCommand.self],
@@ -96,6 +97,13 @@ struct LayoutShowCommand: ParsableCommand {
         case .svg:
             print(layout.svg(), terminator: "")
             for message in layout.noteMessages { LayoutArguments.printError("warning: \(message)") }
+        }
+        // A layout whose invariants fail is a result, printed in full, and a
+        // failure: scripts see it in the status.
+        if !layout.isSound {
+            let names = layout.failedChecks.map(\.name).joined(separator: ", ")
+            LayoutArguments.printError("vmkit: layout checks failed: \(names)")
+            throw ExitCode.failure
         }
     }
 

@@ -18,7 +18,8 @@ struct LayoutSweepCommand: ParsableCommand {
             Consecutive memory sizes that fail the same check are grouped into one range. \
             A progress bar is drawn on stderr when stderr is a terminal. The output ends with \
             a one-line summary (layouts computed, violations, time); with --json, stdout holds \
-            only the JSON object and the summary goes to stderr.
+            only the JSON object and the summary goes to stderr. Exits 1 when any layout in the range \
+            fails a check, 0 otherwise.
             """
     )
 
@@ -62,6 +63,7 @@ struct LayoutSweepCommand: ParsableCommand {
             for line in result.violationLines() { print(line) }
             print(result.summary())
         }
+        if !result.violations.isEmpty { throw ExitCode.failure }
     }
 }
 

@@ -14,7 +14,7 @@ struct ReplayCommand: ParsableCommand {
         'TAG 0xADDR' or 'TAG fail' for allocations, 'TAG error KIND' for failed frees, \
         'stats NAME inuse=N total=N imported=N allocs=N frees=N fails=N', 'seg KIND 0xSTART 0xEND', \
         'verify NAME ok', 'destroy NAME leaked=BYTES segments=N', and 'line N: error: MESSAGE' \
-        for a line that cannot be run. Exits 0 unless the file cannot be read.
+        for a line that cannot be run. Files, pipes and FIFOs are read to the end. Exits 0 unless the file cannot be read or standard output cannot be written.
         """)
 
     @Argument(help: "The trace file, or '-' for standard input.")
@@ -26,10 +26,9 @@ struct ReplayCommand: ParsableCommand {
         if file == "-" {
             while let line = readLine(strippingNewline: true) { replayer.run(line: line) }
         } else {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw ValidationError("cannot read trace file '\(file)'")
-            }
-            replayer.run(String(decoding: data, as: UTF8.self))
+            // Through the descriptor, so `<(cat t)` and FIFOs work, and a
+            // refusal says why (no such file, permission, a directory).
+            replayer.run(try GuestReplayCommand.readTrace(file))
         }
         out.flush()
     }
@@ -49,7 +48,8 @@ struct StandardOutput {
             var off = 0
             while off < p.count {
                 let n = Foundation.write(1, p.baseAddress! + off, p.count - off)
-                if n <= 0 { break }
+                if n < 0, errno == EINTR { continue }
+                if n <= 0 { StandardOutputCheck.recordFailure(errno: errno); break }
                 off += n
             }
         }
