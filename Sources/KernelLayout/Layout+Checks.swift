@@ -2,9 +2,20 @@ extension Layout {
     /// The checks that apply to this layout's model.
     public var applicableChecks: [LayoutCheck] { LayoutCheck.applicable(to: model) }
 
-    /// The checks that fail, computed without allocating.
+    /// The checks whose quantities were computed past a wrap of 2^64, and
+    /// so say nothing: the heap's size and kpm's end then come from wrapped
+    /// arithmetic (a "heap" of 16383.996 PiB). They are reported as skipped,
+    /// neither ok nor failed; `no-wrap` fails in their place.
+    public var skippedChecks: LayoutCheckSet {
+        guard wrapped else { return LayoutCheckSet() }
+        return LayoutCheckSet([.heapNonempty, .heapAtLeast1_5xPhysmem, .kpmBelowValloc])
+    }
+
+    /// The checks that fail, computed without allocating. A skipped check
+    /// (``skippedChecks``) is never among them.
     public var failedChecks: LayoutCheckSet {
         var failed = LayoutCheckSet()
+        defer { failed.rawValue &= ~skippedChecks.rawValue }
         if firstDisorder() != nil { failed.insert(.regionsOrderedNoOverlap) }
         if firstMisaligned() != nil { failed.insert(.aligned2M) }
         if heapSize == 0 { failed.insert(.heapNonempty) }
@@ -29,8 +40,13 @@ extension Layout {
     /// Each applicable check with its outcome and the numbers behind it.
     public func checkResults() -> [CheckResult] {
         let failed = failedChecks
+        let skipped = skippedChecks
         return applicableChecks.map { check in
-            CheckResult(check: check, ok: !failed.contains(check), detail: detail(of: check))
+            if skipped.contains(check) {
+                return CheckResult(check: check, ok: false, skipped: true,
+                                   detail: "skipped: the layout wrapped past 2^64 before this was computed (the wrapped numbers: \(detail(of: check)))")
+            }
+            return CheckResult(check: check, ok: !failed.contains(check), detail: detail(of: check))
         }
     }
 

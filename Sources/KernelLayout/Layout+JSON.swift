@@ -37,6 +37,7 @@ extension Layout {
         let checkLines = checkResults().map { result in
             "    " + JSONText.object([
                 ("name", JSONText.string(result.name)), ("ok", result.ok ? "true" : "false"),
+                ("status", JSONText.string(result.skipped ? "skipped" : result.ok ? "ok" : "fail")),
                 ("detail", JSONText.string(result.detail)),
             ])
         }

@@ -96,7 +96,7 @@ extension Layout {
             lines.append("large-memory adjustment: computed segkpm_base \(Hex.upper(adjustment.candidateSegkpmBase)), \(clamp)")
         }
         for result in checkResults() {
-            lines.append("check \(result.ok ? "ok  " : "FAIL") \(result.name): \(result.detail)")
+            lines.append("check \(result.status + String(repeating: " ", count: 4 - result.status.count)) \(result.name): \(result.detail)")
         }
         for message in noteMessages { lines.append("note: \(message)") }
         return lines.joined(separator: "\n") + "\n"

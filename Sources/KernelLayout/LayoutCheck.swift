@@ -83,7 +83,19 @@ public struct LayoutCheckSet: Sendable, Hashable, Sequence {
 /// One check's outcome with a sentence that gives the numbers.
 public struct CheckResult: Sendable, Hashable {
     public var check: LayoutCheck
+    /// Passed. False for a failed check and for a skipped one.
     public var ok: Bool
+    /// Not applicable to this layout: its numbers were computed past a wrap.
+    public var skipped: Bool
     public var detail: String
     public var name: String { check.name }
+    /// `ok`, `FAIL` or `skip`, as the table prints it.
+    public var status: String { skipped ? "skip" : ok ? "ok" : "FAIL" }
+
+    public init(check: LayoutCheck, ok: Bool, skipped: Bool = false, detail: String) {
+        self.check = check
+        self.ok = ok && !skipped
+        self.skipped = skipped
+        self.detail = detail
+    }
 }
