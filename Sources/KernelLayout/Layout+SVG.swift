@@ -61,6 +61,7 @@ extension Layout {
             upper = region.base
         }
 
+        let failures = svgFailures()
         var body: [String] = []
         var y = top
         if let first = bands.first {
@@ -70,6 +71,14 @@ extension Layout {
             let h = Self.svgHeight(band.size)
             let dash = band.gap ? " stroke-dasharray=\"6 4\"" : ""
             body.append("<rect x=\"\(boxX)\" y=\"\(y)\" width=\"\(boxWidth)\" height=\"\(h)\" fill=\"\(band.fill)\" stroke=\"#333333\"\(dash)/>")
+            // A region a failed check concerns: outlined in red, with the
+            // numbers of its checks in the legend below.
+            let marks = band.gap ? [] : failures.indices.filter { failures[$0].regions.contains(band.label) }
+            if !marks.isEmpty {
+                body.append("<rect x=\"\(boxX + 2)\" y=\"\(y + 2)\" width=\"\(boxWidth - 4)\" height=\"\(h - 4)\" fill=\"none\" stroke=\"#cc0000\" stroke-width=\"3\" class=\"failed-check\"/>")
+                body.append(svgText(x: boxX + boxWidth - 8, y: y + 16, anchor: "end",
+                                    marks.map { "[\($0 + 1)]" }.joined(separator: " "), weight: "bold", fill: "#cc0000"))
+            }
             body.append(svgText(x: boxX + boxWidth / 2, y: y + h / 2 + 5, anchor: "middle",
                                 band.label, weight: "bold"))
             let mid = y + h / 2
@@ -87,7 +96,16 @@ extension Layout {
         }
         let limitLabel = amd64 ? "_userlimit \(address(userlimit))" : "kernelbase = _userlimit \(address(kernelbase))"
         body.append(svgText(x: boxX, y: y + 34, limitLabel))
-        let height = y + 60
+        var height = y + 60
+        if !failures.isEmpty {
+            body.append(svgText(x: 10, y: height, "Failed checks (regions outlined in red):", weight: "bold", fill: "#cc0000"))
+            height += 18
+            for (i, f) in failures.enumerated() {
+                body.append(svgText(x: 10, y: height, "[\(i + 1)] \(f.check.name): \(f.detail)", size: 11, fill: "#cc0000"))
+                height += 16
+            }
+            height += 10
+        }
 
         var svg: [String] = []
         svg.append("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
@@ -99,6 +117,23 @@ extension Layout {
         svg += body
         svg.append("</svg>")
         return svg.joined(separator: "\n") + "\n"
+    }
+
+    /// The failed checks, each with the regions (by name) it concerns.
+    func svgFailures() -> [(check: LayoutCheck, detail: String, regions: Set<String>)] {
+        let failed = failedChecks
+        return applicableChecks.filter { failed.contains($0) }.map { check in
+            var names: Set<RegionName> = []
+            switch check {
+            case .regionsOrderedNoOverlap:
+                if let (a, b) = firstDisorder() { names = [a.name, b.name] }
+            case .kpmBelowValloc: names = [.segkpm, .valloc]
+            case .heapNonempty, .heapAtLeast1_5xPhysmem: names = [.heap]
+            case .segkpmBaseAboveDefault, .kernelbaseAboveHole: names = [.segkpm]
+            case .aligned2M, .kernelbaseABIMinimum, .noWrap: names = []
+            }
+            return (check, detail(of: check), Set(names.map(\.name)))
+        }
     }
 
     private func svgText(x: Int, y: Int, anchor: String = "start", _ text: String, size: Int? = nil,

@@ -75,6 +75,10 @@ struct LayoutShowCommand: ParsableCommand {
     @Flag(help: "Print the arena tree created on the layout as an mdb ::vmem table instead of the layout.")
     var arenas = false
 
+    @Option(name: [.customShort("o"), .customLong("output")],
+            help: ArgumentHelp("Write the result to FILE instead of standard output (an SVG to open in a browser, say).", valueName: "file"))
+    var output: String?
+
     func run() throws {
         let physmem = try self.physmem ?? LayoutArguments.hostMemory()
         var configuration = try tunables.configuration(model: model, physmem: physmem)
@@ -89,14 +93,18 @@ struct LayoutShowCommand: ParsableCommand {
             try printArenaTable(layout)
             return
         }
+        let text: String
         switch format {
-        case .table:
-            print(layout.table(), terminator: "")
-        case .json:
-            print(layout.json(), terminator: "")
+        case .table: text = layout.table()
+        case .json: text = layout.json()
         case .svg:
-            print(layout.svg(), terminator: "")
+            text = layout.svg()
             for message in layout.noteMessages { LayoutArguments.printError("warning: \(message)") }
+        }
+        if let output {
+            try LayoutArguments.writeFile(text, to: output)
+        } else {
+            print(text, terminator: "")
         }
         // A layout whose invariants fail is a result, printed in full, and a
         // failure: scripts see it in the status.
@@ -222,4 +230,23 @@ enum LayoutArguments {
     }
 
     static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) != 0 }
+
+    /// Writes `text` to `path` (created or truncated), or says why not.
+    static func writeFile(_ text: String, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ValidationError("cannot write '\(path)': \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var text = text
+        let failure: Int32? = text.withUTF8 { buffer -> Int32? in
+            var offset = 0
+            while offset < buffer.count {
+                let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if n < 0, errno == EINTR { continue }
+                if n <= 0 { return n < 0 ? errno : EIO }
+                offset += n
+            }
+            return nil
+        }
+        if let failure { throw ValidationError("cannot write '\(path)': \(String(cString: strerror(failure)))") }
+    }
 }

@@ -77,6 +77,20 @@ struct CommandLineTests {
         #expect(sweepGood.status == 0, "\(sweepGood.stdout)")
     }
 
+    @Test func svgOfAFailingLayoutNamesTheCheck() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vmkit-layout-\(getpid()).svg").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try Self.run(["layout", "--physmem", "320G", "--model", "pre-12608", "--format", "svg", "-o", path])
+        #expect(r.status == 1)
+        #expect(r.stdout.isEmpty, "-o sends the picture to the file")
+        let svg = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(svg.contains("class=\"failed-check\""), "the region is outlined")
+        #expect(svg.contains("[1] segkpm-base-above-default: "), "the legend names the check")
+        let good = try Self.run(["layout", "--physmem", "64G", "--format", "svg"])
+        #expect(good.status == 0)
+        #expect(!good.stdout.contains("failed-check"))
+    }
+
     @Test func lostOutputIsAFailure() throws {
         let full = try #require(FileHandle(forWritingAtPath: "/dev/full"))
         let r = try Self.run(["layout", "--physmem", "1G"], stdoutTo: full)
