@@ -31,7 +31,12 @@ extension AddressSpace {
     /// In `kas`, a range inside the lock-free fault segment (segkmap) is
     /// handed to its driver without taking `a_lock`.
     ///
-    /// - Parameter hat: the HAT to load into; the address space's own by default.
+    /// - Parameters:
+    ///   - address: the start of the range.
+    ///   - size: its length in bytes.
+    ///   - type: the fault kind (`F_INVAL`, `F_PROT`, `F_SOFTLOCK`, `F_SOFTUNLOCK`).
+    ///   - access: the access that faulted (read, write, exec, other).
+    ///   - hat: the HAT to load into; the address space's own by default.
     public func fault(address: UInt64, size: UInt64, type: FaultType, access: SegmentAccess,
                       hat: (any HAT)? = nil) throws(AddressSpaceError) {
         countFault(type)

@@ -53,6 +53,8 @@ extension AddressSpace {
     /// With `AS_PAGLCK` set the new range is locked (`MC_LOCK`) too.
     ///
     /// - Parameters:
+    ///   - address: the start of the new segment's range.
+    ///   - size: its length in bytes.
     ///   - isHole: the request comes from the hole driver (exempt from `RLIMIT_VMEM`).
     ///   - segmentAddress: the `struct seg *` to record; synthetic when nil.
     ///   - create: the driver's create routine; it runs with the lock held and

@@ -67,11 +67,15 @@ public final class AddressSpace: @unchecked Sendable {
     var _vmemLimit: UInt64?
 
     /// - Parameters:
+    ///   - name: what renderings call the address space (`kas`, a process).
+    ///   - kind: kernel or user: which rules of `as_map` and `as_fault` apply.
+    ///   - hat: the translation layer pages are loaded into.
     ///   - address: the `struct as *` value renderings show.
     ///   - virtualHole: a range no segment may touch.
     ///   - segmentRecordBase: where synthetic `struct seg *` values start
     ///     (each new segment takes the next `segmentRecordStride` bytes) when a
     ///     map or attach does not name one.
+    ///   - segmentRecordStride: the bytes each synthetic `struct seg *` takes.
     public init(name: String, kind: Kind, hat: any HAT, address: UInt64 = 0xFFFF_FFFF_FBC0_0000,
                 virtualHole: Range<UInt64>? = nil,
                 segmentRecordBase: UInt64 = 0xFFFF_FE0B_0000_0000, segmentRecordStride: UInt64 = 0x60) {

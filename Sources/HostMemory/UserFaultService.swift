@@ -11,8 +11,8 @@ import Synchronization
 /// Ranges registered with the service deliver their faults here instead of
 /// being resolved by the kernel: the faulting thread sleeps while a handler
 /// thread reads the event and calls `handler`, which answers with one of the
-/// fill operations (``copy(to:from:length:)``, ``zero(at:length:)``,
-/// ``continueMapping(at:length:)``) and returns ``UserFaultAnswer/resolved``,
+/// fill operations (``copy(to:from:length:wake:)``, ``zero(at:length:wake:)``,
+/// ``continueMapping(at:length:wake:)``) and returns ``UserFaultAnswer/resolved``,
 /// or asks for a plain wake or a refusal. A refused page is replaced by a
 /// page of an empty `memfd`, so the touch gets `SIGBUS` (and the guard
 /// reporter can name it).

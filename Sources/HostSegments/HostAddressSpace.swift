@@ -7,7 +7,7 @@ import Synchronization
 /// served through userfaultfd by the driver of the segment that holds the
 /// faulting address.
 ///
-/// It is an ``AddressSpace`` (the segment tree, `as_map`, `as_unmap`,
+/// It is an `AddressSpace` (the segment tree, `as_map`, `as_unmap`,
 /// `as_setprot`, `as_fault`, `as_gap`, `::seg`) whose translation layer is a
 /// ``HostHAT``; the methods here create segments with each driver, check
 /// what the host would refuse first (alignment, the window, an object's

@@ -10,7 +10,7 @@ import HostMemory
 /// of lazy snapshot restore.
 ///
 /// The segment is private anonymous memory registered for missing faults;
-/// the file is mapped read-only elsewhere (an ``ObjectView``), so a fill is
+/// the file is mapped read-only elsewhere (an `ObjectView`), so a fill is
 /// one `UFFDIO_COPY` from the page cache. A fault fills a run: the faulting
 /// page and the pages after it up to ``readAhead`` bytes, stopping at the
 /// segment's end or at a page already claimed. Each page is claimed in a

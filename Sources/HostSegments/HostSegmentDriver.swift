@@ -19,8 +19,8 @@ import PhysicalMemory
 /// its own statistics. Unmapping any part returns it to the window's
 /// `PROT_NONE` reservation, which also ends its userfaultfd registration.
 ///
-/// Subclasses say how a page is filled (``serve(_:in:)`` for a userfaultfd
-/// event, ``resolve(_:address:size:write:)`` for an explicit fault) and
+/// Subclasses say how a page is filled (`serve(_:in:)` for a userfaultfd
+/// event, `resolve(_:address:size:write:)` for an explicit fault) and
 /// whether a segment may be split.
 public class HostSegmentDriver: SegmentDriver, @unchecked Sendable {
     /// The address space's translation layer (window and fault service).

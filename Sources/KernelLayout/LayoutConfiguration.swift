@@ -72,7 +72,7 @@ public struct LayoutConfiguration: Sendable, Hashable {
     }
 
     /// Parses a SIZE given for the parameter `name` (for example
-    /// `"physmem"`), turning a ``SizeParseError`` into a ``LayoutError`` that
+    /// `"physmem"`), turning a `SizeParseError` into a ``LayoutError`` that
     /// names the parameter.
     public static func size(_ text: String, for name: String) throws(LayoutError) -> UInt64 {
         do {
