@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "GuestMemory", targets: ["GuestMemory"]),
         .library(name: "HostWorkloads", targets: ["HostWorkloads"]),
         .library(name: "GuestWorkloads", targets: ["GuestWorkloads"]),
+        .library(name: "GuestSnapshot", targets: ["GuestSnapshot"]),
         .library(name: "ModelKernel", targets: ["ModelKernel"]),
         .library(name: "Inspect", targets: ["Inspect"]),
         .executable(name: "vmkit", targets: ["vmkit"]),
@@ -47,9 +48,11 @@ let package = Package(
         .target(name: "HostWorkloads", dependencies: ["HostSegments", "HostMemory", "AddressSpace", "CHostMemory"]),
         // The workloads of `vmkit bench guest` (translation against C, holds, dirty harvest, reserve+map).
         .target(name: "CGuestWorkloads"),
-        .target(name: "GuestWorkloads", dependencies: ["GuestMemory", "HostWorkloads", "CGuestWorkloads"]),
-        .target(name: "ModelKernel", dependencies: ["KernelLayout", "AddressSpace", "PhysicalMemory", "PageTables", "Vmem"]),
-        .target(name: "Inspect", dependencies: ["CVmemSupport", "ModelKernel", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
+        .target(name: "GuestWorkloads", dependencies: ["GuestMemory", "HostWorkloads", "CGuestWorkloads", "PageTables"]),
+        // Full and diff snapshots of guest memory; eager and userfaultfd-lazy restore (below GuestKVM).
+        .target(name: "GuestSnapshot", dependencies: ["GuestMemory", "HostMemory"]),
+        .target(name: "ModelKernel", dependencies: ["KernelLayout", "AddressSpace", "PhysicalMemory", "PageTables", "Vmem", "GuestMemory"]),
+        .target(name: "Inspect", dependencies: ["CVmemSupport", "ModelKernel", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem", "GuestMemory"]),
         .executableTarget(name: "vmkit", dependencies: [
             "Inspect", "ModelKernel", "KernelLayout", "Vmem", "VmemWorkloads", "HostSegments", "HostMemory",
             "HostWorkloads", "GuestMemory", "GuestWorkloads",
@@ -61,10 +64,11 @@ let package = Package(
         .testTarget(name: "PageTablesTests", dependencies: ["VmemWorkloads", "PageTables", "PhysicalMemory"]),
         .testTarget(name: "AddressSpaceTests", dependencies: ["VmemWorkloads", "AddressSpace", "PageTables", "PhysicalMemory"]),
         .testTarget(name: "HostMemoryTests", dependencies: ["HostMemory", "CHostMemory"]),
+        .testTarget(name: "GuestSnapshotTests", dependencies: ["GuestSnapshot", "GuestMemory", "HostMemory"]),
         .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory", "HostMemory", "GuestWorkloads", "HostWorkloads"]),
         .testTarget(name: "HostSegmentsTests", dependencies: ["VmemWorkloads", "HostSegments", "HostMemory", "AddressSpace", "HostWorkloads"]),
         .testTarget(name: "VMKitCommandTests", dependencies: ["vmkit"]),
-        .testTarget(name: "ModelKernelTests", dependencies: ["VmemWorkloads", "ModelKernel", "Inspect", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem"]),
+        .testTarget(name: "ModelKernelTests", dependencies: ["VmemWorkloads", "ModelKernel", "Inspect", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem", "GuestMemory", "HostMemory"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -19,3 +19,30 @@ bool vgm_cas64(void *p, uint64_t *e, uint64_t d) { return __atomic_compare_excha
 
 uint64_t vgm_fetch_or64(uint64_t *p, uint64_t bits) { return __atomic_fetch_or(p, bits, SC); }
 uint64_t vgm_fetch_and64(uint64_t *p, uint64_t bits) { return __atomic_fetch_and(p, bits, SC); }
+
+/* The set bits of words[0..<n] (a harvest's count). Cloned for POPCNT,
+ * which the baseline x86-64 target lacks (its bit-trick popcount is about
+ * twice as slow over a 2 MiB bitmap). Relaxed atomic loads (plain moves on
+ * x86): a writer that raced the harvest's buffer swap may still fetch-or
+ * a word. */
+#if defined(__has_feature)
+#  if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#    define VGM_SANITIZED 1
+#  endif
+#endif
+/* An ifunc resolver runs before the sanitizer runtime is up and crashes it
+ * (clang defines no __SANITIZE_THREAD__; __has_feature is its test). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__) && !defined(VGM_SANITIZED)
+__attribute__((target_clones("popcnt", "default")))
+#endif
+uint64_t vgm_popcount_words(const uint64_t *words, size_t n) {
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) total += (uint64_t)__builtin_popcountll(__atomic_load_n(&words[i], __ATOMIC_RELAXED));
+    return total;
+}
+
+/* Zeroes words[0..<n] with relaxed atomic stores (a late writer's
+ * fetch-or may land meanwhile; its page is in the active buffer too). */
+void vgm_zero_words(uint64_t *words, size_t n) {
+    for (size_t i = 0; i < n; i++) __atomic_store_n(&words[i], 0, __ATOMIC_RELAXED);
+}

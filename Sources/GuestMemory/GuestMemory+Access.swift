@@ -40,9 +40,19 @@ extension GuestMemory {
 
     /// bhyve's `vm_map_gpa`: the host pointer of `gpa`, or nil unless
     /// `[gpa, gpa + length)` lies in one mapping with `protection`.
-    /// Instruction emulation relies on nil for MMIO.
+    /// Instruction emulation relies on nil for MMIO. The hot path: the map
+    /// lock shared, one probe of the flat table, no allocation.
     public func translate(_ gpa: UInt64, _ length: UInt64, _ protection: GuestProtection) -> UnsafeMutableRawPointer? {
-        (try? translation(gpa, length, protection))?.pointer
+        let want = protection.rawValue
+        guard want != 0, want & ~7 == 0, length > 0 else { return nil }
+        let (end, o) = gpa.addingReportingOverflow(length)
+        guard !o else { return nil }
+        lock.lockShared()
+        defer { lock.unlock() }
+        guard let i = flatIndex(containing: gpa) else { return nil }
+        let r = flat + i
+        guard end <= r.pointee.end, r.pointee.protection & UInt64(want) == UInt64(want) else { return nil }
+        return UnsafeMutableRawPointer(bitPattern: UInt(r.pointee.hostAddress &+ (gpa &- r.pointee.gpa)))
     }
 
     // MARK: Copies

@@ -1,3 +1,4 @@
+import CGuestMemory
 import PageTables
 import Synchronization
 
@@ -12,71 +13,6 @@ public enum DirtyOperation: Hashable, Sendable {
     case getAndReset
 }
 
-/// The dirty pages of a range, taken from both sources (the VMM's bitmap
-/// and the nested table's D bits) and held until the consumer says what
-/// became of them: ``commit()`` once they are safely written (a snapshot,
-/// a migration round), ``abort()`` — or dropping the harvest — when not, and
-/// every page is dirty again (Firecracker #4545: never lose dirty state
-/// before the copy is safe). A page dirtied again after the harvest stays
-/// dirty whatever the consumer does.
-///
-/// While a harvest is open its pages belong to it: another harvest does not
-/// report them unless this one is aborted.
-public final class DirtyHarvest: @unchecked Sendable {
-    /// What became of a harvest.
-    public enum State: Hashable, Sendable { case open, committed, aborted }
-
-    /// The range harvested.
-    public let gpa: UInt64
-    public let length: UInt64
-    /// The dirty guest pages (gpa >> 12, ascending) of the range. A segment
-    /// page mapped at two addresses in the range is reported at both.
-    public let pages: [UInt64]
-    /// The segment pages taken, per segment (what an abort puts back).
-    private let taken: [(segment: MemorySegment, pages: [UInt64])]
-    /// 0 open, 1 committed, 2 aborted.
-    private let stateWord = Atomic<UInt8>(0)
-
-    init(gpa: UInt64, length: UInt64, pages: [UInt64], taken: [(segment: MemorySegment, pages: [UInt64])]) {
-        self.gpa = gpa
-        self.length = length
-        self.pages = pages
-        self.taken = taken
-    }
-
-    deinit { abort() }
-
-    /// Open, committed or aborted.
-    public var state: State {
-        switch stateWord.load(ordering: .acquiring) {
-        case 0: return .open
-        case 1: return .committed
-        default: return .aborted
-        }
-    }
-
-    /// The pages are safely consumed: they stay clean (until written again).
-    /// Returns false if the harvest was already committed or aborted.
-    @discardableResult
-    public func commit() -> Bool {
-        stateWord.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged
-    }
-
-    /// The pages were not consumed: every page of the harvest is dirty again
-    /// (in its segment's bitmap, which the next harvest reads like the D
-    /// bits). Returns false if the harvest was already committed or aborted.
-    @discardableResult
-    public func abort() -> Bool {
-        guard stateWord.compareExchange(expected: 0, desired: 2, ordering: .acquiringAndReleasing).exchanged else {
-            return false
-        }
-        for (segment, pages) in taken {
-            for p in pages { segment.dirty.mark(first: p, count: 1) }
-        }
-        return true
-    }
-}
-
 extension GuestMemory {
     /// Harvests the dirty pages of `range`: those whose segment page was
     /// written by the VMM (copies, atomic stores, writable holds — the
@@ -88,8 +24,7 @@ extension GuestMemory {
     /// Unmapped parts of the range are skipped.
     public func harvestDirty(_ range: Range<UInt64>) throws(GuestMemoryError) -> DirtyHarvest {
         guard !range.isEmpty else { throw .zeroLength(gpa: range.lowerBound) }
-        let (pages, taken) = try collectDirty(range.lowerBound, range.count64, clear: true)
-        return DirtyHarvest(gpa: range.lowerBound, length: range.count64, pages: pages, taken: taken)
+        return try collectDirty(range.lowerBound, range.count64, clear: true)
     }
 
     /// The guest pages (gpa >> 12, ascending) in `[gpa, gpa + length)` that
@@ -102,21 +37,30 @@ extension GuestMemory {
         guard length > 0 else { throw .zeroLength(gpa: gpa) }
         let (_, o) = gpa.addingReportingOverflow(length)
         guard !o else { throw .rangeWraps(gpa: gpa, length: length) }
-        let (pages, _) = try collectDirty(gpa, length, clear: operation != .get)
-        return operation == .reset ? [] : pages
+        let h = try collectDirty(gpa, length, clear: operation != .get)
+        h.commit()
+        return operation == .reset ? [] : h.pages
     }
 
     /// Both sources over the segment pages under `[gpa, gpa + length)`,
-    /// taken (cleared) when `clear`: the guest pages to report, and per
-    /// segment the segment pages taken.
-    func collectDirty(_ gpa: UInt64, _ length: UInt64, clear: Bool) throws(GuestMemoryError)
-        -> ([UInt64], [(segment: MemorySegment, pages: [UInt64])]) {
+    /// taken (cleared) when `clear`, as a harvest.
+    ///
+    /// Per segment: when clearing and the range covers at least half of the
+    /// segment, the bitmap's buffer is swapped out whole and the bits outside
+    /// the range given back (a few words at the edges and holes); otherwise
+    /// the words are taken one by one. Then the D bits at every address
+    /// mapping those segment pages join them, cleared in the nested table —
+    /// whose dirty-region log leads the scan to the leaf tables written since
+    /// the last harvest.
+    func collectDirty(_ gpa: UInt64, _ length: UInt64, clear: Bool) throws(GuestMemoryError) -> DirtyHarvest {
         let firstPage = gpa / Self.pageSize
         let endPage = (gpa + length - 1) / Self.pageSize + 1
         // External logs first: their pages join the VMM bitmap, so the
         // collection below takes them with the rest and an abort gives them back.
         try drainDirtyLogs(firstPage: firstPage, endPage: endPage)
-        return try lock.reading { () throws(GuestMemoryError) -> ([UInt64], [(segment: MemorySegment, pages: [UInt64])]) in
+        harvestLock.lockExclusive()
+        defer { harvestLock.unlockExclusive() }
+        return try lock.reading { () throws(GuestMemoryError) -> DirtyHarvest in
             // The guest page runs in the range, with their entries.
             var runs: [(entry: MappingEntry, first: UInt64, count: UInt64)] = []
             for e in entries {
@@ -124,43 +68,51 @@ extension GuestMemory {
                 let hi = min(endPage, e.end / Self.pageSize)
                 if lo < hi { runs.append((e, lo, hi - lo)) }
             }
-            // Per segment: the segment-page runs, merged.
-            var order: [ObjectIdentifier] = []
-            var bySegment: [ObjectIdentifier: (MemorySegment, [(UInt64, UInt64)])] = [:]
+            // Per segment: the segment-page ranges, merged.
+            var segments: [(segment: MemorySegment, ranges: [(UInt64, UInt64)])] = []
             for r in runs {
                 let s = r.entry.segmentPage(r.first * Self.pageSize)
-                let key = ObjectIdentifier(r.entry.segment)
-                if bySegment[key] == nil { order.append(key) }
-                bySegment[key, default: (r.entry.segment, [])].1.append((s, s + r.count))
+                if let k = segments.firstIndex(where: { $0.segment === r.entry.segment }) {
+                    segments[k].ranges.append((s, s + r.count))
+                } else {
+                    segments.append((r.entry.segment, [(s, s + r.count)]))
+                }
             }
-            var taken: [ObjectIdentifier: [UInt64]] = [:]
-            var takenList: [(segment: MemorySegment, pages: [UInt64])] = []
-            for key in order {
-                let (segment, ranges) = bySegment[key]!
+            var taken: [TakenBits] = []
+            for (segment, ranges) in segments {
                 var merged: [(UInt64, UInt64)] = []
                 for r in ranges.sorted(by: { $0.0 < $1.0 }) {
                     if let last = merged.last, r.0 <= last.1 { merged[merged.count - 1].1 = max(last.1, r.1) }
                     else { merged.append(r) }
                 }
-                // The VMM's writes: the bitmap, word by word.
-                var pages: [UInt64] = []
-                for (lo, hi) in merged {
-                    var p = lo
-                    while p < hi {
-                        let w = Int(p / 64)
-                        let n = min(64 - p % 64, hi - p)
-                        let mask = n == 64 ? ~UInt64(0) : ((UInt64(1) << n) - 1) << (p % 64)
-                        var bits = segment.dirty.take(word: w, mask: mask, clear: clear)
-                        while bits != 0 {
-                            pages.append(UInt64(w) * 64 + UInt64(bits.trailingZeroBitCount))
-                            bits &= bits - 1
+                let bitmap = segment.dirty
+                let covered = merged.reduce(0) { $0 + ($1.1 - $1.0) }
+                let t: TakenBits
+                if clear && covered * 2 >= bitmap.pages {
+                    let buffer = bitmap.swapBuffers()
+                    t = TakenBits(swappedFrom: bitmap, buffer: buffer)
+                    // Give back what lies outside the range.
+                    var at: UInt64 = 0
+                    for (lo, hi) in merged + [(bitmap.pages, bitmap.pages)] {
+                        giveBack(bitmap, buffer, from: at, to: lo)
+                        at = hi
+                    }
+                } else {
+                    let w0 = Int(merged[0].0 / 64), w1 = Int((merged[merged.count - 1].1 + 63) / 64)
+                    t = TakenBits(bitmap: bitmap, firstWord: w0, wordCount: w1 - w0)
+                    for (lo, hi) in merged {
+                        var p = lo
+                        while p < hi {
+                            let w = Int(p / 64)
+                            let n = min(64 - p % 64, hi - p)
+                            let mask = n == 64 ? ~UInt64(0) : ((UInt64(1) << n) - 1) << (p % 64)
+                            t.words[w - w0] |= bitmap.take(word: w, mask: mask, clear: clear)
+                            p += n
                         }
-                        p += n
                     }
                 }
                 // The guest's writes: D bits at every address mapping those
                 // segment pages (in the range or not: it is one page).
-                var guestPages: [UInt64] = []
                 try nested.with { _ throws(NestedPageTableError) in
                     for e in entries where e.segment === segment {
                         let eLo = e.info.offset / Self.pageSize
@@ -169,45 +121,33 @@ extension GuestMemory {
                             let a = max(lo, eLo), b = min(hi, eHi)
                             guard a < b else { continue }
                             let g = e.gpa + (a - eLo) * Self.pageSize
-                            for addr in try nested.dirtyPages(g, (b - a) * Self.pageSize, clear: clear) {
-                                guestPages.append(e.segmentPage(addr))
+                            try nested.table.scanDirty(g, length: (b - a) * Self.pageSize, clear: clear) { addr in
+                                t.add(e.segmentPage(addr))
                             }
                         }
                     }
                 }
-                if !guestPages.isEmpty {
-                    pages += guestPages
-                    pages.sort()
-                    var unique: [UInt64] = []
-                    unique.reserveCapacity(pages.count)
-                    for p in pages where unique.last != p { unique.append(p) }
-                    pages = unique
-                }
-                taken[key] = pages
-                if clear && !pages.isEmpty { takenList.append((segment, pages)) }
+                taken.append(t)
             }
-            // Back to guest pages, in guest order (runs are in gpa order).
-            var out: [UInt64] = []
-            for r in runs {
-                guard let pages = taken[ObjectIdentifier(r.entry.segment)] else { continue }
-                let s = r.entry.segmentPage(r.first * Self.pageSize)
-                var i = lowerBound(pages, s)
-                while i < pages.count, pages[i] < s + r.count {
-                    out.append(r.first + (pages[i] - s))
-                    i += 1
-                }
+            let dirtyRuns = runs.map { r in
+                DirtyRun(firstPage: r.first, count: r.count, segmentPage: r.entry.segmentPage(r.first * Self.pageSize),
+                         taken: segments.firstIndex { $0.segment === r.entry.segment }!)
             }
-            return (out, takenList)
+            let harvest = DirtyHarvest(gpa: gpa, length: length, runs: dirtyRuns, taken: taken)
+            if !clear { harvest.commit() }   // nothing was taken: nothing to give back
+            return harvest
         }
     }
 
-    private func lowerBound(_ a: [UInt64], _ x: UInt64) -> Int {
-        var lo = 0, hi = a.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if a[mid] < x { lo = mid + 1 } else { hi = mid }
+    /// Gives the bits of segment pages `[from, to)` in a swapped-out buffer
+    /// back to the bitmap's active buffer.
+    private func giveBack(_ bitmap: DirtyBitmap, _ buffer: UnsafeMutablePointer<UInt64>, from: UInt64, to: UInt64) {
+        var p = from
+        while p < to {
+            let n = min(64 - p % 64, to - p)
+            bitmap.giveBack(buffer, word: Int(p / 64), mask: n == 64 ? ~UInt64(0) : ((UInt64(1) << n) - 1) << (p % 64))
+            p += n
         }
-        return lo
     }
 }
 

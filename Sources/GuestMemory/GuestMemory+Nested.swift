@@ -60,6 +60,7 @@ protocol NestedTableBox: AnyObject {
     func dirtyOperation(_ operation: NestedDirtyOperation, _ gpa: UInt64, length: UInt64) throws(NestedPageTableError) -> [UInt64]
     func lookup(_ gpa: UInt64) throws(NestedPageTableError) -> PageTables.Translation?
     func scanDirty(_ gpa: UInt64, length: UInt64, clear: Bool, _ report: (UInt64) -> Void) throws(NestedPageTableError)
+    func concurrentAccess(_ gpa: UInt64, _ access: MemoryAccess) -> NestedAccessOutcome?
 }
 
 extension NestedPageTable: NestedTableBox {}
@@ -78,9 +79,12 @@ final class GuestNestedTable: @unchecked Sendable {
         do {
             frames = try GuestTableFrames(limit: limit)
             switch (mode.format, mode.effectiveAccessedDirty) {
-            case (.ept, .hardware): table = try NestedPageTable<EPTFormat, GuestTableFrames>(frames: frames, superpages: false)
-            case (.ept, .emulated): table = try NestedPageTable<EPTEmulatedADFormat, GuestTableFrames>(frames: frames, superpages: false)
-            case (.rvi, _): table = try NestedPageTable<RVIFormat, GuestTableFrames>(frames: frames, superpages: false)
+            case (.ept, .hardware): table = try NestedPageTable<EPTFormat, GuestTableFrames>(frames: frames, superpages: false,
+                                                                                            addressLimit: limit)
+            case (.ept, .emulated): table = try NestedPageTable<EPTEmulatedADFormat, GuestTableFrames>(frames: frames, superpages: false,
+                                                                                                    addressLimit: limit)
+            case (.rvi, _): table = try NestedPageTable<RVIFormat, GuestTableFrames>(frames: frames, superpages: false,
+                                                                                   addressLimit: limit)
             }
         } catch let e as PageTableError {
             throw .nestedTable("\(e)")
@@ -105,6 +109,15 @@ final class GuestNestedTable: @unchecked Sendable {
         case .ept: return protection.contains(access)
         case .rvi: return protection.union(.read).contains(access)
         }
+    }
+
+    /// A vCPU's access on the table's concurrent path (several at once,
+    /// under the lock shared; nil when it needs the exclusive path).
+    @inline(__always)
+    func concurrentAccess(_ gpa: UInt64, _ access: MemoryAccess) -> NestedAccessOutcome? {
+        lock.lockShared()
+        defer { lock.unlock() }
+        return table.concurrentAccess(gpa, access)
     }
 
     /// Runs `body` with the table, under its lock, turning its errors into ours.
@@ -173,8 +186,13 @@ extension GuestMemory {
             guard nested.allows(e.info.protection, access) else {
                 throw .protectionDenied(gpa: gpa, requested: access, mapped: e.info.protection)
             }
-            let outcome = try nested.with { t throws(NestedPageTableError) in try t.guestAccess(gpa, memoryAccess) }
-            guard case let .ok(host, _) = outcome else {
+            // vCPUs touch concurrently (the table's CAS path, its lock
+            // shared); only a missing table takes it alone.
+            var outcome = nested.concurrentAccess(gpa, memoryAccess)
+            if outcome == nil {
+                outcome = try nested.with { t throws(NestedPageTableError) in try t.guestAccess(gpa, memoryAccess) }
+            }
+            guard case let .ok(host, _)? = outcome else {
                 throw .protectionDenied(gpa: gpa, requested: access, mapped: e.info.protection)
             }
             return host

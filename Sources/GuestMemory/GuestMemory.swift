@@ -32,13 +32,27 @@ public final class GuestMemory: @unchecked Sendable {
 
     let lock = RWLock()
     private var segmentTable: [MemorySegment?] = Array(repeating: nil, count: GuestMemory.maxSegments)
-    /// Sorted by gpa, never overlapping.
-    var entries: [MappingEntry] = []
+    /// Sorted by gpa, never overlapping. Every change (under the exclusive
+    /// hold) rebuilds the flat table the hot paths search.
+    var entries: [MappingEntry] = [] { didSet { rebuildFlat() } }
+    /// `entries` as plain rows in one buffer (``FlatMapping``), `flatCount` of them.
+    let flat = UnsafeMutablePointer<FlatMapping>.allocate(capacity: GuestMemory.maxMappings)
+    private let flatRows = Atomic<Int>(0)
+    /// Rows in `flat`.
+    var flatCount: Int { flatRows.load(ordering: .relaxed) }
+    /// Every mapping's hold counter, kept until the guest goes (8 bytes a
+    /// mapping ever made): a hold's lock-free path that raced a removal may
+    /// still add to and take from a removed mapping's counter.
+    private var holdCounters: [UnsafeMutablePointer<Atomic<Int>>] = []
+    /// Harvests run one at a time (they swap dirty-bitmap buffers).
+    let harvestLock = RWLock()
     var isDestroyedFlag = false
     /// The nested page table, kept in step with `entries`.
     let nested: GuestNestedTable
     /// Further records of guest writes (KVM's log), drained by every harvest.
     var dirtyLogs: [any GuestDirtyLog] = []
+    /// Who backs system-memory segments (``GuestPageProvider``); nil: the guest itself.
+    public internal(set) var pageProvider: (any GuestPageProvider)?
 
     /// Reserves a guest-physical space of `limit` bytes (page aligned,
     /// rounded up to 2 MiB on the host) between two 4 MiB guard regions,
@@ -59,7 +73,35 @@ public final class GuestMemory: @unchecked Sendable {
         hostBase = reservation.base + Self.guardSize
     }
 
-    deinit { reservation.destroy() }
+    /// A guest dropped while a ``PageHold`` is outstanding keeps the held
+    /// mappings' bookkeeping and its host window (leaked), so the hold's
+    /// pointer and release stay valid; otherwise everything goes.
+    deinit {
+        let held = entries.filter { $0.holds.load(ordering: .acquiring) > 0 }
+        if held.isEmpty {
+            reservation.destroy()
+        } else {
+            for e in held { _ = Unmanaged.passRetained(e) }
+            return   // the held rows' counters and the table stay too
+        }
+        flat.deallocate()
+        for c in holdCounters { c.deinitialize(count: 1); c.deallocate() }
+    }
+
+    /// A fresh hold counter for a new mapping. Under the exclusive hold.
+    func newHoldCounter() -> UnsafeMutablePointer<Atomic<Int>> {
+        let c = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: 1)
+        c.initialize(to: Atomic<Int>(0))
+        holdCounters.append(c)
+        return c
+    }
+
+    /// Rebuilds the flat table from `entries`, word by word atomically (the
+    /// hold fast path may be reading). Under the exclusive hold.
+    private func rebuildFlat() {
+        for (i, e) in entries.enumerated() { FlatMapping.store(e.flat, into: flat + i) }
+        flatRows.store(entries.count, ordering: .relaxed)
+    }
 
     /// The two guard regions, as host address ranges: never mapped, so a
     /// stray access just past guest memory faults.
@@ -95,7 +137,18 @@ public final class GuestMemory: @unchecked Sendable {
             if let name, let other = segmentTable.compactMap({ $0 }).first(where: { $0.name == name }) {
                 throw .segmentNameInUse(name: name, id: other.id)
             }
-            let segment = try MemorySegment(id: id, kind: kind, length: length, backing: backing)
+            // A page provider backs system memory; a refusal changes nothing,
+            // and a segment that then fails gives its backing straight back.
+            let provider = kind == .system ? pageProvider : nil
+            let provided = try provider?.provideBacking(forSegment: id, length: length)
+            let segment: MemorySegment
+            do throws(GuestMemoryError) {
+                segment = try MemorySegment(id: id, kind: kind, length: length, backing: backing,
+                                            provider: provider, provided: provided)
+            } catch {
+                if let provider, let provided { provider.releaseBacking(provided, ofSegment: id, length: length) }
+                throw error
+            }
             segmentTable[id] = segment
             return segment
         }
@@ -166,7 +219,7 @@ public final class GuestMemory: @unchecked Sendable {
                 throw error
             }
             let index = entries.firstIndex { $0.gpa > gpa } ?? entries.count
-            entries.insert(MappingEntry(info: info, segment: segment), at: index)
+            entries.insert(MappingEntry(info: info, segment: segment, holdCounter: newHoldCounter()), at: index)
         }
     }
 
@@ -226,26 +279,39 @@ public final class GuestMemory: @unchecked Sendable {
             isDestroyedFlag = true
             entries.removeAll()
             reservation.destroy()
+            for case let segment? in segmentTable { segment.releaseProvidedBacking() }
         }
     }
 
     // MARK: Lookup
 
-    /// The entry holding `gpa`: a linear scan for a few mappings, a binary
-    /// search for many. Under the lock.
+    /// The row of the flat table holding `gpa`: a linear scan for a few
+    /// mappings, a binary search (unsigned midpoint) for many. Under the lock.
     @inline(__always)
-    func entry(containing gpa: UInt64) -> MappingEntry? {
-        if entries.count <= 8 {
-            for e in entries where gpa >= e.gpa && gpa < e.end { return e }
+    func flatIndex(containing gpa: UInt64) -> Int? {
+        let n = flatCount
+        if n <= 8 {
+            var i = 0
+            while i < n {
+                let r = flat + i
+                if gpa >= r.pointee.gpa && gpa < r.pointee.end { return i }
+                i &+= 1
+            }
             return nil
         }
-        var lo = 0, hi = entries.count
+        var lo = 0, hi = n
         while lo < hi {
-            let mid = (lo + hi) / 2
-            if entries[mid].gpa <= gpa { lo = mid + 1 } else { hi = mid }
+            let mid = Int(bitPattern: UInt(bitPattern: lo &+ hi) >> 1)
+            if flat[mid].gpa <= gpa { lo = mid &+ 1 } else { hi = mid }
         }
-        guard lo > 0 else { return nil }
-        let e = entries[lo - 1]
-        return gpa < e.end ? e : nil
+        guard lo > 0, gpa < flat[lo &- 1].end else { return nil }
+        return lo &- 1
+    }
+
+    /// The entry holding `gpa`. Under the lock.
+    @inline(__always)
+    func entry(containing gpa: UInt64) -> MappingEntry? {
+        guard let i = flatIndex(containing: gpa) else { return nil }
+        return entries[i]
     }
 }

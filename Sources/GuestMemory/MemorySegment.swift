@@ -1,4 +1,5 @@
 import HostMemory
+import Synchronization
 
 /// One memory segment (bhyve `vm_alloc_memseg`): system memory without a
 /// name, or device memory with one (`bootrom`, `framebuffer`), backed by a
@@ -42,15 +43,30 @@ public final class MemorySegment: @unchecked Sendable {
     public let object: MemoryObject
     /// The VMM's writes, one bit per page.
     public let dirty: DirtyBitmap
+    /// What the guest's ``GuestPageProvider`` gave this (system) segment, if any.
+    public let pageBacking: GuestPageBacking?
+    let pageProvider: (any GuestPageProvider)?
+    let backingReleased = Atomic<Bool>(false)
 
-    init(id: Int, kind: Kind, length: UInt64, backing: Backing) throws(GuestMemoryError) {
+    init(id: Int, kind: Kind, length: UInt64, backing: Backing,
+         provider: (any GuestPageProvider)? = nil, provided: GuestPageBacking? = nil) throws(GuestMemoryError) {
         self.id = id
         self.kind = kind
         self.length = length
         self.backing = backing
+        self.pageProvider = provider
+        self.pageBacking = provided
         let label: String = switch kind {
         case .system: "vmkit-sysmem-\(id)"
         case .device(let n): "vmkit-devmem-\(n)"
+        }
+        if let given = provided?.object {
+            guard given.size >= length else {
+                throw .host(.objectTooShort(object: given.name, objectSize: given.size, offset: 0, length: length))
+            }
+            object = given
+            dirty = DirtyBitmap(pages: length / GuestMemory.pageSize)
+            return
         }
         do {
             switch backing {
@@ -64,6 +80,8 @@ public final class MemorySegment: @unchecked Sendable {
         }
         dirty = DirtyBitmap(pages: length / GuestMemory.pageSize)
     }
+
+    deinit { releaseProvidedBacking() }
 
     /// Whether this is system memory.
     public var isSystem: Bool { kind == .system }

@@ -106,21 +106,21 @@ public final class KernelHAT: HAT, @unchecked Sendable {
 
     // MARK: Batches for the kernel's own page layer
 
-    /// `hat_memload` of consecutive 4 KiB pages at `address`, one frame each,
-    /// under one acquisition. All or nothing.
-    func loadPages(address: UInt64, pfns: [PageFrameNumber], protection: Protection) throws(HATError) {
+    /// `hat_memload` of a run of `count` consecutive frames from `pfn` at
+    /// `address`, under one acquisition; all or nothing. With `largePages`
+    /// the run is mapped with the largest pages (2 MiB, 1 GiB) that the
+    /// alignment of both addresses allows — what segkmem does for guest
+    /// memory (`segkmem_lpsize`), so a 64 GiB guest costs 64 leaves, not
+    /// 16 Mi — else with 4 KiB pages, one leaf per frame.
+    func loadRun(address: UInt64, pfn: PageFrameNumber, count: UInt64, protection: Protection,
+                 largePages: Bool) throws(HATError) {
         let attributes = Self.attributes(protection)
         try locked { () throws(HATError) in
-            var done: UInt64 = 0
             do throws(PageTableError) {
-                for pfn in pfns {
-                    try table.map(address &+ done << PhysicalMemory.pageShift, to: pfn << PhysicalMemory.pageShift,
-                                  attributes: attributes)
-                    done += 1
-                }
+                try table.mapRange(address, to: pfn << PhysicalMemory.pageShift, length: count << PhysicalMemory.pageShift,
+                                   attributes: attributes, largestPage: largePages ? .size1G : .size4K)
             } catch {
-                if done > 0 { _ = try? table.unmap(address, length: done << PhysicalMemory.pageShift) }
-                throw Self.hatError(error, address &+ done << PhysicalMemory.pageShift)
+                throw Self.hatError(error, address)
             }
         }
     }

@@ -38,35 +38,49 @@ public final class KernelMemory: @unchecked Sendable {
 
     /// Creates and maps the pages of `[va, va + size)`, named on `vnode` at
     /// `offset` (the VA itself unless given), and leaves them held as `hold` says.
+    ///
+    /// Works in runs of consecutive frames (``PhysicalMemory/pageCreateRuns(vnode:offset:pageCount:flags:)``):
+    /// each run is one page record, loaded with one HAT call and held with
+    /// one call per step, so a 64 GiB guest costs a handful of operations.
+    /// Guest memory (`kvps[KV_VVP]`) is mapped with large pages where the
+    /// VA and the frames line up; everything else with 4 KiB pages.
     func createPages(va: UInt64, size: UInt64, vnode: Vnode, offset: UInt64? = nil,
                      protection: Protection = KernelMemory.kernelProtection,
                      hold: PageHold = .kernel) throws(ModelKernelError) {
         let count = size >> PhysicalMemory.pageShift
         guard count > 0 else { return }
         let identity = offset ?? va
-        let pfns: [PageFrameNumber]
+        let runs: [FrameRange]
         do {
-            pfns = try physical.pageCreate(vnode: vnode, offset: identity, pageCount: count,
-                                           flags: [.exclusive, .noRelocate])
+            runs = try physical.pageCreateRuns(vnode: vnode, offset: identity, pageCount: count,
+                                               flags: [.exclusive, .noRelocate])
         } catch {
             throw .physicalMemory(error, context: "page_create_va of \(count) pages at 0x\(String(va, radix: 16)) on \(vnode)")
         }
+        var address = va
+        var loaded = 0
         do throws(HATError) {
-            try hat.loadPages(address: va, pfns: pfns, protection: protection)
+            for run in runs {
+                try hat.loadRun(address: address, pfn: run.lower, count: run.count, protection: protection,
+                                largePages: vnode == .vvp)
+                address &+= run.count << PhysicalMemory.pageShift
+                loaded += 1
+            }
         } catch {
-            for pfn in pfns { try? physical.pageDestroy(pfn) }
+            if address > va { try? hat.unloadAndReap(address: va, size: address - va) }
+            for run in runs { try? physical.pageDestroy(run) }
             throw .hat(error)
         }
         do throws(PhysicalMemoryError) {
-            for pfn in pfns {
+            for run in runs {
                 switch hold {
                 case .kernel:
-                    try physical.setLockCount(pfn, to: 1)
-                    try physical.pageDowngrade(pfn)
+                    try physical.setLockCount(run, to: 1)
+                    try physical.pageDowngrade(run)
                 case .shared:
-                    try physical.pageDowngrade(pfn)
+                    try physical.pageDowngrade(run)
                 case .none:
-                    try physical.pageUnlock(pfn)
+                    try physical.pageUnlock(run)
                 }
             }
         } catch {
@@ -78,54 +92,67 @@ public final class KernelMemory: @unchecked Sendable {
     /// at `offset` (the VA unless given). Each page must be held only by its
     /// creator: one shared lock, or none for pageable pages. A page someone
     /// else holds (a soft lock) makes the whole free fail with nothing changed.
+    /// Works run by run (``PhysicalMemory/pageRuns(of:offset:pageCount:)``).
     func destroyPages(va: UInt64, size: UInt64, vnode: Vnode, offset: UInt64? = nil) throws(ModelKernelError) {
         let count = size >> PhysicalMemory.pageShift
+        guard count > 0 else { return }
         let identity = offset ?? va
-        var pfns: [PageFrameNumber] = []
-        var wasShared: [Bool] = []
-        pfns.reserveCapacity(Int(count))
-        func undo() {
-            for (p, shared) in zip(pfns, wasShared) {
-                if shared { try? physical.pageDowngrade(p) } else { try? physical.pageUnlock(p) }
-            }
+        let shift = PhysicalMemory.pageShift
+        let runs: [PageRun]
+        do { runs = try physical.pageRuns(of: vnode, offset: identity, pageCount: count) } catch {
+            throw .physicalMemory(error, context: "finding the pages at 0x\(String(va, radix: 16)) to free them")
         }
-        for i in 0..<count {
-            let name = identity &+ i << PhysicalMemory.pageShift
-            guard let pfn = physical.pageFind(vnode: vnode, offset: name) else {
-                undo()
-                throw .unknownAllocation(kind: "page (\(vnode), offset)", address: name)
+        // Every name must have a page, and each page only its creator's hold.
+        var expected = identity
+        for r in runs {
+            guard r.first.offset == expected else { throw .unknownAllocation(kind: "page (\(vnode), offset)", address: expected) }
+            switch r.first.lock {
+            case .shared(count: 1), .unlocked: break
+            default:
+                throw .physicalMemory(.lockConflict(pfn: r.first.pfn, held: r.first.lock, requested: .exclusive),
+                                      context: "freeing the page at 0x\(String(va &+ (r.first.offset &- identity), radix: 16)), which another holder has locked")
             }
-            let page: Page
+            expected = r.first.offset &+ r.count << shift
+        }
+        guard expected == identity &+ count << shift else {
+            throw .unknownAllocation(kind: "page (\(vnode), offset)", address: expected)
+        }
+        // Take each run exclusively; undo on the first refusal.
+        var taken: [(frames: FrameRange, wasShared: Bool)] = []
+        func undo() {
+            for t in taken { if t.wasShared { try? physical.pageDowngrade(t.frames) } else { try? physical.pageUnlock(t.frames) } }
+        }
+        for r in runs {
+            let shared = r.first.lock != .unlocked
             var acquired = false
-            var shared = false
             do throws(PhysicalMemoryError) {
-                page = try physical.page(pfn)
-                switch page.lock {
-                case .shared(count: 1):
-                    acquired = try physical.pageTryUpgrade(pfn)
-                    shared = true
-                case .unlocked:
-                    acquired = try physical.pageTryLock(pfn, .exclusive)
-                default:
-                    acquired = false
+                if shared {
+                    acquired = try physical.pageTryUpgrade(r.frames)
+                } else {
+                    acquired = true
+                    var locked: [PageFrameNumber] = []
+                    for pfn in r.frames.lower ..< r.frames.upper {
+                        guard try physical.pageTryLock(pfn, .exclusive) else { acquired = false; break }
+                        locked.append(pfn)
+                    }
+                    if !acquired { for p in locked { try? physical.pageUnlock(p) } }
                 }
             } catch {
                 undo()
-                throw .physicalMemory(error, context: "locking the page at 0x\(String(name, radix: 16)) to free it")
+                throw .physicalMemory(error, context: "locking the page at 0x\(String(r.first.offset, radix: 16)) to free it")
             }
             guard acquired else {
                 undo()
-                throw .physicalMemory(.lockConflict(pfn: pfn, held: page.lock, requested: .exclusive),
-                                      context: "freeing the page at 0x\(String(va &+ i << PhysicalMemory.pageShift, radix: 16)), which another holder has locked")
+                throw .physicalMemory(.lockConflict(pfn: r.first.pfn, held: r.first.lock, requested: .exclusive),
+                                      context: "freeing the page at 0x\(String(va &+ (r.first.offset &- identity), radix: 16)), which another holder has locked")
             }
-            wasShared.append(shared)
-            pfns.append(pfn)
+            taken.append((r.frames, shared))
         }
         do throws(HATError) { try hat.unloadAndReap(address: va, size: size) } catch { undo(); throw .hat(error) }
         do throws(PhysicalMemoryError) {
-            for pfn in pfns {
-                try physical.setLockCount(pfn, to: 0)
-                try physical.pageDestroy(pfn)
+            for t in taken {
+                try physical.setLockCount(t.frames, to: 0)
+                try physical.pageDestroy(t.frames)
             }
         } catch {
             throw .physicalMemory(error, context: "page_destroy of kernel pages at 0x\(String(va, radix: 16))")

@@ -1,3 +1,4 @@
+import GuestMemory
 import PhysicalMemory
 
 /// The consumers `vmkit boot` runs after booting: what a freshly booted
@@ -48,15 +49,19 @@ public struct WorkloadResult: Sendable {
     public var stacks: [KernelStack] = []
     public var zfsBuffers: [UInt64] = []
     public var file: Vnode?
-    public var guests: [(address: UInt64, size: UInt64)] = []
+    /// The hosted guests (``ModelKernel/createGuest(size:nested:)``).
+    public var guests: [ModelGuest] = []
 }
 
 extension ModelKernel {
     /// Runs the consumers. Features this model lacks (ZFS buffers on i386,
     /// guests before 12608) are skipped unless asked for explicitly: asking
     /// for guests on a model without `vmm_alloc_arena` throws.
+    /// `progress` is told before each guest is created (guests done, guests
+    /// in all), for a caller that shows progress on a terminal.
     @discardableResult
-    public func run(_ w: KernelWorkload) throws(ModelKernelError) -> WorkloadResult {
+    public func run(_ w: KernelWorkload,
+                    progress: ((Int, Int) -> Void)? = nil) throws(ModelKernelError) -> WorkloadResult {
         for (name, n) in [("kmem allocations", w.kmemAllocations), ("threads", w.threads), ("lwps", w.lwps),
                           ("zfs buffers", w.zfsBuffers), ("guests", w.guests)] where n < 0 || n > 1 << 24 {
             throw .invalidArgument(name: name, value: UInt64(truncatingIfNeeded: n), reason: "outside [0, 2^24]")
@@ -89,7 +94,10 @@ extension ModelKernel {
             try readFile(file, offset: 0, length: w.fileBytes)
             result.file = file
         }
-        for _ in 0..<w.guests { result.guests.append((try vmmAlloc(w.guestSize), w.guestSize)) }
+        for i in 0..<w.guests {
+            progress?(i, w.guests)
+            result.guests.append(try createGuest(size: w.guestSize))
+        }
         return result
     }
 }

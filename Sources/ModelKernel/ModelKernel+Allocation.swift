@@ -54,22 +54,12 @@ extension ModelKernel {
             }
         }
         // This runs before vmem has checked that the range is an allocation,
-        // so the range may be anything up to 2^52 bytes. A range larger than
-        // the machine (never a real allocation) is checked through the
-        // vnode's pages instead, so the walk never exceeds what memory holds.
-        if size / PhysicalMemory.pageSize > physicalMemory.totalPages {
-            for page in (try? physicalMemory.pages(of: vnode)) ?? [] where page.offset >= address && page.offset - address < size {
-                try check(page, at: page.offset)
-            }
-            return
-        }
-        var va = address
-        while va < address + size {
-            if let pfn = physicalMemory.pageFind(vnode: vnode, offset: va), let page = try? physicalMemory.page(pfn) {
-                try check(page, at: va)
-            }
-            va += PhysicalMemory.pageSize
-        }
+        // so the range may be anything up to 2^52 bytes: the page layer walks
+        // it run by run, in min(pages, records) steps, and an unaligned range
+        // (never an allocation) is left for vmem to refuse.
+        guard let runs = try? physicalMemory.pageRuns(of: vnode, offset: address,
+                                                       pageCount: size / PhysicalMemory.pageSize) else { return }
+        for run in runs { try check(run.first, at: run.first.offset) }
     }
 
     // MARK: kmem
@@ -110,8 +100,21 @@ extension ModelKernel {
         return address
     }
 
-    /// Frees guest memory from ``vmmAlloc(_:)``.
+    /// Frees guest memory from ``vmmAlloc(_:)``. The memory of a hosted
+    /// guest is refused: it goes with ``destroyGuest(_:)``.
     public func vmmFree(_ address: UInt64, size: UInt64) throws(ModelKernelError) {
+        // Guests are copied out first: their memory's lock is never taken
+        // under the kernel's state lock (the provider takes them the other way).
+        let host = withState { Array(hostedGuestTable.values) }.first { g in g.backings.contains { $0.address == address } }
+        if let host {
+            throw .invalidArgument(name: "guest memory address", value: address,
+                                   reason: "backs the hosted guest at 0x\(String(host.address, radix: 16)); destroy the guest instead")
+        }
+        try vmmRelease(address, size: size)
+    }
+
+    /// ``vmmFree(_:size:)`` without the hosted-guest check: the page provider's release.
+    func vmmRelease(_ address: UInt64, size: UInt64) throws(ModelKernelError) {
         try free(to: "vmm_alloc_arena", address, size, what: "guest memory size")
         _ = withState { liveGuests.removeValue(forKey: address) }
     }

@@ -16,7 +16,9 @@ extension ModelKernel {
     /// 3. every page of a page-backed arena span is mapped at its own
     ///    offset, has `p_lckcnt` 1 and is share-locked;
     /// 4. every segkp red-zone page has no translation and no page;
-    /// 5. `::memstat` adds up: counted pages + free list = physmem.
+    /// 5. `::memstat` adds up: counted pages + free list = physmem;
+    /// 6. every hosted guest's system segment is backed by a live
+    ///    `vmm_alloc_arena` allocation of exactly its length.
     public func verify() throws(ModelKernelError) {
         func fail(_ s: String) -> ModelKernelError { .invariantViolated(s) }
         func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
@@ -27,6 +29,8 @@ extension ModelKernel {
         do { try kas.verify() } catch { throw .addressSpace(error) }
 
         let page = PhysicalMemory.pageSize
+        // Every kernel translation, ascending, walked once for rule 3.
+        let leaves = hat.mappings(from: 0, to: .max).sorted { $0.virtualAddress < $1.virtualAddress }
         var expected: [Vnode: UInt64] = [.kvp: (nucleus.upperBound - nucleus.lowerBound) / page, .zvp: 0, .vvp: 0,
                                          swapfsVnode: 0]
         for a in arenas.arenas {
@@ -38,22 +42,44 @@ extension ModelKernel {
             }
             let st = a.statistics
             expected[vnode, default: 0] += st.memTotal / page
-            // Rule 3, span by span.
+            // Rule 3, span by span, in runs of pages and HAT leaves (a guest
+            // span is a few runs and large leaves, not millions of pages).
             for span in a.segments(.spans) {
-                var va = span.start
-                while va < span.end {
-                    guard let t = hat.translation(of: va) else {
-                        throw fail("\(a.name) span page \(hex(va)) has no translation")
+                let runs: [PageRun]
+                do { runs = try physicalMemory.pageRuns(of: vnode, offset: span.start, pageCount: (span.end - span.start) / page) } catch {
+                    throw .physicalMemory(error, context: "verify")
+                }
+                var expect = span.start
+                for r in runs {
+                    guard r.first.offset == expect else { throw fail("\(a.name) span page \(hex(expect)) has no page named (\(vnode), \(hex(expect)))") }
+                    guard r.first.lockCount == 1, case .shared = r.first.lock else {
+                        throw fail("\(a.name) page \(hex(expect)) has p_lckcnt \(r.first.lockCount) and lock \(r.first.lock)")
                     }
-                    guard physicalMemory.pageFind(vnode: vnode, offset: va) == t.pfn else {
-                        throw fail("\(a.name) page \(hex(va)) maps pfn \(hex(t.pfn)), not the page named (\(vnode), \(hex(va)))")
+                    expect += r.count * page
+                }
+                guard expect == span.end else { throw fail("\(a.name) span page \(hex(expect)) has no page named (\(vnode), \(hex(expect)))") }
+                var lo = 0, hi = leaves.count
+                while lo < hi { let mid = (lo + hi) / 2; if leaves[mid].virtualAddress < span.start { lo = mid + 1 } else { hi = mid } }
+                var covered = span.start, k = 0
+                while covered < span.end {
+                    guard lo < leaves.count, leaves[lo].virtualAddress == covered else {
+                        throw fail("\(a.name) span page \(hex(covered)) has no translation")
                     }
-                    let p: Page
-                    do { p = try physicalMemory.page(t.pfn) } catch { throw .physicalMemory(error, context: "verify") }
-                    guard p.lockCount == 1, case .shared = p.lock else {
-                        throw fail("\(a.name) page \(hex(va)) has p_lckcnt \(p.lockCount) and lock \(p.lock)")
+                    let leaf = leaves[lo]
+                    let leafEnd = covered + leaf.size.bytes
+                    var va = covered
+                    while va < leafEnd && va < span.end {
+                        while k < runs.count && runs[k].first.offset + runs[k].count * page <= va { k += 1 }
+                        guard k < runs.count else { throw fail("\(a.name) page \(hex(va)) is mapped but has no page") }
+                        let pfn = (leaf.physicalAddress + (va - covered)) >> PhysicalMemory.pageShift
+                        let named = runs[k].first.pfn + (va - runs[k].first.offset) / page
+                        guard pfn == named else {
+                            throw fail("\(a.name) page \(hex(va)) maps pfn \(hex(pfn)), not the page named (\(vnode), \(hex(va)))")
+                        }
+                        va = min(leafEnd, runs[k].first.offset + runs[k].count * page)
                     }
-                    va += page
+                    covered = leafEnd
+                    lo += 1
                 }
             }
         }
@@ -85,6 +111,15 @@ extension ModelKernel {
         }
         guard m.kernel == expected[.kvp] && m.zfsFileData == expected[.zvp] && m.vmmMemory == expected[.vvp] else {
             throw fail("memstat rows Kernel \(m.kernel), ZFS \(m.zfsFileData), VMM \(m.vmmMemory) disagree with the vnodes")
+        }
+        // Rule 6 (guests copied out of the state lock before their memory is read).
+        let allocations = withState { liveGuests }
+        for g in hostedGuests {
+            for s in g.memory.segments where s.isSystem {
+                guard let b = s.pageBacking, allocations[b.address] == s.length else {
+                    throw fail("guest \(hex(g.address)) segment \(s.id) of \(hex(s.length)) bytes has no vmm_alloc_arena allocation of its length")
+                }
+            }
         }
     }
 }

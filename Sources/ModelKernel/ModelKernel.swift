@@ -51,6 +51,14 @@ public final class ModelKernel: @unchecked Sendable {
     let stateLock = _OwnedMutex()
     var liveStacks: [UInt64: KernelStack] = [:]
     var liveGuests: [UInt64: UInt64] = [:]
+    /// Guests hosted through GuestMemory, by the address of their `vm_t`.
+    var hostedGuestTable: [UInt64: ModelGuest] = [:]
+    /// Why the page provider refused, for the thread that asked (GuestMemory
+    /// can carry only its own error type across the hook).
+    let guestFailures = _FailureLog()
+    /// The page provider of hosted guests: `vmm_alloc_arena` pages on
+    /// `kvps[KV_VVP]` (it holds this kernel weakly).
+    public let vmmPageProvider = VmmArenaPageProvider()
 
     public var model: LayoutModel { layout.model }
 
@@ -206,6 +214,7 @@ public final class ModelKernel: @unchecked Sendable {
                                                flags: .threadStack)
         lwpStackCache = try segkp.cacheInit(maxCount: configuration.stackCacheDepth, length: stackSize,
                                             flags: .lwpStack)
+        vmmPageProvider.attach(self)
     }
 
     /// Boots a model of `physmem` bytes under `model` with default tunables.

@@ -1,4 +1,5 @@
 import AddressSpace
+import GuestMemory
 import KernelLayout
 import PageTables
 import PhysicalMemory
@@ -39,6 +40,8 @@ public enum ModelKernelError: Error, Hashable, Sendable {
     case noMapping(address: UInt64)
     /// A fault a segment driver could not resolve.
     case fault(code: FaultCode, address: UInt64, segment: String)
+    /// The guest-memory layer refused a hosted guest's segment or mapping.
+    case guestMemory(GuestMemoryError, context: String)
     /// ``ModelKernel/verify()`` found a broken invariant; the text says which.
     case invariantViolated(String)
 }
@@ -63,6 +66,7 @@ extension ModelKernelError: CustomStringConvertible {
                 + "in \(segment) (segment base \(hex(base)))"
         case .noMapping(let a): return "model kernel: no segment maps \(hex(a)) (FC_NOMAP)"
         case let .fault(code, address, segment): return "model kernel: \(code) at \(hex(address)) in \(segment)"
+        case let .guestMemory(e, context): return "model kernel: \(context): \(e)"
         case .invariantViolated(let s): return "model kernel: invariant violated: \(s)"
         }
     }

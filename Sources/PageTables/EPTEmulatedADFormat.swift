@@ -75,6 +75,23 @@ public enum EPTEmulatedADFormat: NestedPTEFormat {
         return e
     }
 
+    /// The handler's update on the bits: A and hardware R (X when
+    /// executable), and on a write D and hardware W — what ``leafEntry(_:size:attributes:)``
+    /// writes for the same attributes with A (and D) set. Nil for a write to
+    /// a leaf without the writable bit.
+    @inlinable @inline(__always)
+    public static func emulatedAccess(_ e: UInt64, _ access: MemoryAccess) -> UInt64? {
+        var d = e | EPTFormat.accessed | EPTFormat.read
+        if e & executable != 0 { d |= EPTFormat.execute }
+        if access == .write {
+            guard e & writable != 0 else { return nil }
+            d |= EPTFormat.dirty | EPTFormat.write
+        } else if e & EPTFormat.dirty != 0 && e & writable != 0 {
+            d |= EPTFormat.write
+        }
+        return d
+    }
+
     public static func attributes(_ e: UInt64, size: PageSize) -> PageAttributes {
         var a = EPTFormat.attributes(e, size: size)
         var access: PageAttributes.Access = []

@@ -11,10 +11,17 @@ public protocol NestedPTEFormat: PTEFormat {
     /// Whether the processor's walk lets `access` through a present leaf
     /// (only hardware bits count; software bits are invisible to it).
     static func permits(_ entry: UInt64, _ access: MemoryAccess) -> Bool
+    /// The leaf `entry` after the A/D emulation of `access` (A set, D on a
+    /// write, the hardware rights granted), computed on the bits; nil when
+    /// the format has no such shortcut (the handler then decodes and
+    /// re-encodes the attributes).
+    static func emulatedAccess(_ entry: UInt64, _ access: MemoryAccess) -> UInt64?
 }
 
 extension NestedPTEFormat {
     public static var emulatesAccessedDirty: Bool { false }
+    @inlinable
+    public static func emulatedAccess(_ entry: UInt64, _ access: MemoryAccess) -> UInt64? { nil }
 }
 
 extension EPTFormat: NestedPTEFormat {

@@ -62,7 +62,7 @@ extension NestedPageTable {
                     if a.dirty { a.dirty = false; cleared = true }
                 case .set:
                     report = a.access.contains(.write)
-                    if report { a.dirty = true }
+                    if report { a.dirty = true; dirtyRegions.mark(base) }
                 }
                 if report {
                     var p = base
@@ -114,50 +114,76 @@ extension NestedPageTable {
     /// The dirty pages of `[gpa, gpa + length)` (any length), passed to
     /// `report` as guest-physical addresses of 4 KiB pages; with `clear`, D
     /// is cleared for exactly those (the `get` / `getAndReset` of
-    /// ``dirtyOperation(_:_:length:)`` without its size limit). The walk
-    /// descends only into present tables and reads each leaf table as one
-    /// array, so its cost is the tables that exist, not the range. Pages
-    /// come in ascending order, except those of superpages that stick out
-    /// of a range being cleared, which are demoted and reported last.
+    /// ``dirtyOperation(_:_:length:)`` without its size limit). Only the
+    /// regions ``dirtyRegions`` marks are read (each leaf table as one
+    /// array), so the cost follows what was written since the last harvest,
+    /// not the range or the tables that exist; a region wholly inside a
+    /// range being cleared is unmarked before it is read. Pages come in
+    /// ascending order, except those of superpages that stick out of a range
+    /// being cleared, which are demoted and reported last.
     public func scanDirty(_ gpa: UInt64, length: UInt64, clear: Bool,
                           _ report: (UInt64) -> Void) throws(NestedPageTableError) {
         let last = try wrap { () throws(PageTableError) in try table.checkRange(gpa, length) }
         var partial: [(UInt64, UInt64)] = []
         var cleared = false
-        func walk(_ t: UnsafeMutablePointer<UInt64>, level: Int, base: UInt64) throws(PageTableError) {
-            let span = UInt64(1) << (12 + 9 * UInt64(level - 1))
-            let lo = gpa > base ? Int((gpa - base) / span) : 0
-            let hi = min(511, Int((last - base) / span))
-            guard lo <= hi else { return }
-            let d = Format.dirtyBit
+        let d = Format.dirtyBit
+        /// The leaves of `[from, to]` in the region at `base`.
+        func region(_ base: UInt64) throws(PageTableError) {
+            // Down to the region's directory entry (level 2).
+            var t = table.table(table.root)
+            for level in stride(from: 4, to: 2, by: -1) {
+                let e = t[PageTableGeometry.index(base, level: level)]
+                guard Format.isPresent(e), !Format.isLargePage(e) else { return }
+                t = table.table(Format.tableAddress(e))
+            }
+            let slot = t + PageTableGeometry.index(base, level: 2)
+            let pde = slot.pointee
+            guard Format.isPresent(pde) else { return }
+            let from = max(base, gpa), to = min(base + (NestedDirtyRegionLog.regionSize - 1), last)
+            if Format.isLargePage(pde) {
+                guard pde & d != 0 else { return }
+                if clear && (from != base || to != base + (NestedDirtyRegionLog.regionSize - 1)) {
+                    partial.append((from, to))
+                    return
+                }
+                var p = from & ~0xFFF
+                while p <= to { report(p); p += 0x1000 }
+                if clear {
+                    var a = Format.attributes(pde, size: .size2M)
+                    a.dirty = false
+                    slot.pointee = try Format.leafEntry(Format.leafAddress(pde, size: .size2M), size: .size2M, attributes: a)
+                    cleared = true
+                }
+                return
+            }
+            let leaves = table.table(Format.tableAddress(pde))
+            let lo = Int((from - base) >> 12), hi = Int((to - base) >> 12)
             for i in lo...hi {
-                let e = t[i]
-                // A leaf table: only D matters (D is never set on an absent entry).
-                if level == 1 && e & d == 0 { continue }
-                guard Format.isPresent(e) else { continue }
-                let b = base + UInt64(i) * span
-                if level == 1 || (level <= 3 && Format.isLargePage(e)) {
-                    guard e & Format.dirtyBit != 0 else { continue }
-                    let from = max(b, gpa), to = min(b + (span - 1), last)
-                    if clear && (from != b || to != b + (span - 1)) {
-                        partial.append((from, to))
-                        continue
-                    }
-                    var p = from & ~0xFFF
-                    while p <= to { report(p); p += 0x1000 }
-                    if clear {
-                        let size = PageSize(rawValue: level) ?? .size4K
-                        var a = Format.attributes(e, size: size)
-                        a.dirty = false
-                        t[i] = try Format.leafEntry(Format.leafAddress(e, size: size), size: size, attributes: a)
-                        cleared = true
-                    }
-                } else {
-                    try walk(table.table(Format.tableAddress(e)), level: level - 1, base: b)
+                let e = leaves[i]
+                // D is never set on an absent entry.
+                guard e & d != 0, Format.isPresent(e) else { continue }
+                report(base + UInt64(i) << 12)
+                if clear {
+                    var a = Format.attributes(e, size: .size4K)
+                    a.dirty = false
+                    leaves[i] = try Format.leafEntry(Format.leafAddress(e, size: .size4K), size: .size4K, attributes: a)
+                    cleared = true
                 }
             }
         }
-        try wrap { () throws(PageTableError) in try walk(table.table(table.root), level: 4, base: 0) }
+        try wrap { () throws(PageTableError) in
+            try dirtyRegions.forEachMarked(first: gpa, last: last, take: clear) { base throws(PageTableError) in
+                try region(base)
+            }
+            // Beyond the log (a mapping above the limit it was sized for): read every region.
+            var base = max(gpa & ~(NestedDirtyRegionLog.regionSize - 1), dirtyRegions.regions << 21)
+            while base <= last {
+                try region(base)
+                let (next, o) = base.addingReportingOverflow(NestedDirtyRegionLog.regionSize)
+                if o { break }
+                base = next
+            }
+        }
         if cleared { invalidate() }
         for (from, to) in partial {
             for p in try dirtyOperation(.getAndReset, from & ~0xFFF, length: (to | 0xFFF) - (from & ~0xFFF) + 1) {

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One range of guest-physical addresses backed by host frames with one
 /// protection (what bhyve's `vm_mmap_memseg` installs, split where a later
 /// ``NestedPageTable/protect(_:length:access:)`` or partial unmap cut it).
@@ -47,9 +49,13 @@ public struct NestedMapping: Hashable, Sendable, CustomStringConvertible {
 /// protection reduction, a superpage demotion, clearing A or D — bumps
 /// ``generation``; clients (``NestedTLBClient``) compare it on entry and flush.
 ///
-/// Not thread safe: the owner serialises calls (the leaf install is written
-/// as a compare-and-swap of the entry read during the walk, the shape it
-/// needs when the processor sets bits concurrently).
+/// The owner serialises calls, with one exception: ``concurrentAccess(_:_:)``
+/// (the vCPUs' walk, A/D updates and the 4 KiB leaf install) may run on
+/// several threads at once while the owner keeps everything else out (a
+/// readers-writer lock: accesses shared, the rest exclusive). Every leaf
+/// change that can race with it — the install, A/D set by the processor
+/// stand-in or by the emulation — is an atomic compare-and-swap of the entry
+/// read, so two vCPUs faulting one page install one leaf and lose no A or D.
 public final class NestedPageTable<Format: NestedPTEFormat, Frames: TableFrameAllocator> {
     /// The leaves. Read them freely; change them only through this type, or
     /// the mappings and the generation no longer describe them.
@@ -66,9 +72,23 @@ public final class NestedPageTable<Format: NestedPTEFormat, Frames: TableFrameAl
     /// logs dirty pages (KVM splits huge pages of a dirty-logged memslot).
     public let superpages: Bool
 
-    public init(frames: Frames, superpages: Bool = true) throws(NestedPageTableError) {
+    /// The 2 MiB regions that may hold a dirty leaf (a PML-like log): a
+    /// harvest reads only their leaf tables.
+    public let dirtyRegions: NestedDirtyRegionLog
+
+    /// 4 KiB leaves installed by ``concurrentAccess(_:_:)`` not yet counted
+    /// in ``PageTable/leafCount(_:)`` (the table's counters belong to the
+    /// owner; every exclusive call folds these in first).
+    let concurrentInstalls = Atomic<UInt64>(0)
+
+    /// `addressLimit` bounds the dirty-region log (guest-physical `[0,
+    /// addressLimit)`, at most 2^48; a mapping may still go higher, its
+    /// region then simply goes unlogged and is read on every harvest).
+    public init(frames: Frames, superpages: Bool = true,
+                addressLimit: UInt64 = 1 << PageTableGeometry.addressBits) throws(NestedPageTableError) {
         do { table = try PageTable(frames: frames) } catch { throw .table(error) }
         self.superpages = superpages
+        dirtyRegions = NestedDirtyRegionLog(limit: addressLimit)
     }
 
     /// Leaf sizes used: 4 KiB, and 2 MiB where alignment and protection allow.
@@ -77,9 +97,20 @@ public final class NestedPageTable<Format: NestedPTEFormat, Frames: TableFrameAl
     /// The largest leaf this table writes: ``largestPage``, or 4 KiB without ``superpages``.
     public var largestLeaf: PageSize { superpages ? Self.largestPage : .size4K }
 
+    /// Every exclusive entry point runs through here: concurrent installs
+    /// are folded into the table's leaf count first.
     @inline(__always) @discardableResult
     func wrap<R>(_ body: () throws(PageTableError) -> R) throws(NestedPageTableError) -> R {
+        settleConcurrentInstalls()
         do { return try body() } catch { throw .table(error) }
+    }
+
+    /// Folds the leaves ``concurrentAccess(_:_:)`` installed into the table's count.
+    @inline(__always)
+    func settleConcurrentInstalls() {
+        guard concurrentInstalls.load(ordering: .relaxed) != 0 else { return }
+        let n = concurrentInstalls.exchange(0, ordering: .acquiringAndReleasing)
+        table.countLeaf(.size4K, Int64(n))
     }
 
     /// Bumps the generation (an invalidation every client must see).
@@ -257,13 +288,26 @@ public final class NestedPageTable<Format: NestedPTEFormat, Frames: TableFrameAl
         }
     }
 
-    /// Installs `desired` if the slot still holds `expected` (the nested-fault
-    /// install; racing installs of the same frame are harmless).
+    /// Installs `desired` if the slot still holds `expected`, as one atomic
+    /// compare-and-swap (the nested-fault install and every A/D update: a
+    /// concurrent vCPU may be changing the same entry).
     @inline(__always)
     func compareExchange(_ slot: UnsafeMutablePointer<UInt64>, expected: UInt64, desired: UInt64) -> Bool {
-        guard slot.pointee == expected else { return false }
-        slot.pointee = desired
-        return true
+        Self.atomic(slot).pointee.compareExchange(expected: expected, desired: desired,
+                                                  ordering: .acquiringAndReleasing).exchanged
+    }
+
+    /// The entry in `slot`, read atomically (it may be changing under a CAS).
+    @inline(__always)
+    func load(_ slot: UnsafeMutablePointer<UInt64>) -> UInt64 {
+        Self.atomic(slot).pointee.load(ordering: .acquiring)
+    }
+
+    /// A table entry seen as an atomic word (a table is plain memory; the
+    /// entry is naturally aligned).
+    @inline(__always)
+    static func atomic(_ slot: UnsafeMutablePointer<UInt64>) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        UnsafeMutableRawPointer(slot).assumingMemoryBound(to: Atomic<UInt64>.self)
     }
 }
 

@@ -149,12 +149,13 @@ extension _PageFrameTable {
 }
 
 extension PhysicalMemory {
-    /// `::memstat`: walks every page and classifies it.
+    /// `::memstat`: walks every record and classifies its pages (a run's
+    /// pages share a vnode and a state, so they share a row).
     public func memstat(balloonPages: UInt64? = nil) -> MemoryStatistics {
         locked { t in
             var stats = MemoryStatistics(totalPages: totalPages, physmem: physmem, balloonPages: balloonPages)
             t.forEachSlot { slot in
-                if let c = t.category(slot) { stats.count(c) }
+                if let c = t.category(slot) { stats.count(c, pages: t.slab[slot].count) }
             }
             return stats
         }
@@ -164,7 +165,7 @@ extension PhysicalMemory {
     /// list, excluded frame).
     public func memstatCategory(of pfn: PageFrameNumber) throws(PhysicalMemoryError) -> MemstatCategory? {
         try locked { (t) throws(PhysicalMemoryError) -> MemstatCategory? in
-            let slot = t.frames.find(pfn, in: t.slab)
+            let slot = t.recordSlot(containing: pfn)
             if slot != 0 { return t.category(slot) }
             try t.checkPresent(pfn)
             return nil

@@ -10,6 +10,7 @@ extension PhysicalMemory {
                 throw .outOfMemory(requested: 1, available: 0)
             }
             t.slab[slot].pfn = pfn
+            t.slab[slot].count = 1
             t.slab[slot].flags = [.live, .boot]
             t.frames.insert(slot, in: t.slab)
             t.bootCount += 1

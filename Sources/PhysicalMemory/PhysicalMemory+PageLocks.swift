@@ -17,11 +17,30 @@ extension _PageFrameTable {
         }
     }
 
-    /// The slot of an in-use page (not cached, not a boot page).
-    func inUseSlot(_ pfn: PageFrameNumber) throws(PhysicalMemoryError) -> UInt32 {
+    /// The slot of an in-use page (not cached), given a record of its own
+    /// (a run is split around it; ``settle(_:)`` merges it back).
+    mutating func inUseSlot(_ pfn: PageFrameNumber) throws(PhysicalMemoryError) -> UInt32 {
         let slot = try self.slot(of: pfn)
         if slab[slot].flags.contains(.cached) { throw .pageIsCached(pfn: pfn) }
-        return slot
+        return try isolate(pfn)
+    }
+
+    /// Runs `body` on the isolated in-use page at `pfn`, then merges its
+    /// record with its neighbours again where their states now agree —
+    /// also when `body` refuses, so a refused call leaves the records as
+    /// they were.
+    @inline(__always)
+    mutating func onPage<R>(_ pfn: PageFrameNumber,
+                            _ body: (inout _PageFrameTable, UInt32) throws(PhysicalMemoryError) -> R) throws(PhysicalMemoryError) -> R {
+        let slot = try inUseSlot(pfn)
+        do {
+            let result = try body(&self, slot)
+            coalesce(slot)
+            return result
+        } catch {
+            coalesce(slot)
+            throw error
+        }
     }
 }
 
@@ -29,13 +48,14 @@ extension PhysicalMemory {
     /// `page_trylock`: takes the page lock if it is available now.
     public func pageTryLock(_ pfn: PageFrameNumber, _ mode: PageLockMode) throws(PhysicalMemoryError) -> Bool {
         try locked { (t) throws(PhysicalMemoryError) -> Bool in
-            let slot = try t.inUseSlot(pfn)
-            do throws(PhysicalMemoryError) {
-                try t.acquire(slot, mode)
-                return true
-            } catch {
-                if case .lockConflict = error { return false }
-                throw error
+            try t.onPage(pfn) { (t, slot) throws(PhysicalMemoryError) -> Bool in
+                do throws(PhysicalMemoryError) {
+                    try t.acquire(slot, mode)
+                    return true
+                } catch {
+                    if case .lockConflict = error { return false }
+                    throw error
+                }
             }
         }
     }
@@ -43,13 +63,14 @@ extension PhysicalMemory {
     /// `page_unlock`: drops the exclusive hold, or one shared hold.
     public func pageUnlock(_ pfn: PageFrameNumber) throws(PhysicalMemoryError) {
         try locked { (t) throws(PhysicalMemoryError) in
-            let slot = try t.inUseSlot(pfn)
-            if t.slab[slot].flags.contains(.exclusive) {
-                t.slab[slot].flags.remove(.exclusive)
-            } else if t.slab[slot].shareCount > 0 {
-                t.slab[slot].shareCount -= 1
-            } else {
-                throw .notLocked(pfn: pfn)
+            try t.onPage(pfn) { (t, slot) throws(PhysicalMemoryError) in
+                if t.slab[slot].flags.contains(.exclusive) {
+                    t.slab[slot].flags.remove(.exclusive)
+                } else if t.slab[slot].shareCount > 0 {
+                    t.slab[slot].shareCount -= 1
+                } else {
+                    throw .notLocked(pfn: pfn)
+                }
             }
         }
     }
@@ -58,12 +79,13 @@ extension PhysicalMemory {
     /// this on x86 after loading a kernel page).
     public func pageDowngrade(_ pfn: PageFrameNumber) throws(PhysicalMemoryError) {
         try locked { (t) throws(PhysicalMemoryError) in
-            let slot = try t.inUseSlot(pfn)
-            guard t.slab[slot].flags.contains(.exclusive) else {
-                throw .notExclusivelyLocked(pfn: pfn, lock: t.slab[slot].lockState)
+            try t.onPage(pfn) { (t, slot) throws(PhysicalMemoryError) in
+                guard t.slab[slot].flags.contains(.exclusive) else {
+                    throw .notExclusivelyLocked(pfn: pfn, lock: t.slab[slot].lockState)
+                }
+                t.slab[slot].flags.remove(.exclusive)
+                t.slab[slot].shareCount = 1
             }
-            t.slab[slot].flags.remove(.exclusive)
-            t.slab[slot].shareCount = 1
         }
     }
 
@@ -72,16 +94,17 @@ extension PhysicalMemory {
     /// shared lock.
     public func pageTryUpgrade(_ pfn: PageFrameNumber) throws(PhysicalMemoryError) -> Bool {
         try locked { (t) throws(PhysicalMemoryError) -> Bool in
-            let slot = try t.inUseSlot(pfn)
-            let r = t.slab[slot]
-            guard r.shareCount > 0 else {
-                if r.flags.contains(.exclusive) { return true }
-                throw .notLocked(pfn: pfn)
+            try t.onPage(pfn) { (t, slot) throws(PhysicalMemoryError) -> Bool in
+                let r = t.slab[slot]
+                guard r.shareCount > 0 else {
+                    if r.flags.contains(.exclusive) { return true }
+                    throw .notLocked(pfn: pfn)
+                }
+                guard r.shareCount == 1 else { return false }
+                t.slab[slot].shareCount = 0
+                t.slab[slot].flags.insert(.exclusive)
+                return true
             }
-            guard r.shareCount == 1 else { return false }
-            t.slab[slot].shareCount = 0
-            t.slab[slot].flags.insert(.exclusive)
-            return true
         }
     }
 
@@ -89,8 +112,7 @@ extension PhysicalMemory {
     /// and to 0 before destroying it).
     public func setLockCount(_ pfn: PageFrameNumber, to count: UInt16) throws(PhysicalMemoryError) {
         try locked { (t) throws(PhysicalMemoryError) in
-            let slot = try t.inUseSlot(pfn)
-            t.slab[slot].lockCount = count
+            try t.onPage(pfn) { (t, slot) throws(PhysicalMemoryError) in t.slab[slot].lockCount = count }
         }
     }
 
@@ -98,10 +120,11 @@ extension PhysicalMemory {
     @discardableResult
     public func addLockCount(_ pfn: PageFrameNumber) throws(PhysicalMemoryError) -> UInt16 {
         try locked { (t) throws(PhysicalMemoryError) -> UInt16 in
-            let slot = try t.inUseSlot(pfn)
-            guard t.slab[slot].lockCount < UInt16.max else { throw .lockCountOverflow(pfn: pfn) }
-            t.slab[slot].lockCount += 1
-            return t.slab[slot].lockCount
+            try t.onPage(pfn) { (t, slot) throws(PhysicalMemoryError) -> UInt16 in
+                guard t.slab[slot].lockCount < UInt16.max else { throw .lockCountOverflow(pfn: pfn) }
+                t.slab[slot].lockCount += 1
+                return t.slab[slot].lockCount
+            }
         }
     }
 
@@ -109,10 +132,11 @@ extension PhysicalMemory {
     @discardableResult
     public func removeLockCount(_ pfn: PageFrameNumber) throws(PhysicalMemoryError) -> UInt16 {
         try locked { (t) throws(PhysicalMemoryError) -> UInt16 in
-            let slot = try t.inUseSlot(pfn)
-            guard t.slab[slot].lockCount > 0 else { throw .lockCountUnderflow(pfn: pfn) }
-            t.slab[slot].lockCount -= 1
-            return t.slab[slot].lockCount
+            try t.onPage(pfn) { (t, slot) throws(PhysicalMemoryError) -> UInt16 in
+                guard t.slab[slot].lockCount > 0 else { throw .lockCountUnderflow(pfn: pfn) }
+                t.slab[slot].lockCount -= 1
+                return t.slab[slot].lockCount
+            }
         }
     }
 
@@ -120,12 +144,13 @@ extension PhysicalMemory {
     @discardableResult
     public func adjustCowCount(_ pfn: PageFrameNumber, by delta: Int) throws(PhysicalMemoryError) -> UInt16 {
         try locked { (t) throws(PhysicalMemoryError) -> UInt16 in
-            let slot = try t.inUseSlot(pfn)
-            let new = Int(t.slab[slot].cowCount) + delta
-            guard new >= 0 else { throw .lockCountUnderflow(pfn: pfn) }
-            guard new <= Int(UInt16.max) else { throw .lockCountOverflow(pfn: pfn) }
-            t.slab[slot].cowCount = UInt16(new)
-            return UInt16(new)
+            try t.onPage(pfn) { (t, slot) throws(PhysicalMemoryError) -> UInt16 in
+                let new = Int(t.slab[slot].cowCount) + delta
+                guard new >= 0 else { throw .lockCountUnderflow(pfn: pfn) }
+                guard new <= Int(UInt16.max) else { throw .lockCountOverflow(pfn: pfn) }
+                t.slab[slot].cowCount = UInt16(new)
+                return UInt16(new)
+            }
         }
     }
 }

@@ -80,8 +80,9 @@ public final class PhysicalMemory: @unchecked Sendable {
     public var cachelistPages: UInt64 { locked { $0.cacheCount } }
     /// Boot pages not yet released.
     public var bootPages: UInt64 { locked { $0.bootCount } }
-    /// Pages with a `page_t` record: in use, cached or boot.
-    public var recordedPages: UInt64 { locked { UInt64($0.slab.liveCount) } }
+    /// Pages with a `page_t`: in use, cached or boot (a run of pages shares
+    /// one record; ``recordCount`` counts records).
+    public var recordedPages: UInt64 { locked { $0.physmem - $0.free.count } }
     /// Frames excluded by `physmem` (named on `unused_pages_vp`).
     public var excludedPages: UInt64 { totalPages - physmem }
 
@@ -89,7 +90,7 @@ public final class PhysicalMemory: @unchecked Sendable {
     /// counting page contents. Grows with pages in use, not with `totalPages`.
     public var metadataFootprint: Int {
         locked { t in
-            t.slab.footprint + t.frames.footprint + t.identities.footprint + t.free.footprint
+            t.slab.footprint + t.frames.footprint + t.identities.footprint + t.free.footprint + t.runs.footprint
                 + t.vnodes.entries.capacity * MemoryLayout<_VnodeTable.Entry>.stride
         }
     }
@@ -144,8 +145,8 @@ public final class PhysicalMemory: @unchecked Sendable {
     /// `unused_pages_vp` page; free frames have none.
     public func page(_ pfn: PageFrameNumber) throws(PhysicalMemoryError) -> Page {
         try locked { (t) throws(PhysicalMemoryError) -> Page in
-            let slot = t.frames.find(pfn, in: t.slab)
-            if slot != 0 { return t.page(slot) }
+            let slot = t.recordSlot(containing: pfn)
+            if slot != 0 { return t.page(slot, pfn: pfn) }
             try t.checkPresent(pfn)
             if t.isExcluded(pfn) {
                 return Page(pfn: pfn, vnode: .unusedPages, offset: pfn << Self.pageShift, state: .inUse,
@@ -158,7 +159,7 @@ public final class PhysicalMemory: @unchecked Sendable {
     /// Whether the frame is on the free list.
     public func isFree(_ pfn: PageFrameNumber) throws(PhysicalMemoryError) -> Bool {
         try locked { (t) throws(PhysicalMemoryError) -> Bool in
-            if t.frames.find(pfn, in: t.slab) != 0 { return false }
+            if t.recordSlot(containing: pfn) != 0 { return false }
             try t.checkPresent(pfn)
             return !t.isExcluded(pfn)
         }
@@ -170,7 +171,10 @@ public final class PhysicalMemory: @unchecked Sendable {
         let pages = locked { t in
             var out: [Page] = []
             out.reserveCapacity(t.slab.liveCount)
-            t.forEachSlot { out.append(t.page($0)) }
+            t.forEachSlot { slot in
+                let r = t.slab[slot]
+                for pfn in r.pfn ..< r.pfn + r.count { out.append(t.page(slot, pfn: pfn)) }
+            }
             return out
         }
         pages.forEach(body)
@@ -182,7 +186,9 @@ public final class PhysicalMemory: @unchecked Sendable {
             guard vnode.id != 0, t.vnodes.isLive(vnode.id) else { throw .unknownVnode(vnode) }
             var out: [Page] = []
             t.forEachSlot { slot in
-                if t.slab[slot].vnode == vnode.id { out.append(t.page(slot)) }
+                let r = t.slab[slot]
+                guard r.vnode == vnode.id else { return }
+                for pfn in r.pfn ..< r.pfn + r.count { out.append(t.page(slot, pfn: pfn)) }
             }
             return out.sorted { $0.offset < $1.offset }
         }

@@ -144,8 +144,8 @@ struct _VnodeTable {
 
     @inline(__always) func kind(_ id: UInt32) -> VnodeKind { entries[Int(id)].kind }
     @inline(__always) func pageCount(_ id: UInt32) -> UInt64 { entries[Int(id)].pageCount }
-    @inline(__always) mutating func addPage(_ id: UInt32) { entries[Int(id)].pageCount &+= 1 }
-    @inline(__always) mutating func removePage(_ id: UInt32) { entries[Int(id)].pageCount &-= 1 }
+    @inline(__always) mutating func addPages(_ id: UInt32, _ n: UInt64) { entries[Int(id)].pageCount &+= n }
+    @inline(__always) mutating func removePages(_ id: UInt32, _ n: UInt64) { entries[Int(id)].pageCount &-= n }
 
     func info(_ id: UInt32) -> VnodeInfo {
         let e = entries[Int(id)]

@@ -71,6 +71,72 @@ struct _FreeFrameSet {
         count += 1
     }
 
+    /// Returns a run of frames (which the caller knows are not free) to the
+    /// set as an extent, merged with its neighbours: a run of any length
+    /// costs one entry, never one per frame.
+    mutating func putRange(_ r: FrameRange) {
+        guard !r.isEmpty else { return }
+        count += r.count
+        // `lo`: the first extent at or below r (the array is descending).
+        var lo = 0, hi = extents.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if extents[mid].lower > r.lower { lo = mid + 1 } else { hi = mid }
+        }
+        var merged = r
+        let joinsAbove = lo > 0 && extents[lo - 1].lower == r.upper
+        let joinsBelow = lo < extents.count && extents[lo].upper == r.lower
+        if joinsAbove { merged.upper = extents[lo - 1].upper }
+        if joinsBelow { merged.lower = extents[lo].lower }
+        switch (joinsAbove, joinsBelow) {
+        case (true, true):
+            extents[lo - 1] = merged
+            extents.remove(at: lo)
+        case (true, false): extents[lo - 1] = merged
+        case (false, true): extents[lo] = merged
+        case (false, false): extents.insert(merged, at: lo)
+        }
+    }
+
+    /// Takes up to `n` consecutive frames for a large request: the lowest
+    /// extent that holds all `n` starting at a frame `≡ phase (mod
+    /// alignment)` (so that a kernel VA and its frames line up for large
+    /// pages), else the lower end of the lowest extent, else one recycled
+    /// frame. Nil when the set is empty.
+    mutating func takeRun(_ n: UInt64, alignment: UInt64, phase: UInt64) -> FrameRange? {
+        var i = extents.count - 1
+        while i >= 0 {
+            let e = extents[i]
+            let start = e.lower &+ ((phase &- e.lower) & (alignment - 1))
+            let (end, o) = start.addingReportingOverflow(n)
+            if start >= e.lower, !o, end <= e.upper {
+                let below = FrameRange(lower: e.lower, upper: start)
+                let above = FrameRange(lower: end, upper: e.upper)
+                switch (above.isEmpty, below.isEmpty) {
+                case (true, true): extents.remove(at: i)
+                case (false, true): extents[i] = above
+                case (true, false): extents[i] = below
+                case (false, false):
+                    extents[i] = above
+                    extents.insert(below, at: i + 1)
+                }
+                count -= n
+                return FrameRange(lower: start, upper: end)
+            }
+            i -= 1
+        }
+        if let last = extents.indices.last {
+            let e = extents[last]
+            let k = min(n, e.count)
+            extents[last].lower += k
+            if extents[last].isEmpty { extents.removeLast() }
+            count -= k
+            return FrameRange(lower: e.lower, upper: e.lower + k)
+        }
+        guard let pfn = take() else { return nil }
+        return FrameRange(lower: pfn, upper: pfn + 1)
+    }
+
     /// Index of the extent containing `pfn`, by binary search on the
     /// descending order.
     func extentIndex(containing pfn: PageFrameNumber) -> Int? {

@@ -1,5 +1,5 @@
-/// The state behind a ``PhysicalMemory``: the record slab, the two indices,
-/// the free list, the cache list and the vnode table.
+/// The state behind a ``PhysicalMemory``: the record slab, the two indices
+/// and the run index, the free list, the cache list and the vnode table.
 ///
 /// Kept in one struct reached through a pointer owned by the class, so that
 /// the hot paths touch plain memory (no dynamic exclusivity checks, no
@@ -8,6 +8,8 @@ struct _PageFrameTable {
     var slab = _RecordSlab()
     var frames = _FrameIndex()
     var identities = _IdentityHash()
+    /// Records of more than one page, for lookups inside a run.
+    var runs = _RunIndex()
     var free: _FreeFrameSet
     var vnodes = _VnodeTable()
     /// Cache list: head is reclaimed first.
@@ -93,10 +95,33 @@ struct _PageFrameTable {
         !excluded.isEmpty && Self.search(excluded, pfn)
     }
 
+    /// The record whose frames include `pfn`, or 0: the hash finds a record
+    /// that starts there, the run index one that starts below.
+    @inline(__always)
+    func recordSlot(containing pfn: PageFrameNumber) -> UInt32 {
+        let slot = frames.find(pfn, in: slab)
+        if slot != 0 || runs.isEmpty { return slot }
+        return runs.find(pfn: pfn, in: slab)
+    }
+
+    /// The record naming `(vnode, offset)` (as its first page or inside its run), or 0.
+    @inline(__always)
+    func identitySlot(_ vnode: UInt32, _ offset: UInt64) -> UInt32 {
+        let slot = identities.find(vnode, offset, in: slab)
+        if slot != 0 || runs.isEmpty || offset & (PhysicalMemory.pageSize - 1) != 0 { return slot }
+        return runs.find(vnode: vnode, offset: offset, in: slab)
+    }
+
+    /// The frame of the page named `(vnode, offset)` in the record `slot`.
+    @inline(__always)
+    func pfn(in slot: UInt32, offset: UInt64) -> PageFrameNumber {
+        slab[slot].pfn + (offset &- slab[slot].offset) >> PhysicalMemory.pageShift
+    }
+
     /// The record slot of an existing page, or a typed reason why there is none.
     @inline(__always)
     func slot(of pfn: PageFrameNumber) throws(PhysicalMemoryError) -> UInt32 {
-        let slot = frames.find(pfn, in: slab)
+        let slot = recordSlot(containing: pfn)
         if slot != 0 { return slot }
         try checkPresent(pfn)
         if isExcluded(pfn) { throw .pfnNotPresent(pfn: pfn) }
@@ -148,15 +173,16 @@ struct _PageFrameTable {
         slab[slot].vnode = vnode
         slab[slot].offset = offset
         identities.insert(slot, in: slab)
-        vnodes.addPage(vnode)
+        vnodes.addPages(vnode, slab[slot].count)
     }
 
+    /// Drops the record's name. A run must already be out of the run index.
     @inline(__always)
     mutating func hashOut(_ slot: UInt32) {
         let v = slab[slot].vnode
         guard v != 0 else { return }
         identities.remove(slot, in: slab)
-        vnodes.removePage(v)
+        vnodes.removePages(v, slab[slot].count)
         slab[slot].vnode = 0
         slab[slot].offset = 0
     }
@@ -174,6 +200,7 @@ struct _PageFrameTable {
                 return nil
             }
             slab[slot].pfn = pfn
+            slab[slot].count = 1
             slab[slot].flags = .live
             frames.insert(slot, in: slab)
             return slot
@@ -187,15 +214,17 @@ struct _PageFrameTable {
         return slot
     }
 
-    /// Sends a record's frame back to the free list and retires the record.
+    /// Sends a record's frames back to the free list and retires the record.
     @inline(__always)
     mutating func releaseFrame(_ slot: UInt32) {
         let pfn = slab[slot].pfn
+        let count = slab[slot].count
+        if count > 1 { runs.remove(slot, in: slab) }
         hashOut(slot)
         frames.remove(slot, in: slab)
         slab.release(slot)
-        backing?.discard(pfn)
-        free.put(pfn)
+        backing?.discard(pfn, count: count)
+        if count == 1 { free.put(pfn) } else { free.putRange(FrameRange(lower: pfn, upper: pfn + count)) }
         if free.recycled.count > 65_536 && free.recycled.count > 2 * slab.liveCount {
             free.compact()
         }
@@ -205,10 +234,13 @@ struct _PageFrameTable {
 
     // MARK: Snapshots
 
-    func page(_ slot: UInt32) -> Page {
+    /// The `page_t` of frame `pfn` (default: the first) of the record in `slot`.
+    func page(_ slot: UInt32, pfn: PageFrameNumber? = nil) -> Page {
         let r = slab[slot]
+        let pfn = pfn ?? r.pfn
         let state: PageState = r.flags.contains(.boot) ? .boot : r.flags.contains(.cached) ? .cached : .inUse
-        return Page(pfn: r.pfn, vnode: r.vnode == 0 ? nil : Vnode(id: r.vnode), offset: r.offset,
+        let offset = r.vnode == 0 ? r.offset : r.offset &+ (pfn &- r.pfn) << PhysicalMemory.pageShift
+        return Page(pfn: pfn, vnode: r.vnode == 0 ? nil : Vnode(id: r.vnode), offset: offset,
                     state: state, lock: r.lockState, lockCount: r.lockCount, cowCount: r.cowCount,
                     noRelocate: r.flags.contains(.noRelocate))
     }

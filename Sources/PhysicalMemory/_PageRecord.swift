@@ -1,12 +1,20 @@
-/// One `page_t`, as stored in the record slab.
+/// One run of `page_t`s, as stored in the record slab: `count` pages at
+/// consecutive frames `pfn ..< pfn + count`, named at consecutive offsets
+/// `offset, offset + 4096, ...` of one vnode, all in the same state (flags,
+/// page lock, lock counts). Most records are one page; a `page_create_va` of
+/// many pages makes one record per physically contiguous run, and a call on
+/// one page of a run splits it first (see ``_PageFrameTable/isolate(_:)``).
 ///
 /// Records exist only for frames that are not on the free list: in use, on the
-/// cache list, or boot pages. Links are 32-bit slot numbers (0 = none) rather
+/// cache list, or boot pages. Cached and boot records are always one page. Links are 32-bit slot numbers (0 = none) rather
 /// than references so that the slab is one flat, trivially-copyable buffer with
 /// no reference counting on the hot paths.
 struct _PageRecord {
+    /// The first frame of the run.
     var pfn: UInt64
-    /// Identity offset; meaningful when `vnode != 0`.
+    /// Pages in the run (1 for a single page; 0 only in a free slot).
+    var count: UInt64
+    /// Identity offset of the first page; meaningful when `vnode != 0`.
     var offset: UInt64
     /// Identity vnode number; 0 for a page without identity (boot pages).
     var vnode: UInt32
@@ -39,7 +47,7 @@ struct _PageRecord {
         static let noRelocate = Flags(rawValue: 0x10)
     }
 
-    static let empty = _PageRecord(pfn: 0, offset: 0, vnode: 0, frameNext: 0, hashNext: 0,
+    static let empty = _PageRecord(pfn: 0, count: 0, offset: 0, vnode: 0, frameNext: 0, hashNext: 0,
                                    listPrev: 0, listNext: 0, lockCount: 0, cowCount: 0,
                                    shareCount: 0, flags: [])
 

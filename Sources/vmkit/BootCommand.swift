@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Inspect
 import KernelLayout
 import ModelKernel
@@ -13,9 +14,12 @@ struct BootCommand: ParsableCommand {
         discussion: """
             Computes the layout, attaches the kernel segments to kas in startup order, creates the \
             arena tree, then runs the usual consumers (kmem allocations, thread and LWP stacks, ZFS \
-            buffers, a file read through segmap) and any guests (--guests N --guest-size SIZE, from \
-            vmm_alloc_arena; post-12608 only). Prints ::memstat, ::vmem and kas::walk seg | ::seg. \
-            Page metadata exists only for pages in use, so a 2T machine boots in a few MiB of host memory.
+            buffers, a file read through segmap) and any guests (--guests N --guest-size SIZE: GuestMemory \
+            guests whose system memory comes from vmm_alloc_arena, pages on kvps[KV_VVP]; post-12608 only). \
+            Prints ::memstat, ::vmem and kas::walk seg | ::seg, and ::vm when there are guests. Page \
+            metadata exists only for pages in use, one record per run of pages that share a state, so \
+            2T with four 64G guests boots in milliseconds and a few MiB of host memory. A step still \
+            running after a second shows its progress on stderr when that is a terminal.
             """)
 
     @OptionGroup var machine: ModelKernelOptions
@@ -34,11 +38,17 @@ struct BootCommand: ParsableCommand {
         let memory = try machine.memory()
         let clock = ContinuousClock()
         let start = clock.now
+        let progress = BootProgress(clock: clock, start: start)
         let kernel = try KernelCommandSupport.boot(model: machine.model, physmem: memory)
         let booted = clock.now
         if !machine.noWorkload || machine.guests > 0 {
-            do { try kernel.run(machine.workload(physmem: memory)) } catch { throw ValidationError(error.description) }
+            do {
+                try kernel.run(machine.workload(physmem: memory)) { done, all in
+                    progress.show("boot: creating guest \(done + 1) of \(all)")
+                }
+            } catch { throw ValidationError(error.description) }
         }
+        defer { progress.clear() }
         if timing {
             func ms(_ d: Duration) -> String {
                 let v = Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15
@@ -48,14 +58,47 @@ struct BootCommand: ParsableCommand {
         }
         print("model \(machine.model.name), physmem \(hex(memory)) (\(memory >> 20) MiB)\n")
         let session = MdbSession(kernel: kernel)
-        for command in ["::memstat", "::vmem", "kas::walk seg | ::seg"] {
+        var commands = ["::memstat", "::vmem", "kas::walk seg | ::seg"]
+        if !kernel.hostedGuests.isEmpty { commands.append("::vm") }
+        for command in commands {
+            progress.show("boot: \(command)")
+            let text = session.execute(command).text
+            progress.clear()
             print("> \(command)")
-            print(session.execute(command).text)
+            print(text)
         }
         if verify {
+            progress.show("boot: checking every invariant")
             do { try kernel.verify() } catch { throw ValidationError("verify: \(error)") }
+            progress.clear()
             print("verify: every arena and page-accounting invariant holds")
         }
+    }
+}
+
+/// A one-line progress report on stderr, shown only when stderr is a
+/// terminal and only once the command has run for more than a second.
+final class BootProgress {
+    let clock: ContinuousClock
+    let start: ContinuousClock.Instant
+    let isTerminal = isatty(STDERR_FILENO) == 1
+    private var shown = false
+
+    init(clock: ContinuousClock, start: ContinuousClock.Instant) {
+        self.clock = clock
+        self.start = start
+    }
+
+    func show(_ text: String) {
+        guard isTerminal, clock.now - start > .seconds(1) else { return }
+        shown = true
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+    }
+
+    func clear() {
+        guard shown else { return }
+        shown = false
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
 }
 

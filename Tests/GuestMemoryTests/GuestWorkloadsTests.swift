@@ -17,8 +17,8 @@ struct GuestWorkloadsTests {
             var figures: [GuestFigure] = []
             for w in GuestBenchmarkSuite.Workload.allCases { figures += try suite.run(w) }
             #expect(figures.map(\.figure.name) == ["translate.1", "translate.1.c", "translate.4", "translate.4.c",
-                                                   "translate.32", "translate.32.c", "hold-release", "dirty-harvest",
-                                                   "reserve-map"])
+                                                   "translate.32", "translate.32.c", "hold-release", "nested-fault",
+                                                   "nested-fault.guest", "dirty-harvest", "reserve-map"])
             for f in figures { #expect(Self.positive(f.figure), "\(f.figure.name)") }
             for (i, f) in figures.enumerated() where f.figure.name.hasPrefix("translate.") && !f.figure.name.hasSuffix(".c") {
                 let c = figures[i + 1].figure
@@ -56,6 +56,21 @@ struct GuestWorkloadsTests {
         }
     }
 
+    /// Every timed write of the A/D emulation figure faults once and lands
+    /// on its frame, in both arms, round after round (the workload checks
+    /// the frame and the D set itself, and throws otherwise).
+    @Test func nestedFaultsResolveEveryWrite() throws {
+        try GuestKit.gated {
+            let w = try NestedFaultWorkload(faults: 256)
+            for _ in 0..<3 {
+                #expect(try w.faultTable() > 0)
+                #expect(try w.faultGuest() > 0)
+            }
+            #expect(try w.memory.harvestDirty(0, NestedFaultWorkload.mappingLength, .get).count == 256,
+                    "the guest arm's writes are dirty")
+        }
+    }
+
     @Test func badArgumentsAreTypedErrors() throws {
         func argument(_ body: () throws(GuestWorkloadError) -> Void) -> String? {
             do { try body(); return nil } catch {
@@ -67,6 +82,7 @@ struct GuestWorkloadsTests {
         #expect(argument { () throws(GuestWorkloadError) in _ = try TranslateWorkload(mappings: 33, lookups: 10) } == "mappings")
         #expect(argument { () throws(GuestWorkloadError) in _ = try TranslateWorkload(mappings: 1, lookups: -1) } == "lookups")
         #expect(argument { () throws(GuestWorkloadError) in _ = try HoldReleaseWorkload(holds: 0) } == "holds")
+        #expect(argument { () throws(GuestWorkloadError) in _ = try NestedFaultWorkload(faults: 4097) } == "faults")
         #expect(argument { () throws(GuestWorkloadError) in _ = try DirtyHarvestWorkload(guestSize: 4097) } == "harvest guest size")
         #expect(argument { () throws(GuestWorkloadError) in _ = try ReserveMapWorkload(guestSize: 0, guests: 1) } == "guest size")
         #expect(argument { () throws(GuestWorkloadError) in _ = try ReserveMapWorkload(guestSize: 1 << 20, guests: 0) } == "guests")

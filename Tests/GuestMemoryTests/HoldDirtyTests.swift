@@ -59,28 +59,69 @@ struct HoldDirtyTests {
             let g = try Self.makeGuest()
             defer { try? g.destroy() }
             let r = try g.hold(2 * Self.page + 8, length: 8, .read)
-            #expect(r.pageGPA == 2 * Self.page && r.hostAddress == g.hostBase + 2 * Self.page + 8)
+            let (pageGPA, host) = (r.pageGPA, r.hostAddress)
+            #expect(pageGPA == 2 * Self.page && host == g.hostBase + 2 * Self.page + 8)
             r.release()
             let w = try g.hold(3 * Self.page, .readWrite)
             w.pointer.storeBytes(of: 0x42, as: UInt8.self)
             #expect(try g.read(3 * Self.page, count: 1) == [0x42])
             #expect(try g.harvestDirty(0, 16 * Self.page, .get) == [], "dirty only on release")
-            w.release()
-            w.release()
-            #expect(try g.harvestDirty(0, 16 * Self.page) == [3], "released twice, dirtied once")
+            w.release()   // consumed: a second release does not compile
+            #expect(try g.harvestDirty(0, 16 * Self.page) == [3], "released once, dirtied once")
             let d = try g.hold(4 * Self.page, .write, deferDirty: true)
             d.release()
             #expect(try g.harvestDirty(0, 16 * Self.page) == [], "deferred: not dirty")
-            let d2 = try g.hold(4 * Self.page, .write, deferDirty: true)
-            #expect(d2.markDirty())
+            var d2 = try g.hold(4 * Self.page, .write, deferDirty: true)
+            let opted = d2.markDirty()
+            #expect(opted)
             d2.release()
-            #expect(!d2.markDirty(), "after release")
             #expect(try g.harvestDirty(0, 16 * Self.page) == [4], "vmp_mark_dirty opts in")
-            #expect(!(try g.hold(0, .read)).markDirty(), "a read hold cannot be dirty")
+            var readHold = try g.hold(0, .read)
+            let readOpted = readHold.markDirty()
+            #expect(!readOpted, "a read hold cannot be dirty")
+            readHold.release()
+            // A writable hold dropped at the end of a scope is released (and dirties).
+            do { let scoped = try g.hold(5 * Self.page, .readWrite); _ = scoped.pageGPA }
+            #expect(try g.harvestDirty(0, 16 * Self.page) == [5], "a hold going out of scope is released")
+            #expect(try g.hold(6 * Self.page, .read).pageGPA == 6 * Self.page, "a temporary hold is released at once")
+            try g.unmap(gpa: 100 * Self.page, length: 2 * Self.page)
+            try g.map(gpa: 100 * Self.page, segment: 0, offset: 8 * Self.page, length: 2 * Self.page, protection: .read)
             // Dropping a hold without release releases it: the mapping can go.
             do { _ = try g.hold(64 * Self.page, .readWrite) }
             try g.unmap(gpa: 64 * Self.page, length: 2 * Self.page)
             #expect(try g.harvestDirty(0, 16 * Self.page) == [0], "the dropped writable hold dirtied segment page 0")
+        }
+    }
+
+    /// A harvest of most of a segment swaps its bitmap buffer out: pages
+    /// outside the range (here, segment pages mapped nowhere in it) are
+    /// given back, an abort puts the rest back, a second harvest while the
+    /// first is open reports only new writes, and the count on the bits
+    /// agrees with the list.
+    @Test func swappedHarvestsAreExact() throws {
+        try GuestKit.gated {
+            let g = try GuestMemory(limit: 256 * Self.page)
+            defer { try? g.destroy() }
+            try g.allocateSegment(id: 0, length: 200 * Self.page)
+            try g.map(gpa: 0, segment: 0, offset: 0, length: 150 * Self.page, protection: .readWrite)
+            try g.map(gpa: 160 * Self.page, segment: 0, offset: 150 * Self.page, length: 50 * Self.page, protection: .readWrite)
+            for p: UInt64 in [0, 63, 64, 149, 160, 199] { try g.write(p * Self.page, [1]) }
+            // Covers segment pages 0..<150 (75 %): swapped; 150..<200 go back.
+            let h = try g.harvestDirty(0 ..< 150 * Self.page)
+            #expect(h.pages == [0, 63, 64, 149])
+            #expect(h.pageCount == 4)
+            var walked: [UInt64] = []
+            h.forEachPage { walked.append($0) }
+            #expect(walked == h.pages)
+            #expect(try g.harvestDirty(160 * Self.page, 50 * Self.page, .get) == [160, 199], "given back")
+            // Written again while the first is open: only that is new.
+            try g.write(63 * Self.page, [2])
+            let h2 = try g.harvestDirty(0 ..< 150 * Self.page)
+            #expect(h2.pages == [63])
+            h2.commit()
+            #expect(h.abort())
+            #expect(try g.harvestDirty(0, 256 * Self.page, .get) == [0, 63, 64, 149, 160, 199], "the abort put them back")
+            #expect(!h.commit() && h.state == .aborted)
         }
     }
 

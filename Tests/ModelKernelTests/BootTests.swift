@@ -103,7 +103,7 @@ struct BootTests {
         for (a, s) in r.kmem { try k.kmemFree(a, size: s) }
         for s in r.stacks { try k.freeStack(s) }
         for b in r.zfsBuffers { try k.zioBufFree(b, size: 128 << 10) }
-        for g in r.guests { try k.vmmFree(g.address, size: g.size) }
+        for g in r.guests { try k.destroyGuest(g) }
         try k.verify()
         #expect(k.memstat().vmmMemory == 0 && k.memstat().zfsFileData == 0)
         #expect(k.arenas["kmem_default"]?.statistics.memInUse == 4096, "only the boot structures' page")

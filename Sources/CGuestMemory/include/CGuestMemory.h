@@ -11,6 +11,7 @@
  * aligned for its width: the Swift side checks before calling. */
 #include <stdint.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 uint8_t vgm_load8(const void *p);
 uint16_t vgm_load16(const void *p);
@@ -32,4 +33,10 @@ bool vgm_cas64(void *p, uint64_t *expected, uint64_t desired);
 /* Bitmap words: return the previous value. */
 uint64_t vgm_fetch_or64(uint64_t *p, uint64_t bits);
 uint64_t vgm_fetch_and64(uint64_t *p, uint64_t bits);
+
+/* The number of set bits in words[0..<n]. */
+uint64_t vgm_popcount_words(const uint64_t *words, size_t n);
+
+/* Zeroes words[0..<n], each with a relaxed atomic store. */
+void vgm_zero_words(uint64_t *words, size_t n);
 #endif
