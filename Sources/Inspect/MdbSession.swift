@@ -1,118 +1,161 @@
 import AddressSpace
+import GuestMemory
 import ModelKernel
-import class Vmem.Arena
-import enum Vmem.SegmentKind
+import struct Vmem.Segment
 
-/// A little mdb over a booted ``ModelKernel``: parses one command line and
+/// A little mdb over a booted `ModelKernel`: parses one command line and
 /// returns what mdb would print.
 ///
-/// Understood: `::help`, `::vmem`, `ADDR::vmem`, `ADDR::vmem_seg [-s] [-T TYPE]
-/// [-m SIZE] [-M SIZE]` (ADDR an arena from `::vmem` or one of its segments),
-/// `::memstat`, `kas::walk seg`, `kas::walk seg | ::seg`, `ADDR::seg`,
-/// `::whatis ADDR` / `ADDR::whatis`, `::walk dump`, `::dump`, `$q` / `::quit`.
-/// Addresses are hex, as in mdb (a `0x` prefix is accepted, `0t` means
-/// decimal), or the symbols `kas` and `kvps`.
+/// A line is a pipeline of stages separated by `|`, optionally followed by
+/// `! CMD` (the text is for the shell; the caller runs it). Every stage but
+/// the last is a walk, `[ADDR]::walk NAME`; the last is a walk or a dcmd,
+/// `[ADDR]::NAME [args]` (``dcmds`` and ``walkers`` list them). A walk's
+/// addresses feed the next stage one at a time, as `ADDR::NAME`. `$q`,
+/// `::quit` and `::q` end the session. Addresses are hex, as in mdb (a `0x`
+/// prefix is accepted, `0t` means decimal), or the symbols `kas` and `kvps`.
+///
+/// Nothing a line says changes the kernel; only `::set` changes the
+/// session's own options.
 public final class MdbSession {
     public struct Output: Sendable, Equatable {
         public var text: String
         public var isError: Bool
         public var quit: Bool
+        /// `! CMD`: the shell command the text is to be piped to (the
+        /// caller runs `/bin/sh -c CMD`); nil to print it.
+        public var shellCommand: String? = nil
     }
 
     public let kernel: ModelKernel
 
+    /// Whether output longer than a screen goes through a pager on a
+    /// terminal (mdb's `pager` option): `::set -o pager` / `::set +o
+    /// pager`, or `::set -P` to toggle. On by default; the caller decides
+    /// whether there is a terminal to page on.
+    public internal(set) var pagerEnabled = true
+
+    /// Every arena's segments by boundary-tag address, built at most once
+    /// per line: a pipeline feeding `::vmem_seg` thousands of tags would
+    /// otherwise walk every arena for each one.
+    var segmentsByTag: [UInt64: Vmem.Segment]? = nil
+
     public init(kernel: ModelKernel) { self.kernel = kernel }
-
-    public static let helpText = """
-        Commands (addresses are hex; kas and kvps are symbols):
-          ::help                         this list
-          ::vmem                         every arena, depth first, with INUSE/TOTAL/SUCCEED/FAIL
-          ADDR::vmem                     one arena
-          ADDR::vmem_seg [-s] [-T TYPE] [-m MIN] [-M MAX]
-                                         the segments of the arena at ADDR (or the one segment at ADDR)
-          ::memstat                      pages by use (Kernel, ZFS File Data, VMM Memory, ...)
-          kas::walk seg                  the segments of kas
-          kas::walk seg | ::seg          the segments with base, size, data and ops vector
-          ADDR::seg                      one segment
-          ::whatis ADDR                  the segment, arenas, stack and page of an address
-          ::walk dump                    the pages a kernel crash dump would contain
-          ::dump                         those pages per segment
-          $q                             quit
-
-        """
 
     static func error(_ s: String) -> Output { Output(text: "mdb: " + s + "\n", isError: true, quit: false) }
     static func ok(_ s: String) -> Output { Output(text: s, isError: false, quit: false) }
 
+    /// A usage error: what is wrong, then the dcmd's usage line.
+    static func usage(_ dcmd: String, _ reason: String) -> Output {
+        let line = dcmds.first { $0.name == dcmd }?.usage ?? "::" + dcmd
+        return Output(text: "mdb: ::\(dcmd): \(reason)\nUsage: \(line)\n", isError: true, quit: false)
+    }
+
     /// Runs one line.
     public func execute(_ line: String) -> Output {
-        let trimmed = Self.trim(line)
+        var trimmed = Self.trim(line)
         if trimmed.isEmpty { return Self.ok("") }
         if trimmed == "$q" || trimmed == "::quit" || trimmed == "::q" { return Output(text: "", isError: false, quit: true) }
-        let stages = trimmed.split(separator: "|", omittingEmptySubsequences: false)
-            .map { Self.trim($0) }
-        if stages.count == 2 {
-            guard let walk = parse(stages[0]), walk.command == "walk", walk.arguments == ["seg"],
-                  let seg = parse(stages[1]), seg.command == "seg", seg.address == nil else {
-                return Self.error("only the pipeline `kas::walk seg | ::seg` is supported")
+        var shell: String? = nil
+        if let bang = trimmed.firstIndex(of: "!") {
+            let command = Self.trim(trimmed[trimmed.index(after: bang)...])
+            guard !command.isEmpty else { return Self.error("! needs a shell command (::vmem ! head -3)") }
+            shell = command
+            trimmed = Self.trim(trimmed[..<bang])
+            guard !trimmed.isEmpty else { return Self.error("nothing to pipe to \"\(command)\"") }
+        }
+        var out = runPipeline(trimmed)
+        if !out.isError { out.shellCommand = shell }
+        return out
+    }
+
+    /// The stages of `text`, each run for every address the one before yields.
+    func runPipeline(_ text: String) -> Output {
+        segmentsByTag = nil
+        defer { segmentsByTag = nil }
+        let stages = text.split(separator: "|", omittingEmptySubsequences: false).map { Self.trim($0) }
+        var fed: [UInt64]? = nil
+        for (i, stage) in stages.enumerated() {
+            let last = i == stages.count - 1
+            guard let cmd = parse(stage) else {
+                return Self.error(stage.isEmpty ? "syntax error: an empty stage in \"\(text)\""
+                                                : "syntax error near \"\(stage)\"; try ::help")
             }
-            guard let space = walk.address else { return Self.error("the seg walker needs an address space (kas::walk seg)") }
-            guard let a = resolve(space), a == kernel.kas.address else {
-                return Self.error("\(space) is not an address space (try kas)")
+            var address: UInt64? = nil
+            if let a = cmd.address {
+                guard let v = resolve(a) else { return Self.error("failed to dereference symbol or address \"\(a)\"") }
+                guard fed == nil else { return Self.error("::\(cmd.command) is fed by the pipeline; drop the address \"\(a)\"") }
+                address = v
             }
-            return Self.ok(SegRendering.render(kernel.kas.segments))
-        }
-        guard stages.count == 1, let cmd = parse(stages[0]) else {
-            return Self.error("syntax error near \"\(trimmed)\"; try ::help")
-        }
-        var address: UInt64? = nil
-        if let text = cmd.address {
-            guard let a = resolve(text) else { return Self.error("failed to dereference symbol or address \"\(text)\"") }
-            address = a
-        }
-        switch cmd.command {
-        case "help":
-            return Self.ok(Self.helpText)
-        case "vmem":
-            if let address {
-                guard let arena = kernel.arenas.arenas.first(where: { $0.address == address }) else {
-                    return Self.error("\(String(address, radix: 16)) is not an arena")
+            if cmd.command == "walk" {
+                let starts: [UInt64?] = fed.map { $0.map { Optional($0) } } ?? [address]
+                var addresses: [UInt64] = []
+                for start in starts {
+                    switch walk(cmd.arguments, from: start) {
+                    case .failure(let f): return f.output
+                    case .success(let a): addresses += a
+                    }
                 }
-                let depth = kernel.arenas.preorder.first { $0.arena === arena }?.depth ?? 0
-                return Self.ok(VmemTable.header + "\n" + VmemTable.row(arena, depth: depth) + "\n")
+                if last { return Self.ok(addresses.map { String($0, radix: 16) + "\n" }.joined()) }
+                fed = addresses
+                continue
             }
-            return Self.ok(VmemTable.render(kernel.arenas.arenas))
-        case "vmem_seg":
-            return vmemSeg(address ?? cmd.arguments.first.flatMap(resolve), options: address == nil ? Array(cmd.arguments.dropFirst()) : cmd.arguments)
-        case "memstat":
-            return Self.ok(kernel.memstat().rendered())
-        case "walk":
-            guard let what = cmd.arguments.first else { return Self.error("::walk needs a walker name (seg, dump)") }
-            switch what {
-            case "seg":
-                guard let address else { return Self.error("the seg walker needs an address space (kas::walk seg)") }
-                guard address == kernel.kas.address else { return Self.error("\(String(address, radix: 16)) is not an address space (try kas)") }
-                return Self.ok(kernel.kas.segments.map { String($0.address, radix: 16) + "\n" }.joined())
-            case "dump":
-                return Self.ok(DumpRendering.walk(kernel.dumpPages()))
-            default:
-                return Self.error("unknown walker \"\(what)\" (seg, dump)")
+            guard last else {
+                return Self.error("::\(cmd.command) is a dcmd, not a walker: only ::walk may feed a pipeline (::walkers)")
             }
-        case "seg":
-            guard let address else { return Self.error("::seg needs a segment address (kas::walk seg | ::seg)") }
-            guard let seg = kernel.kas.segments.first(where: { $0.address == address }) else {
-                return Self.error("\(String(address, radix: 16)) is not a segment of kas")
+            guard let dcmd = Self.dcmds.first(where: { $0.name == cmd.command }) else {
+                return Self.error("unknown command ::\(cmd.command); ::dcmds lists them")
             }
-            return Self.ok(SegRendering.header + "\n" + SegRendering.row(seg) + "\n")
-        case "whatis":
-            guard let a = address ?? cmd.arguments.first.flatMap(resolve) else {
-                return Self.error("::whatis needs an address")
+            guard let fed else {
+                return call(dcmd, MdbInvocation(address: address, arguments: cmd.arguments, loop: false, loopFirst: false))
             }
-            return Self.ok(WhatisRendering.render(kernel.whatis(a)))
-        case "dump":
-            return Self.ok(DumpRendering.summary(kernel.dumpPages(), kernel: kernel))
+            var text = ""
+            for (n, a) in fed.enumerated() {
+                let out = call(dcmd, MdbInvocation(address: a, arguments: cmd.arguments, loop: true, loopFirst: n == 0))
+                if out.isError { return Output(text: out.text, isError: true, quit: false) }
+                text += out.text
+            }
+            return Self.ok(text)
+        }
+        return Self.ok("")
+    }
+
+    /// Checks the address against the dcmd's usage, then runs it.
+    func call(_ dcmd: MdbDcmd, _ invocation: MdbInvocation) -> Output {
+        // A dcmd that takes no address ignores one, as mdb's do (`kas::memstat`).
+        switch dcmd.address {
+        case .required where invocation.address == nil:
+            return Self.usage(dcmd.name, "needs an address")
         default:
-            return Self.error("unknown command ::\(cmd.command); try ::help")
+            return dcmd.run(self, invocation)
+        }
+    }
+
+    /// `::walk NAME` from `start`.
+    func walk(_ arguments: [String], from start: UInt64?) -> Result<[UInt64], Output.Failure> {
+        guard let name = arguments.first else {
+            return .failure(.init(Self.usage("walk", "needs a walker name (::walkers lists them)")))
+        }
+        guard arguments.count == 1 else {
+            return .failure(.init(Self.usage("walk", "unexpected argument \"\(arguments[1])\"")))
+        }
+        guard let walker = Self.walkers.first(where: { $0.name == name }) else {
+            return .failure(.init(Self.error("unknown walker \"\(name)\"; ::walkers lists them")))
+        }
+        switch walker.address {
+        case .required where start == nil:
+            return .failure(.init(Self.error("the \(name) walker needs a starting address (\(Self.walkerHint(name)))")))
+        case .none where start != nil:
+            return .failure(.init(Self.error("the \(name) walker walks the whole kernel: drop the address")))
+        default:
+            return walker.walk(self, start)
+        }
+    }
+
+    static func walkerHint(_ name: String) -> String {
+        switch name {
+        case "seg": return "kas::walk seg"
+        case "memseg", "memmap": return "ADDR::walk \(name), ADDR a vm_t from ::vm"
+        default: return "ADDR::walk \(name), ADDR an arena from ::vmem"
         }
     }
 
@@ -139,8 +182,14 @@ public final class MdbSession {
         return Command(address: before.isEmpty ? nil : before, command: name, arguments: Array(words.dropFirst()))
     }
 
-    /// A hex number, `0x…`, `0t…` (decimal), or a symbol.
+    /// A hex number, `0x…`, `0t…` (decimal), a symbol, or `A+B` of those
+    /// (`kvps+0x400`); nil for anything else, or a sum past 64 bits.
     func resolve(_ text: String) -> UInt64? {
+        if let plus = text.firstIndex(of: "+"), plus != text.startIndex {
+            guard let a = resolve(String(text[..<plus])), let b = resolve(String(text[text.index(after: plus)...])) else { return nil }
+            let (sum, overflow) = a.addingReportingOverflow(b)
+            return overflow ? nil : sum
+        }
         switch text {
         case "kas": return kernel.kas.address
         case "kvps": return kernel.symbols.kvps
@@ -151,40 +200,9 @@ public final class MdbSession {
         return UInt64(digits, radix: 16)
     }
 
-    func vmemSeg(_ address: UInt64?, options: [String]) -> Output {
-        guard let address else { return Self.error("::vmem_seg needs an address (an arena from ::vmem, or a segment)") }
-        var o = VmemSegTable.Options()
-        var i = 0
-        while i < options.count {
-            switch options[i] {
-            case "-s": o.showSize = true
-            case "-T", "-m", "-M":
-                guard i + 1 < options.count else { return Self.error("option \(options[i]) needs a value") }
-                let value = options[i + 1]
-                i += 1
-                if options[i - 1] == "-T" {
-                    let kinds: [String: SegmentKind] = ["ALLC": .allocated, "ALLOC": .allocated, "FREE": .free,
-                                                        "SPAN": .span, "ROTR": .rotor, "ROTOR": .rotor,
-                                                        "WLKR": .walker, "WALKER": .walker]
-                    guard let k = kinds[value.uppercased()] else { return Self.error("unknown segment type \"\(value)\"") }
-                    o.kinds = [k]
-                } else {
-                    guard let n = resolve(value) else { return Self.error("bad size \"\(value)\"") }
-                    if options[i - 1] == "-m" { o.minSize = n } else { o.maxSize = n }
-                }
-            default:
-                return Self.error("unknown option \"\(options[i])\" (-s, -T TYPE, -m MIN, -M MAX)")
-            }
-            i += 1
-        }
-        if let arena = kernel.arenas.arenas.first(where: { $0.address == address }) {
-            return Self.ok(VmemSegTable.render(arena, o))
-        }
-        for arena in kernel.arenas.arenas {
-            if let s = arena.segments([.allocated, .free, .spans, .markers]).first(where: { $0.tagAddress == address }) {
-                return Self.ok(VmemSegTable.header(o) + "\n" + VmemSegTable.row(s, o) + "\n")
-            }
-        }
-        return Self.error("\(String(address, radix: 16)) is neither an arena nor a vmem_seg")
+    /// `text` without its first line (a table's header) unless `header`.
+    static func table(_ text: String, header: Bool) -> String {
+        guard !header, let nl = text.firstIndex(of: "\n") else { return text }
+        return String(text[text.index(after: nl)...])
     }
 }

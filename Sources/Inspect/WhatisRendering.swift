@@ -1,7 +1,7 @@
 import ModelKernel
 import PhysicalMemory
 
-/// `::whatis ADDR` text for a ``ModelKernel/WhatisReport``: one line per
+/// `::whatis ADDR` text for a `ModelKernel.WhatisReport`: one line per
 /// layer that knows the address (symbol, segment, arenas, stack, page).
 public enum WhatisRendering {
     static func hex(_ v: UInt64) -> String { String(v, radix: 16) }

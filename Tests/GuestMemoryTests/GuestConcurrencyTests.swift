@@ -89,7 +89,12 @@ struct GuestConcurrencyTests {
         }
     }
 
-    @Test func racingHarvestReportsEveryPageExactlyOnce() throws {
+    /// Harvests racing VMM writes lose no page. A write that races the
+    /// buffer swap is marked in both buffers (the writer cannot tell whether
+    /// the harvest read its word before or after its mark, and a consumer may
+    /// have copied the page before the bytes landed), so it may be reported
+    /// by two consecutive harvests — never more, and never by none.
+    @Test func racingHarvestLosesNoPage() throws {
         try GuestKit.gated {
             let pages: UInt64 = 2048
             let g = try GuestMemory(limit: pages * 4096)
@@ -112,8 +117,12 @@ struct GuestConcurrencyTests {
             }
             Self.onThreads([writers, harvester])
             let all = seen.pages
-            #expect(all.count == Int(pages), "each page written once is reported once")
-            #expect(Set(all) == Set(0..<pages))
+            #expect(Set(all) == Set(0..<pages), "every page written is reported")
+            var times: [UInt64: Int] = [:]
+            for p in all { times[p, default: 0] += 1 }
+            #expect(times.values.allSatisfy { $0 <= 2 }, "a page written once is reported at most twice")
+            // Quiet afterwards: the last harvest left nothing behind.
+            #expect(try g.harvestDirty(0, pages * 4096).isEmpty)
         }
     }
 

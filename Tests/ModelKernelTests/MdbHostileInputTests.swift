@@ -50,7 +50,8 @@ import Inspect
         }
         #expect(session.execute("$q").quit)
         try k.verify()
-        #expect(results > 200 && errors > 200, "results \(results), errors \(errors)")
+        // Extra arguments are usage errors (issue 18), so most drawn lines fail; both outcomes still occur.
+        #expect(results > 40 && errors > 200, "results \(results), errors \(errors)")
     }
 
     struct LCG: RandomNumberGenerator {

@@ -1,0 +1,249 @@
+import AddressSpace
+import ModelKernel
+import class Vmem.Arena
+import struct Vmem.Segment
+import enum Vmem.SegmentKind
+
+// The dcmd table and the kernel dcmds' argument handling; the tables
+// themselves are the renderers'. The guest dcmds are in
+// MdbSession+Guests.swift, the walkers in MdbSession+Walkers.swift.
+extension MdbSession {
+    /// Every dcmd, in the order `::dcmds` lists them.
+    public static let dcmds: [MdbDcmd] = [
+        MdbDcmd(name: "dcmds", address: .none, arguments: "", summary: "list the dcmds", details: "",
+                run: { s, i in s.noArguments("dcmds", i) ?? MdbSession.ok(dcmdList()) }),
+        MdbDcmd(name: "dump", address: .none, arguments: "",
+                summary: "the pages a crash dump would contain, per segment",
+                details: "Segments a dump leaves out (ZFS file data, guest memory, kpm) are named with the reason; "
+                    + "::walk dump lists the pages' addresses.",
+                run: { s, i in s.noArguments("dump", i) ?? MdbSession.ok(DumpRendering.summary(s.kernel.dumpPages(), kernel: s.kernel)) }),
+        MdbDcmd(name: "help", address: .none, arguments: "[DCMD]", summary: "the commands, or one dcmd's usage",
+                details: "", run: { s, i in s.help(i) }),
+        MdbDcmd(name: "memmap", address: .required, arguments: "",
+                summary: "a guest's guest-physical mappings (ADDR a vm_t from ::vm)",
+                details: "Columns: GPA LEN SEG OFF PROT WIRED HOST, in GPA order.",
+                run: { s, i in s.guestCommand("memmap", i) }),
+        MdbDcmd(name: "memseg", address: .required, arguments: "",
+                summary: "a guest's memory segments (ADDR a vm_t from ::vm)",
+                details: "Columns: ID KIND NAME LENGTH BACKING DIRTY; BACKING is the kvmmseg VA of the segment's "
+                    + "KV_VVP pages.",
+                run: { s, i in s.guestCommand("memseg", i) }),
+        MdbDcmd(name: "memstat", address: .none, arguments: "", summary: "pages by use (Kernel, ZFS File Data, VMM Memory, ...)",
+                details: "", run: { s, i in s.noArguments("memstat", i) ?? MdbSession.ok(s.kernel.memstat().rendered()) }),
+        MdbDcmd(name: "npt", address: .required, arguments: "[-g ADDR]",
+                summary: "the nested-table walk of a guest-physical address",
+                details: "ADDR is the guest-physical address; -g names the guest (a vm_t from ::vm) and may be "
+                    + "left out when only one guest is hosted. Each level's entry is decoded in the guest's format.",
+                run: { s, i in s.npt(i) }),
+        MdbDcmd(name: "page", address: .required, arguments: "",
+                summary: "a page_t: frame, identity, lock, state (ADDR from ::walk page)",
+                details: "Columns: PAGE PFN VNODE OFFSET LOCK LCT COW STATE. A page_t's address is where "
+                    + "startup_memlist() would put it in the page_t array at valloc_base.",
+                run: { s, i in s.page(i) }),
+        MdbDcmd(name: "quit", address: .none, arguments: "", summary: "leave mdb (also ::q and $q)", details: "",
+                run: { _, _ in MdbSession.Output(text: "", isError: false, quit: true) }),
+        MdbDcmd(name: "seg", address: .required, arguments: "", summary: "a segment of kas (kas::walk seg | ::seg)",
+                details: "Columns: SEG BASE SIZE DATA OPS.", run: { s, i in s.seg(i) }),
+        MdbDcmd(name: "set", address: .none, arguments: "[-P] [-o pager | +o pager]",
+                summary: "the session's options: the pager",
+                details: "-o pager pages output longer than the terminal, +o pager stops that, -P toggles it. "
+                    + "Without options, prints the options. Output piped to a shell (!) or not to a terminal is never paged.",
+                run: { s, i in s.set(i) }),
+        MdbDcmd(name: "vm", address: .optional, arguments: "", summary: "the hosted guests, or one (ADDR a vm_t)",
+                details: "Columns: ADDR SIZE SEGS MAPS NPT GEN VMMPAGES.", run: { s, i in s.guestCommand("vm", i) }),
+        MdbDcmd(name: "vmem", address: .optional, arguments: "",
+                summary: "every arena, depth first, or one (ADDR from ::vmem)",
+                details: "Columns: ADDR NAME INUSE TOTAL SUCCEED FAIL; names are indented by ancestry.",
+                run: { s, i in s.vmem(i) }),
+        MdbDcmd(name: "vmem_seg", address: .required, arguments: "[-s] [-T TYPE] [-m MIN] [-M MAX]",
+                summary: "the segments of an arena, or one vmem_seg",
+                details: "ADDR is an arena (::vmem) or a boundary tag (::walk vmem_seg). -s prints SIZE for END; "
+                    + "-T TYPE keeps one type (ALLC, FREE, SPAN, ROTR, WLKR); -m and -M bound the size.",
+                run: { s, i in s.vmemSeg(i) }),
+        MdbDcmd(name: "walk", address: .optional, arguments: "NAME",
+                summary: "the addresses a walker yields (::walkers lists them)",
+                details: "In a pipeline, [ADDR]::walk NAME | ::DCMD runs ADDR::DCMD for every address.",
+                run: { s, i in
+                    switch s.walk(i.arguments, from: i.address) {
+                    case .failure(let f): return f.output
+                    case .success(let a): return MdbSession.ok(a.map { String($0, radix: 16) + "\n" }.joined())
+                    }
+                }),
+        MdbDcmd(name: "walkers", address: .none, arguments: "", summary: "list the walkers", details: "",
+                run: { s, i in s.noArguments("walkers", i) ?? MdbSession.ok(walkerList()) }),
+        MdbDcmd(name: "whatis", address: .optional, arguments: "[ADDR]",
+                summary: "what an address is: segment, arenas, stack, page",
+                details: "The address goes before :: or after it.", run: { s, i in s.whatis(i) }),
+    ]
+
+    /// The general help `::help` prints.
+    public static let helpText = """
+        Commands (addresses are hex, 0t for decimal; kas and kvps are symbols):
+          ::help [DCMD]                  this text, or one dcmd's usage and description
+          ::dcmds, ::walkers             every dcmd, every walker, with a line each
+          ::vmem                         every arena, depth first, with INUSE/TOTAL/SUCCEED/FAIL
+          ADDR::vmem                     one arena
+          ADDR::vmem_seg [-s] [-T TYPE] [-m MIN] [-M MAX]
+                                         the segments of the arena at ADDR (or the one segment at ADDR)
+          ::memstat                      pages by use (Kernel, ZFS File Data, VMM Memory, ...)
+          kas::walk seg | ::seg          the segments with base, size, data and ops vector
+          ADDR::seg                      one segment
+          ::whatis ADDR                  the segment, arenas, stack and page of an address
+          ::walk page | ::page           every page_t (kvps::walk page: the pages of KV_KVP)
+          ::walk dump, ::dump            the pages a kernel crash dump would contain, per segment
+          ::vm                           the hosted guests: vm_t, size, segments, mappings, nested table, VMM pages
+          ADDR::vm                       one guest (ADDR a vm_t from ::vm)
+          ADDR::memseg                   the guest's memory segments: id, kind, name, length, kvmmseg backing, dirty pages
+          ADDR::memmap                   the guest's guest-physical mappings: gpa, length, segment, offset, prot, wired, host
+          GPA::npt [-g ADDR]             the nested-table walk of GPA in guest ADDR, each level's entry decoded
+          [ADDR]::walk NAME [| ::DCMD]   a walker's addresses, or ADDR::DCMD for each (::walk vmem | ::vmem)
+          ::DCMD ! CMD                   the output piped to the shell command CMD
+          ::set -o pager, ::set +o pager the pager on a terminal on or off (::set -P toggles it)
+          $q, ::quit                     quit
+
+        """
+
+    /// mdb's `::dcmds`: a name column and a line each; `::help NAME` has the usage.
+    static func dcmdList() -> String {
+        let width = dcmds.map(\.name.count).max() ?? 0
+        return dcmds.map { "  " + MdbFormat.left($0.name, width) + " - " + $0.summary + "\n" }.joined()
+    }
+
+    static func walkerList() -> String {
+        let width = walkers.map(\.name.count).max() ?? 0
+        return walkers.map { "  " + MdbFormat.left($0.name, width) + " - " + $0.summary + "\n" }.joined()
+    }
+
+    /// A usage error when `i` has arguments, nil when it has none.
+    func noArguments(_ name: String, _ i: MdbInvocation) -> Output? {
+        i.arguments.first.map { Self.usage(name, "unexpected argument \"\($0)\"") }
+    }
+
+    func help(_ i: MdbInvocation) -> Output {
+        guard let topic = i.arguments.first else { return Self.ok(Self.helpText) }
+        guard i.arguments.count == 1 else { return Self.usage("help", "unexpected argument \"\(i.arguments[1])\"") }
+        let name = topic.hasPrefix("::") ? String(topic.dropFirst(2)) : topic
+        guard let d = Self.dcmds.first(where: { $0.name == name }) else {
+            return Self.error("unknown dcmd \"\(topic)\"; ::dcmds lists them")
+        }
+        var text = "\nNAME\n  \(d.name) - \(d.summary)\n\nSYNOPSIS\n  \(d.usage)\n"
+        if !d.details.isEmpty { text += "\nDESCRIPTION\n  \(d.details)\n" }
+        return Self.ok(text + "\n")
+    }
+
+    func set(_ i: MdbInvocation) -> Output {
+        if i.arguments.isEmpty { return Self.ok("pager: \(pagerEnabled ? "on" : "off")\n") }
+        var pager = pagerEnabled
+        var k = 0
+        while k < i.arguments.count {
+            switch i.arguments[k] {
+            case "-P": pager.toggle()
+            case "-o", "+o":
+                guard k + 1 < i.arguments.count else { return Self.usage("set", "\(i.arguments[k]) needs an option name") }
+                guard i.arguments[k + 1] == "pager" else {
+                    return Self.usage("set", "unknown option \"\(i.arguments[k + 1])\" (pager)")
+                }
+                pager = i.arguments[k] == "-o"
+                k += 1
+            default:
+                return Self.usage("set", "unknown option \"\(i.arguments[k])\"")
+            }
+            k += 1
+        }
+        pagerEnabled = pager
+        return Self.ok("")
+    }
+
+    func vmem(_ i: MdbInvocation) -> Output {
+        if let bad = noArguments("vmem", i) { return bad }
+        guard let address = i.address else { return Self.ok(VmemTable.render(kernel.arenas.arenas)) }
+        guard let (arena, depth) = kernel.arenas.preorder.first(where: { $0.arena.address == address }) else {
+            return Self.error("\(String(address, radix: 16)) is not an arena")
+        }
+        return Self.ok((i.printsHeader ? VmemTable.header + "\n" : "") + VmemTable.row(arena, depth: depth) + "\n")
+    }
+
+    func seg(_ i: MdbInvocation) -> Output {
+        if let bad = noArguments("seg", i) { return bad }
+        let address = i.address ?? 0
+        guard let seg = kernel.kas.segments.first(where: { $0.address == address }) else {
+            return Self.error("\(String(address, radix: 16)) is not a segment of kas")
+        }
+        return Self.ok((i.printsHeader ? SegRendering.header + "\n" : "") + SegRendering.row(seg) + "\n")
+    }
+
+    func whatis(_ i: MdbInvocation) -> Output {
+        let words = i.arguments
+        guard words.count <= (i.address == nil ? 1 : 0) else {
+            return Self.usage("whatis", "unexpected argument \"\(words[i.address == nil ? 1 : 0])\"")
+        }
+        guard let a = i.address ?? words.first.flatMap(resolve) else {
+            if let w = words.first { return Self.error("failed to dereference symbol or address \"\(w)\"") }
+            return Self.usage("whatis", "needs an address")
+        }
+        return Self.ok(WhatisRendering.render(kernel.whatis(a)))
+    }
+
+    func page(_ i: MdbInvocation) -> Output {
+        if let bad = noArguments("page", i) { return bad }
+        let address = i.address ?? 0
+        guard let pfn = kernel.pageFrame(atStructAddress: address) else {
+            return Self.error("\(String(address, radix: 16)) is not a page_t (see ::walk page)")
+        }
+        let header = i.printsHeader ? PageRendering.header + "\n" : ""
+        guard let p = try? kernel.physicalMemory.page(pfn) else {
+            return Self.ok(header + PageRendering.freeRow(address, pfn: pfn) + "\n")
+        }
+        return Self.ok(header + PageRendering.row(address, p, vnodeAddress: p.vnode.flatMap(kernel.vnodeAddress)) + "\n")
+    }
+
+    func vmemSeg(_ i: MdbInvocation) -> Output {
+        let address = i.address ?? 0
+        let options = i.arguments
+        var o = VmemSegTable.Options()
+        var k = 0
+        while k < options.count {
+            switch options[k] {
+            case "-s": o.showSize = true
+            case "-T", "-m", "-M":
+                guard k + 1 < options.count else { return Self.usage("vmem_seg", "option \(options[k]) needs a value") }
+                let value = options[k + 1]
+                k += 1
+                if options[k - 1] == "-T" {
+                    let kinds: [String: SegmentKind] = ["ALLC": .allocated, "ALLOC": .allocated, "FREE": .free,
+                                                        "SPAN": .span, "ROTR": .rotor, "ROTOR": .rotor,
+                                                        "WLKR": .walker, "WALKER": .walker]
+                    guard let kind = kinds[value.uppercased()] else {
+                        return Self.usage("vmem_seg", "unknown segment type \"\(value)\" (ALLC, FREE, SPAN, ROTR, WLKR)")
+                    }
+                    o.kinds = [kind]
+                } else {
+                    guard let n = resolve(value) else { return Self.usage("vmem_seg", "bad size \"\(value)\"") }
+                    if options[k - 1] == "-m" { o.minSize = n } else { o.maxSize = n }
+                }
+            default:
+                return Self.usage("vmem_seg", "unknown option \"\(options[k])\"")
+            }
+            k += 1
+        }
+        if let arena = kernel.arenas.arenas.first(where: { $0.address == address }) {
+            return Self.ok(Self.table(VmemSegTable.render(arena, o), header: i.printsHeader))
+        }
+        if segmentsByTag == nil {
+            var index: [UInt64: Vmem.Segment] = [:]
+            for arena in kernel.arenas.arenas {
+                for s in arena.segments([.allocated, .free, .spans, .markers]) { index[s.tagAddress] = s }
+            }
+            segmentsByTag = index
+        }
+        guard let s = segmentsByTag?[address] else {
+            return Self.error("\(String(address, radix: 16)) is neither an arena nor a vmem_seg")
+        }
+        let header = i.printsHeader ? VmemSegTable.header(o) + "\n" : ""
+        let shown = o.kinds.map { $0.contains(s.kind) } ?? true
+        if !shown || o.minSize.map({ s.size < $0 }) == true || o.maxSize.map({ s.size > $0 }) == true {
+            return Self.ok(header)
+        }
+        return Self.ok(header + VmemSegTable.row(s, o) + "\n")
+    }
+}

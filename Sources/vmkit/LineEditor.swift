@@ -1,0 +1,258 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+
+/// The line reader of `vmkit mdb` on a terminal: BSD editline's readline
+/// interface (`libedit.so.2`, loaded at run time because this machine has
+/// the library but not its headers) for emacs keys, history in a file and
+/// tab completion; a plain line reader when the library is missing or
+/// standard input is not a terminal.
+///
+/// Ctrl-C drops the line being typed and prompts again, as mdb does: our
+/// SIGINT handler sets a flag and writes a byte to a pipe (the self-pipe
+/// trick), and editline reads its characters through our
+/// `rl_getc_function`, which waits on the terminal and that pipe together
+/// and answers an interrupt with end-of-file, so that `readline` returns at
+/// once; the flag tells that end from Ctrl-D. Waiting on the pipe, not on
+/// `EINTR`, means a Ctrl-C that lands while editline is busy between two
+/// reads is not lost until the next line is typed (and does not drop that
+/// line). editline is told not to handle signals itself.
+final class LineEditor {
+    enum Input: Equatable {
+        case line(String)
+        case interrupted
+        case endOfFile
+    }
+
+    private let historyPath: String?
+    private let library: EditLine?
+
+    /// `completer` gets the line before the word under the cursor and the
+    /// word, and returns the words that may replace it; `historyPath` is read
+    /// at start and written as lines are added.
+    init(completer: @escaping @Sendable (_ before: String, _ word: String) -> [String], historyPath: String?) {
+        self.historyPath = historyPath
+        library = isatty(STDIN_FILENO) != 0 ? EditLine.load() : nil
+        LineEditorState.completer.withLock { $0 = completer }
+        LineEditorState.installInterruptHandler()
+        if let library, let historyPath {
+            library.usingHistory()
+            _ = historyPath.withCString { library.readHistory($0) }
+        }
+    }
+
+    /// Whether editline is in use (a terminal and the library found).
+    var isEditing: Bool { library != nil }
+
+    /// One line, without its newline.
+    func read(prompt: String) -> Input {
+        // A Ctrl-C pressed before this prompt (during a command) is spent.
+        LineEditorState.drainInterrupts()
+        LineEditorState.interrupted.store(false, ordering: .relaxed)
+        guard let library else {
+            writeOut(prompt)
+            guard let line = Swift.readLine(strippingNewline: true) else {
+                return LineEditorState.interrupted.load(ordering: .relaxed) ? .interrupted : .endOfFile
+            }
+            return .line(line)
+        }
+        let raw = prompt.withCString { library.readline($0) }
+        if LineEditorState.interrupted.load(ordering: .relaxed) {
+            if let raw { free(raw) }
+            writeOut("^C\n")
+            return .interrupted
+        }
+        guard let raw else { return .endOfFile }
+        defer { free(raw) }
+        let line = String(cString: raw)
+        let entry = line.trimmingCharacters(in: " \t")
+        if !entry.isEmpty {
+            _ = String(entry).withCString { library.addHistory($0) }
+            if let historyPath { _ = historyPath.withCString { library.writeHistory($0) } }
+        }
+        return .line(line)
+    }
+
+    private func writeOut(_ text: String) {
+        guard !text.isEmpty else { return }
+        _ = text.withCString { Glibc.write(STDOUT_FILENO, $0, strlen($0)) }
+    }
+}
+
+/// What the C callbacks need: they cannot capture, so it lives here.
+enum LineEditorState {
+    static let interrupted = Atomic<Bool>(false)
+    static let completer = LockedCompleter()
+    /// The candidates of the completion in progress (editline asks for them one by one).
+    static let candidates = LockedValue<[String]>([])
+
+    /// The self-pipe: the SIGINT handler writes to `[1]`, the reader polls `[0]`.
+    nonisolated(unsafe) static var wakeup: (Int32, Int32) = (-1, -1)
+
+    /// SIGINT sets `interrupted` and makes the wake-up pipe readable (no
+    /// SA_RESTART, so a plain blocked `read` is interrupted too), once per
+    /// session.
+    static func installInterruptHandler() {
+        var fds: [Int32] = [-1, -1]
+        if pipe(&fds) == 0 {
+            for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            wakeup = (fds[0], fds[1])
+        }
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in
+            LineEditorState.interrupted.store(true, ordering: .relaxed)
+            var byte: UInt8 = 1
+            let saved = errno
+            _ = write(LineEditorState.wakeup.1, &byte, 1)
+            errno = saved
+        }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(SIGINT, &action, nil)
+        // A parent may have started us with SIGINT blocked; a prompt needs it.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+    }
+
+    /// Empties the wake-up pipe.
+    static func drainInterrupts() {
+        var sink = [UInt8](repeating: 0, count: 64)
+        guard wakeup.0 >= 0 else { return }
+        while read(wakeup.0, &sink, sink.count) > 0 {}
+    }
+
+    /// One byte from the terminal, or -1 at end of file, on an error, or
+    /// when Ctrl-C was pressed (then `interrupted` is set).
+    static func readByte() -> Int32 {
+        while true {
+            if interrupted.load(ordering: .relaxed) { return -1 }
+            var fds = [pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: wakeup.0, events: Int16(POLLIN), revents: 0)]
+            let n = poll(&fds, wakeup.0 >= 0 ? 2 : 1, -1)
+            if n < 0 { if errno == EINTR { continue }; return -1 }
+            if fds[1].revents != 0 { drainInterrupts(); if interrupted.load(ordering: .relaxed) { return -1 } }
+            guard fds[0].revents != 0 else { continue }
+            var byte: UInt8 = 0
+            let r = read(STDIN_FILENO, &byte, 1)
+            if r == 1 { return Int32(byte) }
+            if r < 0 && errno == EINTR { continue }
+            return -1
+        }
+    }
+}
+
+/// A small pthread lock around a value the C callbacks read.
+final class LockedValue<T>: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var value: T
+    init(_ value: T) { self.value = value; pthread_mutex_init(&mutex, nil) }
+    func withLock<R>(_ body: (inout T) -> R) -> R {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return body(&value)
+    }
+}
+
+/// The completer and the candidates of the completion in progress.
+final class LockedCompleter: @unchecked Sendable {
+    typealias Completer = @Sendable (String, String) -> [String]
+    private let box = LockedValue<Completer>({ _, _ in [] })
+    func withLock<R>(_ body: (inout Completer) -> R) -> R { box.withLock(body) }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: String) -> Substring {
+        var s = Substring(self)
+        while let c = s.first, set.contains(c) { s.removeFirst() }
+        while let c = s.last, set.contains(c) { s.removeLast() }
+        return s
+    }
+}
+
+/// editline's readline-compatible entry points, found with `dlsym`.
+struct EditLine {
+    typealias ReadlineFn = @convention(c) (UnsafePointer<CChar>?) -> UnsafeMutablePointer<CChar>?
+    typealias StringIntFn = @convention(c) (UnsafePointer<CChar>?) -> Int32
+    typealias VoidFn = @convention(c) () -> Void
+    typealias GetcFn = @convention(c) (UnsafeMutableRawPointer?) -> Int32
+    typealias GeneratorFn = @convention(c) (UnsafePointer<CChar>?, Int32) -> UnsafeMutablePointer<CChar>?
+    typealias MatchesFn = @convention(c) (UnsafePointer<CChar>?, GeneratorFn?) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+    typealias AttemptFn = @convention(c) (UnsafePointer<CChar>?, Int32, Int32) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+
+    let readline: ReadlineFn
+    let addHistory: StringIntFn
+    let readHistory: StringIntFn
+    let writeHistory: StringIntFn
+    let usingHistory: VoidFn
+
+    /// The matcher `rl_completion_matches`, for the attempt callback.
+    nonisolated(unsafe) static var matches: MatchesFn?
+    /// `rl_line_buffer`: the line being edited, for the completer's context.
+    nonisolated(unsafe) static var lineBuffer: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+    /// `rl_attempted_completion_over`.
+    nonisolated(unsafe) static var attemptOver: UnsafeMutablePointer<Int32>?
+
+    static func load() -> EditLine? {
+        guard let handle = dlopen("libedit.so.2", RTLD_NOW | RTLD_LOCAL) ?? dlopen("libedit.so", RTLD_NOW | RTLD_LOCAL) else {
+            return nil
+        }
+        func symbol<T>(_ name: String, _: T.Type) -> T? {
+            guard let p = dlsym(handle, name) else { return nil }
+            return unsafeBitCast(p, to: T.self)
+        }
+        guard let readline = symbol("readline", ReadlineFn.self),
+              let addHistory = symbol("add_history", StringIntFn.self),
+              let readHistory = symbol("read_history", StringIntFn.self),
+              let writeHistory = symbol("write_history", StringIntFn.self),
+              let usingHistory = symbol("using_history", VoidFn.self) else { return nil }
+        // Variables of the library, set before the first readline.
+        if let catchSignals = dlsym(handle, "rl_catch_signals") {
+            catchSignals.assumingMemoryBound(to: Int32.self).pointee = 0
+        }
+        if let getc = dlsym(handle, "rl_getc_function") {
+            let fn: GetcFn = { _ in LineEditorState.readByte() }
+            getc.assumingMemoryBound(to: GetcFn?.self).pointee = fn
+        }
+        matches = symbol("rl_completion_matches", MatchesFn.self)
+        lineBuffer = dlsym(handle, "rl_line_buffer")?.assumingMemoryBound(to: UnsafeMutablePointer<CChar>?.self)
+        // No file-name completion when no mdb word fits.
+        attemptOver = dlsym(handle, "rl_attempted_completion_over")?.assumingMemoryBound(to: Int32.self)
+        if matches != nil, let attempt = dlsym(handle, "rl_attempted_completion_function") {
+            let fn: AttemptFn = { text, start, _ in
+                let word = text.map { String(cString: $0) } ?? ""
+                var before = ""
+                if let buffer = EditLine.lineBuffer?.pointee, start > 0 {
+                    before = String(decoding: UnsafeRawBufferPointer(start: buffer, count: Int(start)), as: UTF8.self)
+                }
+                let complete = LineEditorState.completer.withLock { $0 }
+                let found = complete(before, word)
+                LineEditorState.candidates.withLock { $0 = found }
+                EditLine.attemptOver?.pointee = 1
+                let generator: GeneratorFn = { _, state in
+                    let index = Int(state)
+                    return LineEditorState.candidates.withLock { words in
+                        index < words.count ? strdup(words[index]) : nil
+                    }
+                }
+                return EditLine.matches?(text, generator)
+            }
+            attempt.assumingMemoryBound(to: AttemptFn?.self).pointee = fn
+        }
+        // mdb words run together with colons and dollars: break only on blanks and pipes.
+        if let breaks = dlsym(handle, "rl_basic_word_break_characters") {
+            breaks.assumingMemoryBound(to: UnsafePointer<CChar>?.self).pointee = UnsafePointer(strdup(" \t\n|!"))
+        }
+        if let breaks = dlsym(handle, "rl_completer_word_break_characters") {
+            breaks.assumingMemoryBound(to: UnsafePointer<CChar>?.self).pointee = UnsafePointer(strdup(" \t\n|!"))
+        }
+        return EditLine(readline: readline, addHistory: addHistory, readHistory: readHistory,
+                        writeHistory: writeHistory, usingHistory: usingHistory)
+    }
+}
