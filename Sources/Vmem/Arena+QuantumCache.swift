@@ -21,9 +21,7 @@ extension Arena {
         // would take the slow paths on every call.
         let cpus = Int(cvmem_cpu_slots())
         let backend = QuantumCacheBackend(
-            allocSlab: { [unowned self] size, align in
-                try? self.xalloc(size, align: align)
-            },
+            allocSlab: { [unowned self] size, align in self.allocSlab(size, align: align) },
             freeSlab: { [unowned self] address, size in
                 try? self.xfree(address, size: size)
             })
@@ -36,6 +34,18 @@ extension Arena {
         }
         qcaches = caches
         for (i, c) in caches.enumerated() { qcacheTable[i] = Unmanaged.passUnretained(c) }
+    }
+
+    /// A slab for a quantum cache: an instant-fit `xalloc` aligned to
+    /// `align`, without waiting. A failure is not counted here: the cached
+    /// allocation that asked for the slab counts it, once, as illumos's
+    /// `vmem_alloc` → `kmem_cache_alloc` → `vmem_xalloc` does.
+    func allocSlab(_ size: UInt64, align: UInt64) -> UInt64? {
+        lock.lock(); defer { lock.unlock() }
+        if destroyed { return nil }
+        if debugging.meanTimeBetweenFailures != 0 && injectedFailureDrawn() { return nil }
+        let c = Constraints(size: size, align: align, phase: 0, nocross: 0, minaddr: 0, maxaddr: 0, fromEnd: false)
+        return try? xallocLocked(c, policy: .instantFit, wait: .noSleep, countsFailure: false)
     }
 
     /// Which quantum cache serves `size`: `size / quantum - 1` when `size`
@@ -60,7 +70,7 @@ extension Arena {
         lock.lock()
         defer { lock.unlock() }
         while true {
-            if destroyed { throw .arenaDestroyed(arena: name) }
+            if destroyed { throw failed(.arenaDestroyed(arena: name)) }
             lock.unlock()
             let got = cache.alloc()
             if got == nil { reapCaches() }

@@ -12,7 +12,11 @@ public struct ArenaStatistics: Sendable, Hashable {
     public var allocCount: UInt64 = 0
     /// Frees (`free`).
     public var freeCount: UInt64 = 0
-    /// Allocations that failed (`fail`).
+    /// Allocations that returned no address (`fail`), each counted once:
+    /// exhaustion, a failed import, a `[minaddr, maxaddr)` too small for the
+    /// size (illumos searches it and counts), a timeout or cancellation, an
+    /// injected failure, a destroyed arena, and a cached size whose cache got
+    /// no slab. Argument errors (where illumos panics) are not counted.
     public var failCount: UInt64 = 0
     /// Allocations that had to wait (`wait`).
     public var waitCount: UInt64 = 0
