@@ -28,7 +28,7 @@ extension Arena {
             case .rotor, .walker: wanted = mask.contains(.markers)
             }
             if wanted {
-                out.append(Segment(kind: kind, start: tag.start, end: tag.end, imported: tag.imported,
+                out.append(Segment(kind: kind, start: tag.start, end: tag.end, imported: kind == .span && tag.imported,
                                    tagAddress: tagAddress(t),
                                    audit: kind == .allocated ? audits[tag.start] : nil))
             }

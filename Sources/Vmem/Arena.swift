@@ -409,6 +409,13 @@ public final class Arena: @unchecked Sendable {
     /// Frees memory from ``xalloc(_:align:phase:nocross:minaddr:maxaddr:policy:fromEnd:wait:)``
     /// (illumos `vmem_xfree`). The size must be the allocated size.
     public func xfree(_ address: UInt64, size: UInt64) throws(VmemError) {
+        try freeSegment(address, size: size, slab: false)
+    }
+
+    /// The body of `xfree`; `slab` is true only when a quantum cache gives
+    /// back one of its slabs, which no other free may release.
+    @inline(__always)
+    func freeSegment(_ address: UInt64, size: UInt64, slab: Bool) throws(VmemError) {
         try checkSize(size)
         if address.addingReportingOverflow(size).overflow { throw .overflow(base: address, size: size) }
         lock.lock()
@@ -416,9 +423,22 @@ public final class Arena: @unchecked Sendable {
         let t: TagIndex
         switch core.pointee.hashDelete(address, size: size) {
         case .found(let f): t = f
-        case .missing: lock.unlock(); throw .badFree(address: address, size: size)
+        case .missing:
+            lock.unlock(); throw refinedFreeError(address, size: size, .badFree(address: address, size: size))
         case .wrongSize(let actual):
-            lock.unlock(); throw .wrongSize(address: address, size: size, allocatedSize: actual)
+            lock.unlock()
+            throw refinedFreeError(address, size: size, .wrongSize(address: address, size: size, allocatedSize: actual))
+        }
+        if core.pointee.tags[Int(t)].cacheSlab {
+            if !slab {
+                // A quantum cache's slab: put it back as it was and refuse.
+                core.pointee.hashInsert(t)
+                core.pointee.stats.allocCount &-= 1
+                core.pointee.stats.freeCount &-= 1
+                lock.unlock()
+                throw .slabOwnedByCache(address: address, size: size)
+            }
+            core.pointee.tags[Int(t)].cacheSlab = false
         }
         if debugging.audit { audits.removeValue(forKey: address) }
         let release = core.pointee.freeSegment(t, hasSource: hasSource)
