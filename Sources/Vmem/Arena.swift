@@ -73,8 +73,10 @@ public final class Arena: @unchecked Sendable {
     var audits: [UInt64: AuditRecord] = [:]
     var tagArena: Arena?
     var tagSlabs: [(base: UInt64, size: UInt64)] = []
-    /// The thread refilling the tag reserve from `tagArena`, if any.
-    let populator = Atomic<UInt64>(0)
+    /// Who may refill from a tag arena, and who does now: the process's one
+    /// ``TagPopulation``. (A test gives a group of arenas a private one, so
+    /// that other tests running meanwhile do not take its lock.)
+    var population = TagPopulation.shared
     /// Threads asleep in this arena; read without the lock by quantum-cache frees.
     @usableFromInline let sleepers = Atomic<Int>(0)
 

@@ -24,9 +24,13 @@ public struct ArenaStatistics: Sendable, Hashable {
     public var searchCount: UInt64 = 0
     /// Hash-chain links followed by frees (`lookup`).
     public var lookupCount: UInt64 = 0
-    /// Times a thread waited for the boundary-tag reserve to be refilled (`populate_wait`).
+    /// Refills of this arena's boundary-tag reserve from a tag arena that
+    /// had to wait for another thread's refill to finish first
+    /// (`populate_wait`: illumos serialises populates on one lock, and this
+    /// counts the refills that found it taken).
     public var populateWait: UInt64 = 0
-    /// Refills of the boundary-tag reserve that failed (`populate_fail`).
+    /// Refills of the boundary-tag reserve from a tag arena that got no tag
+    /// memory (`populate_fail`); the arena then grows its own table.
     public var populateFail: UInt64 = 0
     /// Calls of ``Arena/contains(_:size:)`` (`contains`) and the spans they looked at.
     public var containsCount: UInt64 = 0
