@@ -48,3 +48,24 @@ public struct ArenaStatistics: Sendable, Hashable {
 
     public init() {}
 }
+
+/// What an arena's metadata costs (``Arena/metadataFootprint``): the bytes
+/// the arena and its quantum caches own, and the live allocations they serve.
+public struct MetadataFootprint: Sendable, Hashable {
+    /// Boundary tags (the whole table), hash buckets and free-list arrays.
+    public var arenaBytes: Int
+    /// The quantum caches' CPU slots, magazines, depot, slab records and
+    /// slab directory (``QuantumCacheStatistics/metadataBytes``, summed).
+    public var cacheBytes: Int
+    /// Live allocations as callers see them: the arena's allocated segments
+    /// other than the caches' slabs, plus the cached objects in use.
+    public var allocations: Int
+
+    public init(arenaBytes: Int = 0, cacheBytes: Int = 0, allocations: Int = 0) {
+        self.arenaBytes = arenaBytes; self.cacheBytes = cacheBytes; self.allocations = allocations
+    }
+
+    public var arenaBytesPerAllocation: Double { Double(arenaBytes) / Double(max(allocations, 1)) }
+    public var cacheBytesPerAllocation: Double { Double(cacheBytes) / Double(max(allocations, 1)) }
+    public var bytesPerAllocation: Double { Double(arenaBytes + cacheBytes) / Double(max(allocations, 1)) }
+}

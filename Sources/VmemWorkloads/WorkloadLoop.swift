@@ -19,6 +19,14 @@ public struct WorkloadLoop {
     public let policy: AllocationPolicy
     public var rng: SplitMix64
     public var slots: [WorkloadSlot]
+    /// Bytes the live slots hold now.
+    public var inUse: UInt64 = 0
+    /// The highest end address allocated since the fill or the last
+    /// ``startPeak()``, and the bytes in use when it was reached: tracked
+    /// on every allocation, so the high-water mark is the peak of the run,
+    /// not a sample taken after it.
+    public var peakEnd: UInt64 = 0
+    public var inUseAtPeak: UInt64 = 0
 
     public init(arena: Arena, workload: StandardWorkload, seed: UInt64 = 42) throws(VmemError) {
         self.arena = arena
@@ -31,7 +39,16 @@ public struct WorkloadLoop {
         for _ in 0..<StandardWorkload.liveSlots {
             let s = (1 + rng.next() % k) * StandardWorkload.quantum
             slots.append(WorkloadSlot(address: try arena.alloc(s, policy: policy), size: s))
+            inUse &+= s
         }
+        startPeak()
+    }
+
+    /// Starts tracking the peak afresh from the live slots (before a timed
+    /// run, so that the warm-up's peak does not count).
+    public mutating func startPeak() {
+        peakEnd = slots.reduce(0) { max($0, $1.address &+ $1.size) }
+        inUseAtPeak = inUse
     }
 
     /// Runs `count` free+alloc pairs.
@@ -66,7 +83,11 @@ public struct WorkloadLoop {
     mutating func run(_ count: Int, n: UInt64, policy: AllocationPolicy,
                       quanta: (UInt64) -> UInt64) throws(VmemError) {
         var rng = self.rng
-        defer { self.rng = rng }
+        var inUse = self.inUse, peakEnd = self.peakEnd, inUseAtPeak = self.inUseAtPeak
+        defer {
+            self.rng = rng
+            self.inUse = inUse; self.peakEnd = peakEnd; self.inUseAtPeak = inUseAtPeak
+        }
         let arena = self.arena
         try slots.withUnsafeMutableBufferPointer { (live: inout UnsafeMutableBufferPointer<WorkloadSlot>) throws(VmemError) in
             guard count > 0, n > 0, let base = live.baseAddress else { return }
@@ -80,22 +101,22 @@ public struct WorkloadLoop {
                 left &-= 1
                 let next = left > 0 ? base + Int(truncatingIfNeeded: rng.next() % n) : slot
                 cvmem_prefetch(next)
-                try arena.free(slot.pointee.address, size: slot.pointee.size)
-                slot.pointee = WorkloadSlot(address: try arena.alloc(s, policy: policy), size: s)
+                let old = slot.pointee.size
+                try arena.free(slot.pointee.address, size: old)
+                let a = try arena.alloc(s, policy: policy)
+                slot.pointee = WorkloadSlot(address: a, size: s)
+                inUse = inUse &- old &+ s
+                if a &+ s > peakEnd { peakEnd = a &+ s; inUseAtPeak = inUse }
                 if left == 0 { break }
                 slot = next
             }
         }
     }
 
-    /// Highest end address in use minus the base, and bytes in use.
+    /// The high-water mark since ``startPeak()``: the highest end address
+    /// allocated minus the base, and the bytes in use at that moment.
     public var highWater: (extent: UInt64, inUse: UInt64) {
-        var hi: UInt64 = 0, used: UInt64 = 0
-        for slot in slots {
-            hi = max(hi, slot.address + slot.size)
-            used += slot.size
-        }
-        return (hi - StandardWorkload.base, used)
+        (peakEnd &- StandardWorkload.base, inUseAtPeak)
     }
 
     /// The slab of each live allocation the arena's quantum caches serve,
@@ -109,5 +130,6 @@ public struct WorkloadLoop {
     public mutating func freeAll() throws(VmemError) {
         for slot in slots { try arena.free(slot.address, size: slot.size) }
         slots = []
+        inUse = 0
     }
 }
