@@ -119,8 +119,8 @@ public final class WorkloadWorkers: @unchecked Sendable {
     }
 
     /// What the loops held: the high-water mark since the warm-up over the
-    /// bytes in use when each loop reached its peak (one arena: the highest
-    /// peak extent; an arena each: the peak extents summed),
+    /// bytes in use at the end (one arena: the highest peak extent; an arena
+    /// each: the peak extents summed),
     /// the first arena's metadata per allocated segment, and, for several
     /// workers on one arena with quantum caches, the share of slabs holding
     /// live objects of more than one worker.
