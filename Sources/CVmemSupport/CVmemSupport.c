@@ -28,6 +28,12 @@ uint64_t cvmem_thread_id(void) {
 #endif
 }
 
+static _Thread_local char cvmem_thread_marker;
+
+uintptr_t cvmem_thread_token(void) {
+    return (uintptr_t)&cvmem_thread_marker;
+}
+
 int cvmem_cpu_count(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;

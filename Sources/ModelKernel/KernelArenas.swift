@@ -81,13 +81,13 @@ public struct KernelArenas: Sendable {
         case .pages(let v): vnode = v
         case .permanentPages: vnode = .kvp
         }
-        return .arena(parent, import: { (size, _) throws(VmemError) in
-            let va = try parent.alloc(size)
+        return .arena(parent, import: { (size, align) throws(VmemError) in
+            let va = try parent.allocSpan(size, align: align)
             do throws(ModelKernelError) {
                 try memory.createPages(va: va, size: size, vnode: vnode)
             } catch {
                 memory.failures.record(error)
-                try? parent.free(va, size: size)
+                parent.freeSpan(va, size: size)
                 throw .importFailed(arena: name, size: size)
             }
             return (va, size)
@@ -100,7 +100,7 @@ public struct KernelArenas: Sendable {
                 memory.failures.record(error)
                 return
             }
-            try? parent.free(base, size: size)
+            parent.freeSpan(base, size: size)
         })
     }
 

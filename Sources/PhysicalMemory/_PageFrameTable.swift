@@ -5,9 +5,12 @@
 /// the hot paths touch plain memory (no dynamic exclusivity checks, no
 /// reference counting); the class's mutex serialises every use.
 struct _PageFrameTable {
-    var slab = _RecordSlab()
-    var frames = _FrameIndex()
-    var identities = _IdentityHash()
+    // Allocated last in `init`, once nothing can throw: these hold raw
+    // memory that only `deallocate()` frees, so a throwing init that had
+    // made them leaked it (found by the address sanitizer's leak check).
+    var slab: _RecordSlab
+    var frames: _FrameIndex
+    var identities: _IdentityHash
     /// Records of more than one page, for lookups inside a run.
     var runs = _RunIndex()
     var free: _FreeFrameSet
@@ -66,6 +69,9 @@ struct _PageFrameTable {
         self.physmem = physmem
         self.free = _FreeFrameSet(ascending: available.reversed())
         self.backing = backed ? try _HostBacking(frames: previousUpper) : nil
+        slab = _RecordSlab()
+        frames = _FrameIndex()
+        identities = _IdentityHash()
     }
 
     func deallocate() {

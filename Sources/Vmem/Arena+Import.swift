@@ -1,3 +1,6 @@
+import CVmemSupport
+import Synchronization
+
 // Importing spans from the source (vmem.md §3 "import") and the boundary-tag
 // reserve (seed 002's recursion problem).
 
@@ -103,6 +106,20 @@ extension Arena {
         }
     }
 
+    /// Refills the reserve: from the internal pool (the table grows), or
+    /// with a slab of tag memory from `tagArena`, lock held on entry and
+    /// exit.
+    ///
+    /// A refill from a tag arena runs as the process's one *populator*
+    /// (``TagPopulation``), as illumos's `vmem_populate` runs under a global
+    /// populate lock: the lock is taken with this arena's lock dropped, and
+    /// every request the refill makes — into the tag arena, its source, and
+    /// back into this arena or any other — finds its own thread recorded as
+    /// the populator and draws on its arena's reserve instead of refilling
+    /// (illumos `vmem_is_populator()`). A thread that finds another one
+    /// populating waits for it (``ArenaStatistics/populateWait``), and a
+    /// refill that gets no tag memory counts in
+    /// ``ArenaStatistics/populateFail``.
     @usableFromInline
     func refillTags() {
         guard let tagArena else {
@@ -110,24 +127,58 @@ extension Arena {
             core.pointee.reserveTags(Self.tagReserve * 4)
             return
         }
-        let me = currentThreadID()
-        // A nested request from our own refill uses the reserve.
-        guard populator.compareExchange(expected: 0, desired: me, ordering: .acquiringAndReleasing).exchanged else {
-            return
-        }
-        let slab = p2roundup(Self.tagSlabBytes, tagArena.quantum)
+        let population = self.population
+        // A nested request from this thread's own refill: tap the reserve.
+        if population.isCurrentThread { return }
         lock.unlock()
-        let got = try? tagArena.alloc(slab)
+        let waited = !population.lock.tryLock()
+        if waited { population.lock.lock() }
+        population.begin()
+        // Another thread may have refilled this arena while we waited.
         lock.lock()
-        populator.store(0, ordering: .releasing)
+        let needed = core.pointee.availableTags < Self.tagReserve
+        lock.unlock()
+        let slab = p2roundup(Self.tagSlabBytes, tagArena.quantum)
+        let got = needed ? try? tagArena.alloc(slab) : nil
+        population.end()
+        population.lock.unlock()
+        lock.lock()
+        if waited { core.pointee.stats.populateWait &+= 1 }
         if let got {
             tagSlabs.append((got, slab))
             core.pointee.growTags(by: UInt32(slab / UInt64(MemoryLayout<BoundaryTag>.stride)))
-        } else {
+        } else if needed {
             // Without tag memory the arena falls back on its own table rather
             // than fail the operation; the counter tells.
             core.pointee.stats.populateFail &+= 1
             core.pointee.reserveTags(Self.tagReserve)
         }
     }
+}
+
+/// The process-wide populator: the one thread at a time that refills an
+/// arena's boundary-tag reserve from a tag arena (illumos serialises
+/// `vmem_populate` on a global lock, and `vmem_is_populator()` asks whether
+/// the current thread holds it).
+///
+/// The populator is recorded as a token of its thread (the address of a
+/// thread-local byte, ``cvmem_thread_token()``): non-zero and distinct among
+/// live threads on every platform. (A kernel thread id, the earlier record,
+/// is 0 off Linux, where every thread then looked like the populator's
+/// "nobody".) Only the populating thread ever finds its own token here, so
+/// a relaxed load is enough to ask "is it me?".
+final class TagPopulation: @unchecked Sendable {
+    static let shared = TagPopulation()
+    /// Held by the populator for the whole refill, no arena lock held
+    /// while it is taken. The sleeping arena lock type: a refill may take a
+    /// while (the tag arena may import).
+    let lock = ArenaLock()
+    /// The populator's thread token, 0 when nobody populates.
+    let owner = Atomic<UInt>(0)
+
+    /// Whether the calling thread is the populator.
+    var isCurrentThread: Bool { owner.load(ordering: .relaxed) == cvmem_thread_token() }
+    /// Records the calling thread as the populator (`lock` held).
+    func begin() { owner.store(cvmem_thread_token(), ordering: .relaxed) }
+    func end() { owner.store(0, ordering: .relaxed) }
 }

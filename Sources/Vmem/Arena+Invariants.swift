@@ -8,15 +8,55 @@ extension Arena {
         if let problem = core.pointee.firstViolation(name: name, hasSource: hasSource) {
             throw .invariantViolated("arena \(name): \(problem)")
         }
+        var slabsHeld = 0
         for (i, qc) in qcaches.enumerated() {
             if let problem = qc.verify() {
                 throw .invariantViolated("arena \(name): quantum cache \(i + 1): \(problem)")
             }
+            if let problem = slabViolation(qc, &slabsHeld) {
+                throw .invariantViolated("arena \(name): quantum cache \(i + 1): \(problem)")
+            }
         }
+        // A marked slab no cache holds yet is one on its way from `allocSlab`
+        // to the cache's slab layer; there are never fewer marks than slabs.
+        let marked = core.pointee.cacheSlabCount()
+        if marked < slabsHeld {
+            throw .invariantViolated("arena \(name): \(marked) segments marked as cache slabs, the caches hold \(slabsHeld)")
+        }
+    }
+
+    /// Every slab in `qc`'s directory is an allocated segment of this arena,
+    /// of the slab size and marked as a cache slab (arena lock held; takes
+    /// the cache's slab lock, after the arena lock as `verify` always does).
+    private func slabViolation(_ qc: QuantumCache, _ held: inout Int) -> String? {
+        qc.slabLock.lock(); defer { qc.slabLock.unlock() }
+        var problem: String?
+        qc.slabs.pointee.directory.forEach { base, _ in
+            held += 1
+            guard problem == nil else { return }
+            let t = core.pointee.hashFind(base)
+            if t == 0 {
+                problem = "slab \(hex(base)) is not an allocated segment of the arena"
+            } else if core.pointee.tags[Int(t)].size != qc.slabSize || !core.pointee.tags[Int(t)].cacheSlab {
+                problem = "slab \(hex(base)) is \(core.pointee.seg(t)), size \(hex(core.pointee.tags[Int(t)].size)), \(core.pointee.tags[Int(t)].cacheSlab ? "" : "not ")marked as a cache slab"
+            }
+        }
+        return problem
     }
 }
 
 extension ArenaCore {
+    /// Allocated segments marked as quantum-cache slabs.
+    func cacheSlabCount() -> Int {
+        var n = 0
+        var t = tags[Int(ReservedTag.seg0)].segNext
+        while t != ReservedTag.seg0 {
+            if tags[Int(t)].kind == kindAlloc && tags[Int(t)].cacheSlab { n += 1 }
+            t = tags[Int(t)].segNext
+        }
+        return n
+    }
+
     func seg(_ t: TagIndex) -> String {
         let k = SegmentKind(rawValue: tags[Int(t)].kind)?.traceName ?? "kind\(tags[Int(t)].kind)"
         return "tag \(t) (\(k) [\(hex(tags[Int(t)].start)), \(hex(tags[Int(t)].end))))"
@@ -61,6 +101,7 @@ extension ArenaCore {
                 if tag.start >= tag.end || tag.end > spanEnd { return "\(seg(t)) is empty or runs past its span end \(hex(spanEnd))" }
                 if (tag.start | tag.end) & (quantum - 1) != 0 { return "\(seg(t)) is not quantum aligned" }
                 if tag.kind == kindFree {
+                    if tag.cacheSlab { return "\(seg(t)) is free but still marked as a cache slab" }
                     if lastKind == kindFree && tags[Int(prev)].kind == kindFree {
                         return "\(seg(t)) and \(seg(prev)) are adjacent free segments that were not coalesced"
                     }

@@ -21,12 +21,8 @@ extension Arena {
         // would take the slow paths on every call.
         let cpus = Int(cvmem_cpu_slots())
         let backend = QuantumCacheBackend(
-            allocSlab: { [unowned self] size, align in
-                try? self.xalloc(size, align: align)
-            },
-            freeSlab: { [unowned self] address, size in
-                try? self.xfree(address, size: size)
-            })
+            allocSlab: { [unowned self] size, align in self.allocSlab(size, align: align) },
+            freeSlab: { [unowned self] address, size in self.freeSlab(address, size: size) })
         var caches = ContiguousArray<QuantumCache>()
         // By count, not by adding quanta up to the limit: with a quantum of
         // 2^60, the sum would pass 2^64.
@@ -36,6 +32,55 @@ extension Arena {
         }
         qcaches = caches
         for (i, c) in caches.enumerated() { qcacheTable[i] = Unmanaged.passUnretained(c) }
+    }
+
+    /// A slab for a quantum cache: an instant-fit `xalloc` aligned to
+    /// `align`, without waiting. A failure is not counted here: the cached
+    /// allocation that asked for the slab counts it, once, as illumos's
+    /// `vmem_alloc` → `kmem_cache_alloc` → `vmem_xalloc` does.
+    func allocSlab(_ size: UInt64, align: UInt64) -> UInt64? {
+        lock.lock(); defer { lock.unlock() }
+        if destroyed { return nil }
+        if debugging.meanTimeBetweenFailures != 0 && injectedFailureDrawn() { return nil }
+        let c = Constraints(size: size, align: align, phase: 0, nocross: 0, minaddr: 0, maxaddr: 0, fromEnd: false)
+        guard let a = try? xallocLocked(c, policy: .instantFit, wait: .noSleep, countsFailure: false) else { return nil }
+        // Marked, so that a caller's free of it is refused (the cache owns it).
+        core.pointee.tags[Int(core.pointee.hashFind(a))].cacheSlab = true
+        return a
+    }
+
+    /// Gives a slab back from its cache: the only free a slab accepts.
+    func freeSlab(_ address: UInt64, size: UInt64) {
+        try? freeSegment(address, size: size, slab: true)
+    }
+
+    /// Whether `address` is at an object's offset in a slab of one of the
+    /// caches, and that object's size and whether a user holds it (always
+    /// true for an unchecked cache, which cannot tell). Takes each cache's
+    /// slab lock; for the error paths of a free.
+    func cachedObject(at address: UInt64) -> (objectSize: UInt64, live: Bool)? {
+        for c in qcaches {
+            c.slabLock.lock()
+            defer { c.slabLock.unlock() }
+            let g = c.geometry
+            guard let i = g.objectIndex(address), let r = c.slabs.pointee.directory.lookup(base: g.slabBase(address))
+            else { continue }
+            return (g.objectSize, !c.checked || r.userState(i).pointee.load(ordering: .relaxed) != 0)
+        }
+        return nil
+    }
+
+    /// The error of a free the allocated hash refused, told more exactly
+    /// when the address is a quantum-cached object: a live object freed
+    /// with another size is a wrong size *of the object* (not of the slab
+    /// that may start at the same address), an object already back in its
+    /// cache a bad free, and a live object passed to `xfree` with its own
+    /// size a call the cache path should have had.
+    func refinedFreeError(_ address: UInt64, size: UInt64, _ error: VmemError) -> VmemError {
+        guard quantumCacheCount != 0, let (objectSize, live) = cachedObject(at: address) else { return error }
+        if !live { return .badFree(address: address, size: size) }
+        if size != objectSize { return .wrongSize(address: address, size: size, allocatedSize: objectSize) }
+        return .notSupported("xfree of \(hex(address)), an object of the \(hex(objectSize)) quantum cache of arena \(name): free it with free(_:size:)")
     }
 
     /// Which quantum cache serves `size`: `size / quantum - 1` when `size`
@@ -60,7 +105,7 @@ extension Arena {
         lock.lock()
         defer { lock.unlock() }
         while true {
-            if destroyed { throw .arenaDestroyed(arena: name) }
+            if destroyed { throw failed(.arenaDestroyed(arena: name)) }
             lock.unlock()
             let got = cache.alloc()
             if got == nil { reapCaches() }

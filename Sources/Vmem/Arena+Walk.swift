@@ -28,7 +28,7 @@ extension Arena {
             case .rotor, .walker: wanted = mask.contains(.markers)
             }
             if wanted {
-                out.append(Segment(kind: kind, start: tag.start, end: tag.end, imported: tag.imported,
+                out.append(Segment(kind: kind, start: tag.start, end: tag.end, imported: kind == .span && tag.imported,
                                    tagAddress: tagAddress(t),
                                    audit: kind == .allocated ? audits[tag.start] : nil))
             }
@@ -94,6 +94,25 @@ extension Arena {
         bytes += 64 * MemoryLayout<FreeListArray>.stride
         for i in 0..<64 { bytes += c.lists[i].capacity * MemoryLayout<FreeEntry>.stride }
         return Double(bytes) / Double(max(c.stats.allocatedSegments, 1))
+    }
+
+    /// The metadata the arena and its quantum caches own, against the live
+    /// allocations it serves: the figure the benchmarks report as "metadata
+    /// per segment", with the arena's and the caches' shares apart.
+    public var metadataFootprint: MetadataFootprint {
+        // The caches first, each under its own locks, and then the arena:
+        // never the arena lock and a cache's at once.
+        let caches = qcaches.map { $0.statistics }
+        lock.lock(); defer { lock.unlock() }
+        let c = core.pointee
+        var bytes = Int(c.tagCapacity) * MemoryLayout<BoundaryTag>.stride + (1 << c.hashBits) * MemoryLayout<TagIndex>.stride
+        bytes += 64 * MemoryLayout<FreeListArray>.stride
+        for i in 0..<64 { bytes += c.lists[i].capacity * MemoryLayout<FreeEntry>.stride }
+        let slabs = caches.reduce(0) { $0 + $1.slabs }
+        let objects = caches.reduce(0) { $0 + $1.objectsInUse }
+        let segments = Int(truncatingIfNeeded: c.stats.allocatedSegments)
+        return MetadataFootprint(arenaBytes: bytes, cacheBytes: caches.reduce(0) { $0 + $1.metadataBytes },
+                                 allocations: max(segments - slabs, 0) + objects)
     }
 
     /// Quantum-cache counters, one entry per cache (size ascending).

@@ -73,8 +73,10 @@ public final class Arena: @unchecked Sendable {
     var audits: [UInt64: AuditRecord] = [:]
     var tagArena: Arena?
     var tagSlabs: [(base: UInt64, size: UInt64)] = []
-    /// The thread refilling the tag reserve from `tagArena`, if any.
-    let populator = Atomic<UInt64>(0)
+    /// Who may refill from a tag arena, and who does now: the process's one
+    /// ``TagPopulation``. (A test gives a group of arenas a private one, so
+    /// that other tests running meanwhile do not take its lock.)
+    var population = TagPopulation.shared
     /// Threads asleep in this arena; read without the lock by quantum-cache frees.
     @usableFromInline let sleepers = Atomic<Int>(0)
 
@@ -283,7 +285,7 @@ public final class Arena: @unchecked Sendable {
                       wait: WaitPolicy) throws(VmemError) -> UInt64 {
         try checkSize(size)
         lock.lock(); defer { lock.unlock() }
-        if destroyed { throw .arenaDestroyed(arena: name) }
+        if destroyed { throw failed(.arenaDestroyed(arena: name)) }
         try injectFailure(size, wait)
         if policy == .instantFit {
             try refillTagsIfNeeded(size)
@@ -307,10 +309,18 @@ public final class Arena: @unchecked Sendable {
     public func xalloc(_ size: UInt64, align: UInt64 = 0, phase: UInt64 = 0, nocross: UInt64 = 0,
                        minaddr: UInt64 = 0, maxaddr: UInt64 = 0, policy: AllocationPolicy = .instantFit,
                        fromEnd: Bool = false, wait: WaitPolicy = .noSleep) throws(VmemError) -> UInt64 {
-        let c = try makeConstraints(size: size, align: align, phase: phase, nocross: nocross,
+        let c: Constraints
+        do {
+            c = try makeConstraints(size: size, align: align, phase: phase, nocross: nocross,
                                     minaddr: minaddr, maxaddr: maxaddr, fromEnd: fromEnd)
+        } catch {
+            // A range too small for the size is no argument error to illumos:
+            // vmem_xalloc searches, finds nothing and counts `vk_fail`.
+            if case .rangeCannotHoldSize = error { lock.withLock { _ = failed(error) } }
+            throw error
+        }
         lock.lock(); defer { lock.unlock() }
-        if destroyed { throw .arenaDestroyed(arena: name) }
+        if destroyed { throw failed(.arenaDestroyed(arena: name)) }
         try injectFailure(size, wait)
         if policy == .nextFit && !c.isConstrained && c.align == quantum && c.phase == 0 && !fromEnd {
             return try nextFitLocked(size, wait: wait)
@@ -328,8 +338,11 @@ public final class Arena: @unchecked Sendable {
     }
 
     /// The search-import-wait loop of `vmem_xalloc`, lock held.
+    /// `countsFailure` is false only for a quantum cache's slab, whose
+    /// failure the cached allocation counts once itself.
     @usableFromInline
-    func xallocLocked(_ c: Constraints, policy: AllocationPolicy, wait: WaitPolicy) throws(VmemError) -> UInt64 {
+    func xallocLocked(_ c: Constraints, policy: AllocationPolicy, wait: WaitPolicy,
+                      countsFailure: Bool = true) throws(VmemError) -> UInt64 {
         var lastError: VmemError = .exhausted(arena: name, size: c.size)
         var reaped = false
         while true {
@@ -348,7 +361,7 @@ public final class Arena: @unchecked Sendable {
                 case .retry: continue
                 case .failed(let e): lastError = e
                 }
-                if destroyed { throw .arenaDestroyed(arena: name) }
+                if destroyed { throw countsFailure ? failed(.arenaDestroyed(arena: name)) : .arenaDestroyed(arena: name) }
             }
             if !reaped && !qcaches.isEmpty {
                 // Objects idle in quantum-cache depots may hold the room we need.
@@ -357,7 +370,7 @@ public final class Arena: @unchecked Sendable {
                 continue
             }
             if wait.mode == .noSleep {
-                core.pointee.stats.failCount &+= 1
+                if countsFailure { core.pointee.stats.failCount &+= 1 }
                 throw lastError
             }
             try sleep(c.size, wait)
@@ -398,6 +411,13 @@ public final class Arena: @unchecked Sendable {
     /// Frees memory from ``xalloc(_:align:phase:nocross:minaddr:maxaddr:policy:fromEnd:wait:)``
     /// (illumos `vmem_xfree`). The size must be the allocated size.
     public func xfree(_ address: UInt64, size: UInt64) throws(VmemError) {
+        try freeSegment(address, size: size, slab: false)
+    }
+
+    /// The body of `xfree`; `slab` is true only when a quantum cache gives
+    /// back one of its slabs, which no other free may release.
+    @inline(__always)
+    func freeSegment(_ address: UInt64, size: UInt64, slab: Bool) throws(VmemError) {
         try checkSize(size)
         if address.addingReportingOverflow(size).overflow { throw .overflow(base: address, size: size) }
         lock.lock()
@@ -405,9 +425,22 @@ public final class Arena: @unchecked Sendable {
         let t: TagIndex
         switch core.pointee.hashDelete(address, size: size) {
         case .found(let f): t = f
-        case .missing: lock.unlock(); throw .badFree(address: address, size: size)
+        case .missing:
+            lock.unlock(); throw refinedFreeError(address, size: size, .badFree(address: address, size: size))
         case .wrongSize(let actual):
-            lock.unlock(); throw .wrongSize(address: address, size: size, allocatedSize: actual)
+            lock.unlock()
+            throw refinedFreeError(address, size: size, .wrongSize(address: address, size: size, allocatedSize: actual))
+        }
+        if core.pointee.tags[Int(t)].cacheSlab {
+            if !slab {
+                // A quantum cache's slab: put it back as it was and refuse.
+                core.pointee.hashInsert(t)
+                core.pointee.stats.allocCount &-= 1
+                core.pointee.stats.freeCount &-= 1
+                lock.unlock()
+                throw .slabOwnedByCache(address: address, size: size)
+            }
+            core.pointee.tags[Int(t)].cacheSlab = false
         }
         if debugging.audit { audits.removeValue(forKey: address) }
         let release = core.pointee.freeSegment(t, hasSource: hasSource)
@@ -426,6 +459,18 @@ public final class Arena: @unchecked Sendable {
     }
 
     // MARK: Waiting and failure injection
+
+    /// Counts an allocation that returns no address (illumos `vk_fail`),
+    /// lock held, and hands its error back to be thrown. Every allocation
+    /// whose arguments were accepted and that returns no address passes
+    /// here (or through one of the counting sites it names): exhaustion,
+    /// a failed import, a range too small for the size, a timeout, a
+    /// cancellation, an injected failure, a destroyed arena.
+    @usableFromInline
+    func failed(_ error: VmemError) -> VmemError {
+        core.pointee.stats.failCount &+= 1
+        return error
+    }
 
     /// Sleeps until a free or an add, lock held (illumos `cv_wait`).
     func sleep(_ size: UInt64, _ wait: WaitPolicy) throws(VmemError) {
@@ -447,7 +492,7 @@ public final class Arena: @unchecked Sendable {
         waiters -= 1
         if let token = wait.token, token.isCancelled { core.pointee.stats.failCount &+= 1; throw .cancelled(arena: name, size: size) }
         if !woke { core.pointee.stats.failCount &+= 1; throw .timedOut(arena: name, size: size) }
-        if destroyed { throw .arenaDestroyed(arena: name) }
+        if destroyed { throw failed(.arenaDestroyed(arena: name)) }
     }
 
     /// `vmem_mtbf`: fail a no-sleep allocation about once in `mtbf`, lock held.
@@ -458,15 +503,18 @@ public final class Arena: @unchecked Sendable {
 
     @usableFromInline
     func injectFailureSlow(_ size: UInt64) throws(VmemError) {
+        if injectedFailureDrawn() { throw failed(.injectedFailure(arena: name, size: size)) }
+    }
+
+    /// One draw of the failure-injection generator: true about once in
+    /// `meanTimeBetweenFailures` (non-zero), lock held.
+    func injectedFailureDrawn() -> Bool {
         failureState &+= 0x9E37_79B9_7F4A_7C15
         var z = failureState
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         z ^= z >> 31
-        if z % debugging.meanTimeBetweenFailures == 0 {
-            core.pointee.stats.failCount &+= 1
-            throw .injectedFailure(arena: name, size: size)
-        }
+        return z % debugging.meanTimeBetweenFailures == 0
     }
 
     /// Records who allocated `address`, lock held (illumos `KMF_AUDIT`).

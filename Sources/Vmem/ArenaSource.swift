@@ -26,11 +26,12 @@ public struct ArenaSource: Sendable {
     }
 
     /// Import from `parent` with its default (instant-fit, no-sleep) allocation
-    /// and release with its free: the usual vmem hierarchy.
+    /// and release with its free: the usual vmem hierarchy. The alignment
+    /// asked for is honoured (``Arena/allocSpan(_:align:)``).
     public static func arena(_ parent: Arena) -> ArenaSource {
         ArenaSource(parent: parent, quantum: parent.quantum, name: parent.name,
-                    import: { (size, _) throws(VmemError) in (try parent.alloc(size), size) },
-                    release: { base, size in try? parent.free(base, size: size) })
+                    import: { (size, align) throws(VmemError) in (try parent.allocSpan(size, align: align), size) },
+                    release: { base, size in parent.freeSpan(base, size: size) })
     }
 
     /// Like ``arena(_:)`` with custom import and release functions that still
@@ -58,7 +59,14 @@ public struct ArenaFlags: OptionSet, Sendable, Hashable {
     /// Constrained requests (nocross, minaddr, maxaddr) may import from the
     /// source. Off in illumos; off by default.
     public static let constrainedImport = ArenaFlags(rawValue: 1 << 1)
-    /// The source import must return a span aligned as asked (`VMC_XALIGN`).
+    /// Imports ask the source for a span aligned to the request's alignment
+    /// (when it is above the quantum), so an aligned request imports only
+    /// `size + phase` rounded to the quantum instead of `size + align -
+    /// quantum` more to align within the span (`VMC_XALIGN`). Both built-in
+    /// sources (``ArenaSource/arena(_:)`` and ModelKernel's page-backed
+    /// arenas) honour it, through ``Arena/allocSpan(_:align:)``; a custom
+    /// source that returns a span the request cannot use makes the import
+    /// fail (the span goes straight back).
     public static let alignedImport = ArenaFlags(rawValue: 1 << 2)
 }
 
@@ -84,5 +92,27 @@ public struct ArenaDebugging: Sendable, Hashable {
                 checkCachedFrees: Bool = true) {
         self.audit = audit; self.meanTimeBetweenFailures = meanTimeBetweenFailures; self.failureSeed = failureSeed
         self.checkCachedFrees = checkCachedFrees
+    }
+}
+
+extension Arena {
+    /// A span for an importing arena: `size` bytes by instant fit, aligned
+    /// to `align` (a power of two). A plain ``alloc(_:policy:fromEnd:wait:)``
+    /// when the quantum already gives that alignment — the exact import of
+    /// vmem.md §3 — else an
+    /// ``xalloc(_:align:phase:nocross:minaddr:maxaddr:policy:fromEnd:wait:)``.
+    /// Give it back with ``freeSpan(_:size:)``.
+    public func allocSpan(_ size: UInt64, align: UInt64) throws(VmemError) -> UInt64 {
+        if align <= quantum { return try alloc(size) }
+        return try xalloc(size, align: align)
+    }
+
+    /// Gives back a span from ``allocSpan(_:align:)``. A span of a size the
+    /// quantum caches serve may be a cached object (a plain `alloc`) or a
+    /// segment (an aligned `xalloc`): the segment is tried first, since a
+    /// cache must never take an address it did not hand out.
+    public func freeSpan(_ base: UInt64, size: UInt64) {
+        if quantumCacheCount != 0 && cacheSlot(size) < quantumCacheCount, (try? xfree(base, size: size)) != nil { return }
+        try? free(base, size: size)
     }
 }

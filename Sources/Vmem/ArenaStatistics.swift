@@ -12,7 +12,11 @@ public struct ArenaStatistics: Sendable, Hashable {
     public var allocCount: UInt64 = 0
     /// Frees (`free`).
     public var freeCount: UInt64 = 0
-    /// Allocations that failed (`fail`).
+    /// Allocations that returned no address (`fail`), each counted once:
+    /// exhaustion, a failed import, a `[minaddr, maxaddr)` too small for the
+    /// size (illumos searches it and counts), a timeout or cancellation, an
+    /// injected failure, a destroyed arena, and a cached size whose cache got
+    /// no slab. Argument errors (where illumos panics) are not counted.
     public var failCount: UInt64 = 0
     /// Allocations that had to wait (`wait`).
     public var waitCount: UInt64 = 0
@@ -20,9 +24,13 @@ public struct ArenaStatistics: Sendable, Hashable {
     public var searchCount: UInt64 = 0
     /// Hash-chain links followed by frees (`lookup`).
     public var lookupCount: UInt64 = 0
-    /// Times a thread waited for the boundary-tag reserve to be refilled (`populate_wait`).
+    /// Refills of this arena's boundary-tag reserve from a tag arena that
+    /// had to wait for another thread's refill to finish first
+    /// (`populate_wait`: illumos serialises populates on one lock, and this
+    /// counts the refills that found it taken).
     public var populateWait: UInt64 = 0
-    /// Refills of the boundary-tag reserve that failed (`populate_fail`).
+    /// Refills of the boundary-tag reserve from a tag arena that got no tag
+    /// memory (`populate_fail`); the arena then grows its own table.
     public var populateFail: UInt64 = 0
     /// Calls of ``Arena/contains(_:size:)`` (`contains`) and the spans they looked at.
     public var containsCount: UInt64 = 0
@@ -39,4 +47,25 @@ public struct ArenaStatistics: Sendable, Hashable {
     public var releaseCount: UInt64 = 0
 
     public init() {}
+}
+
+/// What an arena's metadata costs (``Arena/metadataFootprint``): the bytes
+/// the arena and its quantum caches own, and the live allocations they serve.
+public struct MetadataFootprint: Sendable, Hashable {
+    /// Boundary tags (the whole table), hash buckets and free-list arrays.
+    public var arenaBytes: Int
+    /// The quantum caches' CPU slots, magazines, depot, slab records and
+    /// slab directory (``QuantumCacheStatistics/metadataBytes``, summed).
+    public var cacheBytes: Int
+    /// Live allocations as callers see them: the arena's allocated segments
+    /// other than the caches' slabs, plus the cached objects in use.
+    public var allocations: Int
+
+    public init(arenaBytes: Int = 0, cacheBytes: Int = 0, allocations: Int = 0) {
+        self.arenaBytes = arenaBytes; self.cacheBytes = cacheBytes; self.allocations = allocations
+    }
+
+    public var arenaBytesPerAllocation: Double { Double(arenaBytes) / Double(max(allocations, 1)) }
+    public var cacheBytesPerAllocation: Double { Double(cacheBytes) / Double(max(allocations, 1)) }
+    public var bytesPerAllocation: Double { Double(arenaBytes + cacheBytes) / Double(max(allocations, 1)) }
 }

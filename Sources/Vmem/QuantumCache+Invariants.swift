@@ -47,8 +47,21 @@ extension QuantumCache {
             s.slabsReleased = slabs.pointee.slabsReleased
             s.objectsFreeInSlabs = slabs.pointee.freeObjects
             s.slabFills = slabs.pointee.fills
+            s.metadataBytes = metadataBytesLocked()
             return s
         }
+    }
+
+    /// See ``QuantumCacheStatistics/metadataBytes``; every lock held.
+    private func metadataBytesLocked() -> Int {
+        let magazineBytes = ((1 + 2 * magazineRounds) * 8 + 63) & ~63
+        var bytes = cpus.count * CPUCacheTable.slotStride
+        bytes += depot.pointee.magazines * magazineBytes
+        bytes += MemoryLayout<Depot>.stride + depot.pointee.fullListCount * MemoryLayout<Magazine?>.stride
+        bytes += MemoryLayout<SlabLayer>.stride
+        bytes += slabs.pointee.chunks.count * SlabLayer.recordsPerChunk * SlabLayer.recordStride
+        bytes += slabs.pointee.directory.tableBytes
+        return bytes
     }
 
     /// Checks every invariant of the three layers; nil when all hold,

@@ -43,6 +43,10 @@ public struct QuantumCacheStatistics: Sendable, Hashable {
     /// objects moved between CPUs); see ``Depot``'s affinity.
     public internal(set) var depotCrossCPUExchanges: UInt64 = 0
     public internal(set) var slabFills: UInt64 = 0
+    /// Bytes of the cache's own metadata: its CPU slots, every magazine,
+    /// the depot, the slab records (allocated in chunks) and the slab
+    /// directory's tables (retired ones included until freed).
+    public internal(set) var metadataBytes = 0
 
     /// Every object the cache has cached, in magazines anywhere.
     public var objectsCached: Int { objectsInCPUMagazines + objectsInDepot }

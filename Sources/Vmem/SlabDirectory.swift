@@ -181,6 +181,14 @@ struct SlabDirectory: ~Copyable {
         retired.append(old)
     }
 
+    /// Bytes of the current table and of the retired ones not yet freed.
+    var tableBytes: Int {
+        func bytes(_ t: UnsafeMutablePointer<Atomic<UInt64>>) -> Int {
+            (Self.header + 2 * (Int(t[0].load(ordering: .relaxed)) + 1)) * MemoryLayout<UInt64>.stride
+        }
+        return retired.reduce(bytes(currentTable)) { $0 + bytes($1) }
+    }
+
     /// Whether retired tables wait for a grace period.
     var hasRetired: Bool { !retired.isEmpty }
 

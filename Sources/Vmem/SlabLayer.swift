@@ -107,8 +107,6 @@ struct SlabLayer: ~Copyable {
     var freeObjects = 0
     var slabsCreated: UInt64 = 0
     var slabsReleased: UInt64 = 0
-    /// Backend calls that returned no slab (or an unusable one).
-    var slabFailures: UInt64 = 0
     /// Magazine fills served from here.
     var fills: UInt64 = 0
 

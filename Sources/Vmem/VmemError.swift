@@ -30,6 +30,10 @@ public enum VmemError: Error, Equatable, Hashable, Sendable {
     case badFree(address: UInt64, size: UInt64)
     /// A free whose size differs from the size allocated at that address.
     case wrongSize(address: UInt64, size: UInt64, allocatedSize: UInt64)
+    /// A free by the caller of a slab that a quantum cache took from the
+    /// arena: the cache owns it (its objects may be in use or cached) and
+    /// gives it back itself when it is wholly free.
+    case slabOwnedByCache(address: UInt64, size: UInt64)
     /// A span that overlaps one the arena already has.
     case spanOverlap(base: UInt64, size: UInt64, existingStart: UInt64, existingEnd: UInt64)
     /// `base + size` (or `address + size`) does not fit in 64 bits.
@@ -71,6 +75,8 @@ extension VmemError: CustomStringConvertible {
             return "range [\(hex(lo)), \(hex(hi))) cannot hold size \(hex(s))"
         case .badFree(let a, let s): return "bad free: \(hex(a)) size \(hex(s)) is not allocated"
         case .wrongSize(let a, let s, let t): return "wrong size: free of \(hex(a)) with size \(hex(s)), allocated \(hex(t))"
+        case .slabOwnedByCache(let a, let s):
+            return "free of \(hex(a)) size \(hex(s)): a slab of the quantum caches, which only they give back"
         case .spanOverlap(let b, let s, let e0, let e1):
             return "span [\(hex(b)), +\(hex(s))) overlaps existing span [\(hex(e0)), \(hex(e1)))"
         case .overflow(let b, let s): return "\(hex(b)) + \(hex(s)) overflows 2^64"
@@ -101,6 +107,7 @@ extension VmemError: CustomStringConvertible {
         case .rangeCannotHoldSize: return "range"
         case .badFree: return "unknown"
         case .wrongSize: return "wrongsize"
+        case .slabOwnedByCache: return "cacheslab"
         case .spanOverlap: return "overlap"
         case .overflow: return "overflow"
         case .exhausted: return "exhausted"

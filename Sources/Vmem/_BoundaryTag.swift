@@ -48,6 +48,14 @@ struct BoundaryTag {
         @inline(__always) set { packed = newValue ? packed | (1 << 31) : packed & ~(1 << 31) }
     }
 
+    /// On allocated segments (the same bit as `imported`, which only span
+    /// markers use): the segment is a slab a quantum cache took from the
+    /// arena, which the cache, not the caller, gives back.
+    @inlinable var cacheSlab: Bool {
+        @inline(__always) get { packed & (1 << 31) != 0 }
+        @inline(__always) set { packed = newValue ? packed | (1 << 31) : packed & ~(1 << 31) }
+    }
+
     /// Tags per arena are limited to 2^28 (268 million segments).
     @usableFromInline static let indexMask: UInt32 = (1 << 28) - 1
 }

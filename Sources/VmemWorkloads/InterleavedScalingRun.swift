@@ -23,7 +23,7 @@ final class InterleavedScalingRun: @unchecked Sendable {
     private(set) var soloNanoseconds: UInt64 = 0
     private(set) var duoNanoseconds: UInt64 = 0
     private(set) var hw: (extent: UInt64, inUse: UInt64) = (0, 0)
-    private(set) var metadata: Double = 0
+    private(set) var metadata = MetadataFootprint()
     /// As ``ThreadedRun/sharedSlabFraction``, at the end of the last round.
     private(set) var sharedSlabFraction: Double?
 

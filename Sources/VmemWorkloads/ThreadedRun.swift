@@ -12,7 +12,7 @@ final class ThreadedRun: @unchecked Sendable {
     let threads: Int, ops: Int, warmup: Int
     var elapsed: Duration = .zero
     var hw: (extent: UInt64, inUse: UInt64) = (0, 0)
-    var metadata: Double = 0
+    var metadata = MetadataFootprint()
     /// Of the quantum-cache slabs holding live objects at the end of the
     /// timed phase, the fraction holding live objects of more than one
     /// thread (nil without quantum caches, or with an arena per thread).

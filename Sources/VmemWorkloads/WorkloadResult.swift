@@ -7,9 +7,14 @@ public struct WorkloadResult: Sendable {
     public var opsPerSecond: Double
     public var highWaterRatio: Double
     public var mallocsPerOp: Double?
-    /// Bytes of boundary tags, hash buckets and free-list arrays the arena
-    /// owns, per live allocated segment, at the end of the timed phase.
+    /// Bytes of metadata per live allocation at the end of the timed phase:
+    /// the arena's share (boundary tags, hash buckets, free-list arrays) plus
+    /// the quantum caches' (CPU slots, magazines, depot, slab records and
+    /// directory); see ``Vmem/MetadataFootprint``.
     public var metadataBytesPerSegment: Double
+    /// The arena's and the quantum caches' shares of ``metadataBytesPerSegment``.
+    public var arenaMetadataBytesPerSegment: Double
+    public var cacheMetadataBytesPerSegment: Double
     /// Whether the quantum caches refused double frees (``ArenaDebugging/checkCachedFrees``).
     public var checkedCacheFrees: Bool = true
     /// Whether each thread had an arena of its own (the control run).
@@ -39,6 +44,6 @@ public struct WorkloadResult: Sendable {
         }
         let m = mallocsPerOp.map { num($0) } ?? "null"
         let shared = sharedSlabFraction.map { num($0) } ?? "null"
-        return "{\"workload\": \"\(workload)\", \"threads\": \(threads), \"opsTimed\": \(opsTimed), \"nsPerPair\": \(num(nsPerPair)), \"opsPerSecond\": \(Int(opsPerSecond.rounded())), \"highWaterRatio\": \(num(highWaterRatio)), \"mallocsPerOp\": \(m), \"metadataBytesPerSegment\": \(num(metadataBytesPerSegment)), \"checkedCacheFrees\": \(checkedCacheFrees), \"arenaPerThread\": \(arenaPerThread), \"sharedSlabs\": \(shared), \"rounds\": \(rounds), \"repeats\": \(repeats), \"nsPerPairMin\": \(num(nsPerPairMin)), \"nsPerPairMax\": \(num(nsPerPairMax))}"
+        return "{\"workload\": \"\(workload)\", \"threads\": \(threads), \"opsTimed\": \(opsTimed), \"nsPerPair\": \(num(nsPerPair)), \"opsPerSecond\": \(Int(opsPerSecond.rounded())), \"highWaterRatio\": \(num(highWaterRatio)), \"mallocsPerOp\": \(m), \"metadataBytesPerSegment\": \(num(metadataBytesPerSegment)), \"metadataArenaBytesPerSegment\": \(num(arenaMetadataBytesPerSegment)), \"metadataCacheBytesPerSegment\": \(num(cacheMetadataBytesPerSegment)), \"checkedCacheFrees\": \(checkedCacheFrees), \"arenaPerThread\": \(arenaPerThread), \"sharedSlabs\": \(shared), \"rounds\": \(rounds), \"repeats\": \(repeats), \"nsPerPairMin\": \(num(nsPerPairMin)), \"nsPerPairMax\": \(num(nsPerPairMax))}"
     }
 }

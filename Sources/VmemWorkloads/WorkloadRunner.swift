@@ -12,8 +12,9 @@ public enum WorkloadRunner {
     /// one after another, after the one warm-up, and reports the median
     /// block with the fastest and slowest: on a machine whose speed wanders
     /// (a virtual machine's neighbours), the median of several blocks moves
-    /// far less from run to run than one block does. The high-water mark and
-    /// the metadata are taken after the last block.
+    /// far less from run to run than one block does. The high-water mark is
+    /// the peak over all the timed blocks (tracked on every allocation); the
+    /// metadata is taken after the last block.
     public static func run(_ workload: StandardWorkload, threads: Int = 1, ops: Int = StandardWorkload.timedOps,
                            warmup: Int = StandardWorkload.warmupOps, debugging: ArenaDebugging = .init(),
                            arenaPerThread: Bool = false, repeats: Int = 1) throws(VmemError) -> WorkloadResult {
@@ -68,6 +69,7 @@ public enum WorkloadRunner {
         if threads <= 1 && workload != .threads {
             var loop = try WorkloadLoop(arena: arena, workload: workload)
             try loop.run(warmup)
+            loop.startPeak()
             let clock = ContinuousClock()
             var blocks: [Duration] = []
             blocks.reserveCapacity(min(repeats, 1024))
@@ -77,7 +79,7 @@ public enum WorkloadRunner {
                 blocks.append(clock.now - start)
             }
             let hw = loop.highWater
-            let meta = arena.metadataBytesPerAllocatedSegment
+            let meta = arena.metadataFootprint
             try loop.freeAll()
             blocks.sort()
             var r = result(workload, threads: 1, ops: ops, elapsed: blocks[blocks.count / 2], hw: hw, meta: meta)
@@ -118,15 +120,17 @@ public enum WorkloadRunner {
     }
 
     static func result(_ w: StandardWorkload, threads: Int, ops: Int, elapsed: Duration,
-                       hw: (extent: UInt64, inUse: UInt64), meta: Double, perThreadOps: Int? = nil) -> WorkloadResult {
+                       hw: (extent: UInt64, inUse: UInt64), meta: MetadataFootprint, perThreadOps: Int? = nil) -> WorkloadResult {
         let ns = nanoseconds(elapsed)
         // ns per pair as one thread sees it; ops/s over all threads.
         let pairsPerThread = Double(perThreadOps ?? ops)
         return WorkloadResult(workload: w.rawValue, threads: threads, opsTimed: ops,
                               nsPerPair: ns / pairsPerThread, opsPerSecond: Double(ops) / (ns / 1e9),
                               highWaterRatio: Double(hw.extent) / Double(max(hw.inUse, 1)), mallocsPerOp: nil,
-                              metadataBytesPerSegment: meta, nsPerPairMin: ns / pairsPerThread,
-                              nsPerPairMax: ns / pairsPerThread)
+                              metadataBytesPerSegment: meta.bytesPerAllocation,
+                              arenaMetadataBytesPerSegment: meta.arenaBytesPerAllocation,
+                              cacheMetadataBytesPerSegment: meta.cacheBytesPerAllocation,
+                              nsPerPairMin: ns / pairsPerThread, nsPerPairMax: ns / pairsPerThread)
     }
 
     static func nanoseconds(_ d: Duration) -> Double {

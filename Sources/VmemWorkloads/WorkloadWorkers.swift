@@ -35,6 +35,8 @@ public final class WorkloadWorkers: @unchecked Sendable {
     /// Per worker, written only by that worker (raw memory: two threads
     /// writing into one Swift array race on its buffer).
     private let begin: PerWorker<UInt64>, end: PerWorker<UInt64>
+    /// The error that stopped each worker's loop, if one did.
+    private let errors: PerWorker<VmemError?>
     private var threads: [pthread_t] = []
     /// Run by each worker on its loop when the workers stop, before any
     /// loop is freed (so that what it reads is every loop's final state).
@@ -52,6 +54,7 @@ public final class WorkloadWorkers: @unchecked Sendable {
         phase = .allocate(capacity: 1); phase.initialize(to: Atomic(0))
         done = .allocate(capacity: 1); done.initialize(to: Atomic(0))
         begin = PerWorker(0, count: count); end = PerWorker(0, count: count)
+        errors = PerWorker(nil, count: count)
         let (ids, error) = OSThreads.start(count) { [self] i in worker(i, workload: workload, warmup: warmup) }
         threads = ids
         started.store(ids.count, ordering: .releasing)
@@ -67,8 +70,9 @@ public final class WorkloadWorkers: @unchecked Sendable {
         }
         awaitWorkers(count)                 // all filled and warmed up
         if failed.load(ordering: .relaxed) {
+            let e = firstError
             stop()
-            throw .exhausted(arena: arenas[0].name, size: 0)
+            throw e
         }
     }
 
@@ -84,16 +88,22 @@ public final class WorkloadWorkers: @unchecked Sendable {
     @discardableResult
     public func run(_ pairs: Int, active: Int? = nil) throws(VmemError) -> UInt64 {
         let n = min(max(active ?? count, 1), count)
-        guard !stopped, !failed.load(ordering: .relaxed) else { throw .exhausted(arena: arenas[0].name, size: 0) }
+        guard !stopped, !failed.load(ordering: .relaxed) else { throw firstError }
         command(pairs: max(pairs, 0), active: n)
         awaitWorkers(count)
-        if failed.load(ordering: .relaxed) { throw .exhausted(arena: arenas[0].name, size: 0) }
+        if failed.load(ordering: .relaxed) { throw firstError }
         var first = UInt64.max, last: UInt64 = 0
         for i in 0..<n {
             first = min(first, begin[i])
             last = max(last, end[i])
         }
         return last &- first
+    }
+
+    /// The error of the first worker whose loop failed (read once the
+    /// workers have answered the phase).
+    private var firstError: VmemError {
+        errors.all.lazy.compactMap { $0 }.first ?? .notSupported("a workload worker stopped (stopped workers run nothing)")
     }
 
     /// Stops the workers: each runs `body` on its loop (on its own thread,
@@ -108,14 +118,15 @@ public final class WorkloadWorkers: @unchecked Sendable {
         OSThreads.join(threads)
     }
 
-    /// What the loops hold at the end: high-water mark over bytes in use
-    /// (one arena: the highest extent; an arena each: the extents summed),
+    /// What the loops held: the high-water mark since the warm-up over the
+    /// bytes in use at the end (one arena: the highest peak extent; an arena
+    /// each: the peak extents summed),
     /// the first arena's metadata per allocated segment, and, for several
     /// workers on one arena with quantum caches, the share of slabs holding
     /// live objects of more than one worker.
     struct Summary {
         var hw: (extent: UInt64, inUse: UInt64)
-        var metadata: Double
+        var metadata: MetadataFootprint
         var sharedSlabFraction: Double?
     }
 
@@ -136,11 +147,11 @@ public final class WorkloadWorkers: @unchecked Sendable {
     func stopAndSummarize() -> Summary {
         let extents = PerWorker<UInt64>(0, count: count), inUse = PerWorker<UInt64>(0, count: count)
         let liveSlabs = PerWorker<[UInt64]>([], count: count)
-        let meta = PerWorker<Double>(0, count: 1)
+        let meta = PerWorker<MetadataFootprint>(MetadataFootprint(), count: 1)
         stop { [arenas] index, loop in
             let h = loop.highWater
             extents[index] = h.extent; inUse[index] = h.inUse
-            if index == 0 { meta[0] = arenas[0].metadataBytesPerAllocatedSegment }
+            if index == 0 { meta[0] = arenas[0].metadataFootprint }
             liveSlabs[index] = loop.liveCacheSlabs
         }
         let separate = count > 1 && arenas[0] !== arenas[1]
@@ -163,8 +174,10 @@ public final class WorkloadWorkers: @unchecked Sendable {
         do {
             loop = try WorkloadLoop(arena: arenas[index], workload: workload, seed: 42 &+ UInt64(index))
             try loop?.run(warmup)
+            loop?.startPeak()
         } catch {
             // Keep answering phases, so that the commander's waits end.
+            errors[index] = error
             failed.store(true, ordering: .relaxed)
         }
         finishPhase()                       // ready
@@ -176,7 +189,10 @@ public final class WorkloadWorkers: @unchecked Sendable {
             if n < 0 { break }
             if index < active.load(ordering: .acquiring) && !failed.load(ordering: .relaxed) {
                 let t0 = monotonicNanoseconds()
-                do { try loop?.run(n) } catch { failed.store(true, ordering: .relaxed) }
+                do { try loop?.run(n) } catch {
+                    errors[index] = error
+                    failed.store(true, ordering: .relaxed)
+                }
                 begin[index] = t0
                 end[index] = monotonicNanoseconds()
             }

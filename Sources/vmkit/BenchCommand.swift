@@ -86,8 +86,9 @@ struct BenchVmemCommand: ParsableCommand {
             print(r.json)
         } else {
             let name = w.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0)
-            print(name + String(format: "threads=%d  %8.1f ns/pair  %12.0f ops/s  high-water %.2fx  %5.1f B metadata/segment  (%d pairs)",
-                                r.threads, r.nsPerPair, r.opsPerSecond, r.highWaterRatio, r.metadataBytesPerSegment, r.opsTimed)
+            print(name + String(format: "threads=%d  %8.1f ns/pair  %12.0f ops/s  high-water %.2fx  %5.1f B metadata/segment (arena %.1f + caches %.1f)  (%d pairs)",
+                                r.threads, r.nsPerPair, r.opsPerSecond, r.highWaterRatio, r.metadataBytesPerSegment,
+                                r.arenaMetadataBytesPerSegment, r.cacheMetadataBytesPerSegment, r.opsTimed)
                   + (r.sharedSlabFraction.map { String(format: "  %.1f%% of slabs shared", $0 * 100) } ?? "")
                   + (r.rounds > 1 ? "  (\(r.rounds) rounds turn about)" : "")
                   + (r.repeats > 1 ? String(format: "  (median of %d blocks, %.1f-%.1f)", r.repeats, r.nsPerPairMin, r.nsPerPairMax) : ""))

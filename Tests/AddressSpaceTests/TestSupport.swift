@@ -16,6 +16,11 @@ final class PageTableHAT: HAT, @unchecked Sendable {
         pthread_mutex_init(mutex, nil)
     }
 
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
     private func locked<R>(_ body: () throws(HATError) -> R) throws(HATError) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
@@ -94,6 +99,10 @@ final class CallLog: @unchecked Sendable {
     private var calls: [DriverCall] = []
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     init() { pthread_mutex_init(mutex, nil) }
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
     func append(_ c: DriverCall) {
         pthread_mutex_lock(mutex); calls.append(c); pthread_mutex_unlock(mutex)
     }

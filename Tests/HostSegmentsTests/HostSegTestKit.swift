@@ -182,6 +182,14 @@ enum HostSegTestKit {
     /// Whether the long versions of the tests were asked for (VMKIT_SOAK=1).
     static let soak = ProcessInfo.processInfo.environment["VMKIT_SOAK"] == "1"
 
+    /// Whether the address sanitizer runs in this process (its runtime
+    /// defines `__asan_init`). Its allocator maps and unmaps memory of its
+    /// own as it goes, so the process's mapping counts say nothing of ours.
+    static let underAddressSanitizer: Bool = {
+        guard let process = dlopen(nil, RTLD_NOW) else { return false }
+        return dlsym(process, "__asan_init") != nil
+    }()
+
     // MARK: Process gate
 
     /// The process-wide test gate shared with HostMemoryTests: a lock on one

@@ -144,7 +144,7 @@ extension ReferenceArena {
     /// best/first fit through the search, next fit through the rotor.
     func alloc(_ size: UInt64, policy: AllocationPolicy = .instantFit, fromEnd: Bool = false) throws(VmemError) -> UInt64 {
         try validateSize(size)
-        guard !destroyed else { throw .arenaDestroyed(arena: name) }
+        guard !destroyed else { failCount += 1; throw .arenaDestroyed(arena: name) }
         switch policy {
         case .nextFit:
             return try nextFit(size)
@@ -174,9 +174,16 @@ extension ReferenceArena {
     func xalloc(_ size: UInt64, align: UInt64 = 0, phase: UInt64 = 0, nocross: UInt64 = 0,
                 minaddr: UInt64 = 0, maxaddr: UInt64 = 0, policy: AllocationPolicy = .instantFit,
                 fromEnd: Bool = false) throws(VmemError) -> UInt64 {
-        let a = try validateConstraints(size: size, align: align, phase: phase, nocross: nocross,
+        let a: UInt64
+        do {
+            a = try validateConstraints(size: size, align: align, phase: phase, nocross: nocross,
                                         minaddr: minaddr, maxaddr: maxaddr)
-        guard !destroyed else { throw .arenaDestroyed(arena: name) }
+        } catch {
+            // illumos searches such a range, finds nothing and counts vk_fail.
+            if case .rangeCannotHoldSize = error { failCount += 1 }
+            throw error
+        }
+        guard !destroyed else { failCount += 1; throw .arenaDestroyed(arena: name) }
         return try xallocCore(size, align: a, phase: phase, nocross: nocross, minaddr: minaddr,
                               maxaddr: maxaddr, policy: policy == .nextFit ? .instantFit : policy,
                               fromEnd: fromEnd)
@@ -191,7 +198,7 @@ extension ReferenceArena {
         }
         let (end, o) = address.addingReportingOverflow(size)
         guard !o else { throw .overflow(base: address, size: size) }
-        guard !destroyed else { throw .arenaDestroyed(arena: name) }
+        guard !destroyed else { failCount += 1; throw .arenaDestroyed(arena: name) }
         for l in 0..<64 {
             for id in freeLists[l] {
                 let s = segs[id]!

@@ -6,6 +6,9 @@ import VmemWorkloads
 // pair in steady state (fill and warm-up happen in setup, outside the
 // measurement), so wall clock per iteration is ns per pair and the malloc
 // counter per iteration is heap allocations per operation.
+//
+// A pair that fails fails the benchmark (`benchmark.error`): a time for
+// fewer pairs than the iterations counted would be no figure at all.
 
 nonisolated(unsafe) var loop: WorkloadLoop?
 nonisolated(unsafe) var workers: WorkloadWorkers?
@@ -38,7 +41,13 @@ let benchmarks: @Sendable () -> Void = {
             // every pair. Per-iteration figures are still per pair.
             let pairs = benchmark.scaledIterations.count
             benchmark.startMeasurement()
-            try? l.run(pairs)
+            do {
+                try l.run(pairs)
+            } catch {
+                benchmark.stopMeasurement()
+                benchmark.error("vmem \(workload.rawValue): a free+alloc pair failed: \(error)")
+                return
+            }
             benchmark.stopMeasurement()
             loop = l
         }
@@ -66,7 +75,13 @@ let benchmarks: @Sendable () -> Void = {
             guard let w = workers else { return }
             let pairs = benchmark.scaledIterations.count
             benchmark.startMeasurement()
-            _ = try? w.run(pairs)
+            do {
+                _ = try w.run(pairs)
+            } catch {
+                benchmark.stopMeasurement()
+                benchmark.error("vmem threads x\(threads): a worker's free+alloc pair failed: \(error)")
+                return
+            }
             benchmark.stopMeasurement()
         }
     }

@@ -47,8 +47,12 @@ static inline int cvmem_fast_cpu(void) {
     int cpu = cvmem_rseq_cpu();
     return cpu >= 0 ? cpu : cvmem_current_cpu();
 }
-/* The kernel thread id of the caller (audit records, populator identity). */
+/* The kernel thread id of the caller (audit records; 0 off Linux). */
 uint64_t cvmem_thread_id(void);
+/* A token for the calling thread, non-zero and distinct among live threads on
+ * every platform: the address of a thread-local byte. What the tag-refill
+ * guard records to recognise its own thread. */
+uintptr_t cvmem_thread_token(void);
 /* Number of online CPUs. */
 int cvmem_cpu_count(void);
 /* One more than the highest CPU number the system can have (configured CPUs,
