@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "HostWorkloads", targets: ["HostWorkloads"]),
         .library(name: "GuestWorkloads", targets: ["GuestWorkloads"]),
         .library(name: "GuestSnapshot", targets: ["GuestSnapshot"]),
+        .library(name: "GuestKVM", targets: ["GuestKVM"]),
         .library(name: "ModelKernel", targets: ["ModelKernel"]),
         .library(name: "Inspect", targets: ["Inspect"]),
         .executable(name: "vmkit", targets: ["vmkit"]),
@@ -38,6 +39,9 @@ let package = Package(
         // Guest memory for VMMs: bhyve's memory segments and mappings, VMM access, holds, dirty bitmap.
         .target(name: "CGuestMemory"),
         .target(name: "GuestMemory", dependencies: ["HostMemory", "CGuestMemory", "PageTables"]),
+        // Guests on real KVM: memslots from the guest memory map, vCPUs, payloads, KVM's dirty logs.
+        .target(name: "CGuestKVM"),
+        .target(name: "GuestKVM", dependencies: ["GuestMemory", "HostMemory", "PageTables", "CGuestKVM", "GuestSnapshot"]),
         .target(name: "KernelLayout", dependencies: ["Vmem"]),
         .target(name: "PhysicalMemory", dependencies: ["Vmem"]),
         .target(name: "PageTables", dependencies: ["PhysicalMemory"]),
@@ -55,7 +59,7 @@ let package = Package(
         .target(name: "Inspect", dependencies: ["CVmemSupport", "ModelKernel", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem", "GuestMemory"]),
         .executableTarget(name: "vmkit", dependencies: [
             "Inspect", "ModelKernel", "KernelLayout", "Vmem", "VmemWorkloads", "HostSegments", "HostMemory",
-            "HostWorkloads", "GuestMemory", "GuestWorkloads",
+            "HostWorkloads", "GuestMemory", "GuestWorkloads", "GuestKVM", "GuestSnapshot",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "VmemTests", dependencies: ["Vmem", "VmemWorkloads"]),
@@ -66,6 +70,7 @@ let package = Package(
         .testTarget(name: "HostMemoryTests", dependencies: ["HostMemory", "CHostMemory"]),
         .testTarget(name: "GuestSnapshotTests", dependencies: ["GuestSnapshot", "GuestMemory", "HostMemory"]),
         .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory", "HostMemory", "GuestWorkloads", "HostWorkloads"]),
+        .testTarget(name: "GuestKVMTests", dependencies: ["GuestKVM", "GuestMemory", "HostMemory", "PageTables", "GuestSnapshot"]),
         .testTarget(name: "HostSegmentsTests", dependencies: ["VmemWorkloads", "HostSegments", "HostMemory", "AddressSpace", "HostWorkloads"]),
         .testTarget(name: "VMKitCommandTests", dependencies: ["vmkit"]),
         .testTarget(name: "ModelKernelTests", dependencies: ["VmemWorkloads", "ModelKernel", "Inspect", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem", "GuestMemory", "HostMemory"]),

@@ -1,3 +1,4 @@
+import GuestKVM
 import ArgumentParser
 import Foundation
 import GuestWorkloads
@@ -59,6 +60,12 @@ struct BenchGuestCommand: ParsableCommand {
 
     @Option(help: "Run on this CPU (the calling thread is pinned before any workload exists). Unpinned when omitted.")
     var cpu: Int?
+
+    @Option(name: .customLong("kvm-runs"), help: "Runs of the KVM and snapshot figures (VM creation with 4 GiB registered, KVM's dirty log over 4 GiB, diff and full snapshot writes, lazy restore of 1 and 8 GiB: each already interleaved with its baseline), after the workloads when no --workload is given; 0 leaves them out.", transform: CountArgument.parse)
+    var kvmRuns: Int = 3
+
+    @Option(name: .customLong("snapshot-dir"), help: ArgumentHelp("Where the snapshot figures write their files (a tmpfs keeps the disk out of it).", valueName: "directory"))
+    var snapshotDirectory: String = "/dev/shm"
 
     func options() throws -> GuestBenchmarkSuite.Options {
         var o = GuestBenchmarkSuite.Options()
@@ -127,5 +134,20 @@ struct BenchGuestCommand: ParsableCommand {
             }
             fflush(nil)
         }
+        guard workload == nil, kvmRuns > 0 else { return }
+        let kvm: (figures: [GuestFigure], notes: [String])
+        do throws(KVMError) {
+            kvm = try BenchKVMFigures.run(directory: snapshotDirectory, runs: kvmRuns) { text in
+                if showProgress { BenchAsCommand.progress(text) }
+            }
+        } catch {
+            if showProgress { BenchAsCommand.progress(nil) }
+            BenchAsCommand.stderr("vmkit bench guest: KVM and snapshot figures: \(error)\n")
+            throw ExitCode.failure
+        }
+        if showProgress { BenchAsCommand.progress(nil) }
+        for f in kvm.figures { print(json ? f.jsonLine : BenchAsCommand.row(f.figure)) }
+        for n in kvm.notes { BenchAsCommand.stderr("vmkit bench guest: \(n)\n") }
+        fflush(nil)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GuestKVM
 import Vmem
 import Inspect
 import KernelLayout
@@ -15,6 +16,8 @@ struct DemoCommand: ParsableCommand {
         vmm_alloc_arena, and prints ::memstat and kas::walk seg | ::seg. Then builds a small arena \
         hierarchy (a heap, a child importing from it with a quantum cache, a constrained DMA arena \
         and a pid arena), runs a mixed workload and prints ::vmem and a ::vmem_seg listing. \
+        When /dev/kvm is usable, also runs the tiny real-mode guest of `vmkit guest run` on KVM \
+        and prints its exits and dirty pages (otherwise one line says why not). \
         Needs no privileges.
         """)
 
@@ -46,6 +49,7 @@ struct DemoCommand: ParsableCommand {
         print(VmemTable.render(tree.arenas))
 
         try bootModelKernel(layout: layout, memory: memory)
+        kvmGuest()
 
         let demo = try VmemDemo(ops: ops)
         print("== a vmem hierarchy after \(ops) mixed operations ==\n")
@@ -84,5 +88,30 @@ struct DemoCommand: ParsableCommand {
         let dumped = kernel.dumpPages().count
         print("a crash dump would hold \(dumped) pages (\((UInt64(dumped) * 4096) >> 20) MiB); "
               + "ZFS file data and guest memory stay out of it\n")
+    }
+
+    /// The real-mode payload of `vmkit guest run` on KVM, when KVM is
+    /// usable: a 1 MiB guest and a 64 KiB boot ROM, one vCPU, a few ms.
+    /// A failure here is reported, not fatal: the demo is about the model.
+    private func kvmGuest() {
+        print("== a guest on KVM (vmkit guest run --mem 1M --payload realmode) ==\n")
+        if let reason = KVMDevice.unavailableReason() {
+            print("kvm: not usable, guest skipped: \(reason)\n")
+            return
+        }
+        do throws(KVMError) {
+            let guest = try KVMGuest(memorySize: 1 << 20, payload: .realmode, requireKVM: true)
+            let exits = try guest.run()
+            let dirty = try guest.dirtyPages()
+            print("exits:")
+            for (i, e) in exits.enumerated() { print("  \(i + 1)  \(e)") }
+            let sysmem = dirty.filter { $0 < (1 << 20) / 4096 }
+            print("dirty pages in RAM, all sources: \(GuestRunReport.runs(sysmem)) (page 1: the VMM loaded the code)")
+            print("dirty pages in KVM's log (the guest's own writes): \(GuestRunReport.runs(guest.guestDirtyPages))")
+            print("plus the \(dirty.count - sysmem.count) pages of the boot ROM the VMM loaded at 0xffff0000\n")
+            try guest.vm?.close()
+        } catch {
+            print("kvm: the guest failed: \(error)\n")
+        }
     }
 }

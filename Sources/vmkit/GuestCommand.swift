@@ -7,7 +7,7 @@ struct GuestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "guest",
         abstract: "Guest memory for VMMs: replay a guest-memory trace, or show a standard guest's layout.",
-        subcommands: [GuestReplayCommand.self, GuestLayoutCommand.self])
+        subcommands: [GuestReplayCommand.self, GuestLayoutCommand.self, GuestRunCommand.self])
 }
 
 /// Why a guest command cannot run (an unreadable trace, a bad --mem):

@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+
+/// `vmkit guest run` with snapshots, run as a user would: the built binary,
+/// its `--json`, and its usage errors.
+@Suite("vmkit guest run --snapshot/--restore")
+struct GuestRunSnapshotCommandTests {
+    static func json(_ r: CommandLineTests.Run) throws -> [String: Any] {
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
+        return try #require(object as? [String: Any])
+    }
+
+    static func pages(_ o: [String: Any], _ key: String) -> [Int] { (o[key] as? [Int]) ?? [] }
+
+    @Test("pattern + full snapshot, then a lazy restore running checksum + a diff: the same sum, faults, one page")
+    func snapshotThenLazyRestore() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vmkit-run-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = dir + "/base", diff = dir + "/d1"
+        let first = try Self.json(CommandLineTests.run(["guest", "run", "--mem", "16M", "--payload", "pattern",
+                                                        "--touch", "64K", "--snapshot", base, "--json"]))
+        let snapshot = try #require(first["snapshot"] as? [String: Any])
+        #expect(snapshot["kind"] as? String == "full")
+        #expect(snapshot["file"] as? String == base)
+        #expect((snapshot["pagesWritten"] as? Int ?? 0) >= 16)
+        #expect(first["restore"] is NSNull)
+        let kvm = first["kvm"] as? Bool == true
+        if kvm {
+            // The guest wrote 1 MiB .. 1 MiB + 64 KiB: pages 256-271 in KVM's log.
+            #expect(Set(256 ..< 272).isSubset(of: Self.pages(first, "guestDirtyPages")))
+            let exits = try #require(first["exits"] as? [[String: Any]])
+            let report = try #require(exits.first { $0["reason"] as? String == "io" })
+            #expect(report["port"] as? Int == 0x30)
+            #expect(report["direction"] as? String == "out")
+            #expect(exits.last?["reason"] as? String == "hlt")
+        } else {
+            print("vCPU part skipped: \(first["kvmUnavailable"] ?? "")")
+        }
+
+        let second = try Self.json(CommandLineTests.run(["guest", "run", "--payload", "checksum", "--touch", "64K",
+                                                         "--restore", base, "--lazy", "--snapshot", diff, "--diff", "--json"]))
+        #expect(second["mem"] as? String == "0x1000000")
+        let restore = try #require(second["restore"] as? [String: Any])
+        #expect(restore["lazy"] as? Bool == true)
+        #expect(restore["files"] as? [String] == [base])
+        #expect(restore["codeReloaded"] as? Bool == true)
+        #expect(restore["ms"] is Double)
+        let faults = restore["faults"] as? Int ?? -1
+        let d = try #require(second["snapshot"] as? [String: Any])
+        #expect(d["kind"] as? String == "diff")
+        #expect(d["position"] as? Int == 1)
+        if kvm {
+            #expect(second["guestChecksum"] as? Int == first["guestChecksum"] as? Int)
+            #expect(second["guestChecksum"] as? Int != nil)
+            // 16 data pages, page 1, a few table pages: not the 4,096 of RAM.
+            #expect(faults >= 17 && faults <= 40, "faults \(faults)")
+            // checksum only reads: KVM's log is empty; the VMM wrote page 1.
+            #expect(Self.pages(second, "guestDirtyPages").isEmpty)
+            #expect(Self.pages(second, "dirtyPages") == [1])
+            #expect(d["pagesRecorded"] as? Int == 1)
+        } else {
+            // Only the VMM's reload of page 1 touched the memory.
+            #expect(faults >= 1 && faults <= 4, "faults \(faults)")
+        }
+    }
+
+    @Test("--diff without --restore, --lazy without --restore, no --mem: usage errors that say why")
+    func usageErrors() throws {
+        let d = try CommandLineTests.run(["guest", "run", "--mem", "1M", "--payload", "realmode", "--snapshot", "/tmp/x", "--diff"])
+        #expect(d.status == 64)
+        #expect(d.stderr.contains("--diff needs --restore"))
+        let l = try CommandLineTests.run(["guest", "run", "--mem", "1M", "--payload", "realmode", "--lazy"])
+        #expect(l.status == 64)
+        #expect(l.stderr.contains("--lazy needs --restore"))
+        let m = try CommandLineTests.run(["guest", "run", "--payload", "realmode"])
+        #expect(m.status == 64)
+        #expect(m.stderr.contains("--mem SIZE is required"))
+    }
+
+    @Test("a restore of a file that is not a snapshot fails with the file named, exit status 1")
+    func badRestoreFile() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vmkit-notsnap-\(UUID().uuidString)").path
+        try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try CommandLineTests.run(["guest", "run", "--payload", "realmode", "--restore", path])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains(path))
+        #expect(r.stderr.contains("not a VMKit snapshot"))
+    }
+}
