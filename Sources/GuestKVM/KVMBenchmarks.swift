@@ -16,7 +16,7 @@ import Musl
 ///   pages written by the guest (every 100th page, by the `pattern`
 ///   payload with a 400 KiB stride), bitmap mode: KVM's drain alone
 ///   (`KVM_GET_DIRTY_LOG` + handing the pages to the VMM bitmap) and the
-///   whole ``GuestMemory/harvestDirty(_:)`` + commit, against a bare
+///   whole `GuestMemory.harvestDirty(_:)` + commit, against a bare
 ///   `KVM_GET_DIRTY_LOG` of the slot with the same pages dirty.
 public enum KVMBenchmarks {
     /// One figure: medians in microseconds.

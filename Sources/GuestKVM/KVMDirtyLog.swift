@@ -2,7 +2,7 @@ internal import CGuestKVM
 import GuestMemory
 
 /// KVM's record of guest writes, as one of the guest memory's dirty
-/// sources (``GuestMemory/GuestDirtyLog``). A drain moves the pages KVM
+/// sources (`GuestDirtyLog`). A drain moves the pages KVM
 /// logged into the VMM's bitmap (`markDirty`) *before* it re-arms them in
 /// KVM, so at every moment a page written by the guest is dirty in KVM's log,
 /// in the bitmap, or in an open harvest — never nowhere. The subclasses are

@@ -6,7 +6,7 @@ import Musl
 #endif
 
 /// The guest memory `vmkit guest run` boots: libvmmapi's layout
-/// (``GuestMemory/standard(size:lowmemLimit:backing:wired:nested:)``'s
+/// (`GuestMemory.standard(size:lowmemLimit:backing:wired:nested:)`'s
 /// sysmem, lowmem at 0 and highmem from 4 GiB) plus a 64 KiB boot ROM, a
 /// devmem segment mapped read+execute just below 4 GiB where the reset
 /// vector is. The guest space reaches at least 4 GiB so the ROM fits.

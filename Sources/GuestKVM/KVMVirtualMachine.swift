@@ -20,7 +20,7 @@ public enum KVMDirtyLogMode: String, Hashable, Sendable, CaseIterable {
     case ring
 }
 
-/// A KVM virtual machine over a ``GuestMemory``: one memslot per mapping
+/// A KVM virtual machine over a `GuestMemory`: one memslot per mapping
 /// (read-only where the mapping has no write right), KVM's dirty log
 /// attached to the memory's harvest, vCPUs, and map changes made with every
 /// vCPU paused. See the module article for the invariants.
@@ -224,7 +224,7 @@ public final class KVMVirtualMachine: @unchecked Sendable {
         slotStates.remove(at: index)
     }
 
-    /// Maps a segment range into the guest (``GuestMemory/map(gpa:segment:offset:length:protection:wired:)``)
+    /// Maps a segment range into the guest (`GuestMemory.map(gpa:segment:offset:length:protection:wired:)`)
     /// and registers it as a memslot, with every vCPU paused. The slot is
     /// checked first (overlap, KVM's reserved pages, length, free slots);
     /// if KVM refuses it, the mapping is taken back: all or nothing.

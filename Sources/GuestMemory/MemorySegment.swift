@@ -3,7 +3,7 @@ import Synchronization
 
 /// One memory segment (bhyve `vm_alloc_memseg`): system memory without a
 /// name, or device memory with one (`bootrom`, `framebuffer`), backed by a
-/// host ``MemoryObject`` and carrying the VMM's dirty bitmap.
+/// host `MemoryObject` and carrying the VMM's dirty bitmap.
 public final class MemorySegment: @unchecked Sendable {
     /// What a segment is.
     public enum Kind: Hashable, Sendable, CustomStringConvertible {

@@ -1,6 +1,6 @@
 import HostWorkloads
 
-/// A figure of `vmkit bench guest`: a ``HostFigure`` (name, nsPerOp, ratio
+/// A figure of `vmkit bench guest`: a `HostFigure` (name, nsPerOp, ratio
 /// only against a C baseline, spread, target) and, for the reserve-and-map
 /// figure, the resident memory it costs.
 public struct GuestFigure: Hashable, Sendable {

@@ -17,9 +17,9 @@ public enum ArenaBacking: Hashable, Sendable {
     case permanentPages
 }
 
-/// The model kernel's arena tree: the arenas of ``KernelLayout/Layout/arenaSpecs``
+/// The model kernel's arena tree: the arenas of `KernelLayout.Layout.arenaSpecs`
 /// (the same names, sources, quanta and quantum caches as
-/// ``KernelLayout/ArenaTree``), but with segkmem's import functions where
+/// `KernelLayout.ArenaTree`), but with segkmem's import functions where
 /// illumos uses them, so that allocating from `kmem_default`,
 /// `zfs_file_data_buf` or `vmm_alloc_arena` creates, maps and locks pages,
 /// and freeing destroys them.

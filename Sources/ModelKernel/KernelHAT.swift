@@ -4,7 +4,7 @@ import PhysicalMemory
 
 /// The model kernel's HAT: `kas`'s translations in a software x86-64
 /// 4-level page table whose table frames are pages of the model's own
-/// ``PhysicalMemory``, named on `kvps[KV_KVP]` (illumos's htables are kernel
+/// `PhysicalMemory`, named on `kvps[KV_KVP]` (illumos's htables are kernel
 /// memory too, so they count in `::memstat`'s Kernel row).
 ///
 /// Table pages are named at offsets in the amd64 VA hole, starting at

@@ -3,7 +3,7 @@ import PhysicalMemory
 
 /// The page layer under segkmem and segkp: what `segkmem_xalloc` /
 /// `segkmem_xfree` do once the VA is chosen, over the model's
-/// ``PhysicalMemory`` and ``KernelHAT``.
+/// `PhysicalMemory` and ``KernelHAT``.
 ///
 /// A kernel page is created with identity (vnode, offset = its VA), loaded
 /// into the kernel page table locked, given `p_lckcnt` 1 and downgraded to
@@ -39,7 +39,7 @@ public final class KernelMemory: @unchecked Sendable {
     /// Creates and maps the pages of `[va, va + size)`, named on `vnode` at
     /// `offset` (the VA itself unless given), and leaves them held as `hold` says.
     ///
-    /// Works in runs of consecutive frames (``PhysicalMemory/pageCreateRuns(vnode:offset:pageCount:flags:)``):
+    /// Works in runs of consecutive frames (`PhysicalMemory.pageCreateRuns(vnode:offset:pageCount:flags:)`):
     /// each run is one page record, loaded with one HAT call and held with
     /// one call per step, so a 64 GiB guest costs a handful of operations.
     /// Guest memory (`kvps[KV_VVP]`) is mapped with large pages where the
@@ -92,7 +92,7 @@ public final class KernelMemory: @unchecked Sendable {
     /// at `offset` (the VA unless given). Each page must be held only by its
     /// creator: one shared lock, or none for pageable pages. A page someone
     /// else holds (a soft lock) makes the whole free fail with nothing changed.
-    /// Works run by run (``PhysicalMemory/pageRuns(of:offset:pageCount:)``).
+    /// Works run by run (`PhysicalMemory.pageRuns(of:offset:pageCount:)`).
     func destroyPages(va: UInt64, size: UInt64, vnode: Vnode, offset: UInt64? = nil) throws(ModelKernelError) {
         let count = size >> PhysicalMemory.pageShift
         guard count > 0 else { return }

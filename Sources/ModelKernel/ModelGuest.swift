@@ -2,7 +2,7 @@ import GuestMemory
 import PhysicalMemory
 
 /// A guest the model kernel hosts, as bhyve's `struct vm` is hosted by
-/// illumos: a ``GuestMemory`` whose system memory comes from
+/// illumos: a `GuestMemory` whose system memory comes from
 /// `vmm_alloc_arena` through the kernel's ``VmmArenaPageProvider``.
 ///
 /// Layout (libvmmapi's `vm_setup_memory`, with the hole left out of the
@@ -38,7 +38,7 @@ public final class ModelGuest: @unchecked Sendable {
 
 extension ModelKernel {
     /// Hosts a guest of `size` bytes of RAM (rounded up to
-    /// `vmm_alloc_arena`'s quantum): a ``GuestMemory`` laid out as
+    /// `vmm_alloc_arena`'s quantum): a `GuestMemory` laid out as
     /// ``ModelGuest`` says, its sysmem pages from `vmm_alloc_arena` on
     /// `kvps[KV_VVP]`, and a `vm_t` from `kmem_default`. All or nothing.
     public func createGuest(size: UInt64, nested: NestedTableMode = NestedTableMode()) throws(ModelKernelError) -> ModelGuest {

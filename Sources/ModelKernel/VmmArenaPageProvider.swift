@@ -6,14 +6,14 @@ import Glibc
 import Musl
 #endif
 
-/// The model kernel's ``GuestPageProvider``: the system memory of a hosted
+/// The model kernel's `GuestPageProvider`: the system memory of a hosted
 /// guest is a `vmem_alloc(vmm_alloc_arena, ...)` (bhyve on illumos since
 /// 12608), so its pages are created on `kvps[KV_VVP]`, mapped in `kvmmseg`
 /// (with large pages), counted as VMM Memory by `::memstat` and skipped by the
 /// dump walk. GuestMemory sees only an address (the kernel VA of the pages)
 /// and the kernel sees only a length: neither knows the other's internals.
 ///
-/// A refusal reaches GuestMemory as ``GuestMemoryError/host(_:)`` with the
+/// A refusal reaches GuestMemory as `GuestMemoryError.host(_:)` with the
 /// kernel's message; the kernel's own entry points
 /// (``ModelKernel/createGuest(size:nested:)``) rethrow the kernel's typed
 /// error, parked per thread in the meantime.

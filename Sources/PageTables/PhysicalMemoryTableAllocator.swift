@@ -1,10 +1,10 @@
 import PhysicalMemory
 
-/// Table frames taken from a model ``PhysicalMemory``, named on a vnode
+/// Table frames taken from a model `PhysicalMemory`, named on a vnode
 /// (the kernel's `kvps[KV_KVP]` by default), so that page tables show up in
 /// `::memstat` as kernel memory the way illumos's htables do.
 ///
-/// When the memory holds bytes (``PhysicalMemory/Backing/hostMemory``), a table
+/// When the memory holds bytes (`PhysicalMemory.Backing.hostMemory`), a table
 /// is read in place at `unsafeHostBase + address`. When it keeps metadata
 /// only, the table's 4 KiB live in host memory beside it, found by frame
 /// number.
@@ -20,6 +20,8 @@ public final class PhysicalMemoryTableAllocator: TableFrameAllocator {
     private var offsetOf: [UInt64: UInt64] = [:]
 
     /// - Parameters:
+    ///   - memory: the model physical memory whose pages become table frames.
+    ///   - vnode: the vnode table pages are named on (`kvps[KV_KVP]` by default).
     ///   - offsetBase: where the identities of table pages start on `vnode`;
     ///     choose a range no other user of the vnode names.
     public init(memory: PhysicalMemory, vnode: Vnode = .kvp, offsetBase: UInt64 = 0xFFFF_FFFF_0000_0000) {

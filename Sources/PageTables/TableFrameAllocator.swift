@@ -11,7 +11,7 @@ import Darwin
 ///
 /// A table lives at a *physical* address (that is what entries store), but the
 /// walker reads it through host memory; the allocator is the bridge. Tables
-/// can therefore live in a model's ``PhysicalMemory`` (counted as kernel pages,
+/// can therefore live in a model's `PhysicalMemory` (counted as kernel pages,
 /// as illumos's htables are) or in plain host memory (``HostTableAllocator``).
 /// ``PageTable`` is generic over the allocator so that `entries(ofTableAt:)`
 /// is inlined into the walk.

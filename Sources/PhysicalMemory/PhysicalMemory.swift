@@ -39,8 +39,11 @@ public final class PhysicalMemory: @unchecked Sendable {
     /// A machine whose frames are `0 ..< pageCount`.
     ///
     /// - Parameters:
+    ///   - pageCount: the number of frames; must be greater than 0.
     ///   - physmem: limits usable frames; the highest `pageCount - physmem`
     ///     frames are named on ``Vnode/unusedPages`` and never allocated.
+    ///   - backing: whether frames have host memory for their contents
+    ///     (``Backing/hostMemory``) or metadata only (the default).
     public convenience init(pageCount: UInt64, physmem: UInt64? = nil,
                             backing: Backing = .metadataOnly) throws(PhysicalMemoryError) {
         guard pageCount > 0 else { throw .emptyMemory }

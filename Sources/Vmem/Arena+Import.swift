@@ -81,7 +81,7 @@ extension Arena {
 
     /// Makes the arena take its boundary tags from `tagArena` (the illumos
     /// hierarchy `heap` → `vmem_metadata` → `vmem_seg`): whenever fewer than
-    /// ``tagReserve`` tags are free, the arena allocates a slab of tag memory
+    /// `tagReserve` (16, illumos `VMEM_MINFREE`) tags are free, the arena allocates a slab of tag memory
     /// from `tagArena` *before* its operation. An arena that is itself
     /// refilling (because the refill came back to it through the hierarchy)
     /// draws on its reserve instead of recursing.

@@ -83,12 +83,17 @@ public final class Arena: @unchecked Sendable {
     /// Creates an arena (illumos `vmem_create` / `vmem_xcreate`).
     ///
     /// - Parameters:
-    ///   - base, size: an initial span, added when `size` is non-zero.
+    ///   - name: the arena's name: not empty, at most ``maximumNameLength`` bytes.
+    ///   - base: the start of an initial span, added when `size` is non-zero.
+    ///   - size: the length of that initial span; 0 for none.
     ///   - quantum: the unit of every address and size; a power of two.
     ///   - source: where to import spans from when out of room.
     ///   - quantumCacheMax: sizes up to this (at most 16 quanta and 2^61 bytes) are served
     ///     by quantum caches.
     ///   - minimumImport: the least the arena imports at a time.
+    ///   - flags: the arena's behaviour options (``ArenaFlags``).
+    ///   - debugging: auditing, failure injection and cached-free checks
+    ///     (``ArenaDebugging``).
     public init(name: String, base: UInt64 = 0, size: UInt64 = 0, quantum: UInt64 = 1,
                 source: ArenaSource? = nil, quantumCacheMax: UInt64 = 0, minimumImport: UInt64 = 0,
                 flags: ArenaFlags = [], debugging: ArenaDebugging = .init()) throws(VmemError) {

@@ -40,7 +40,7 @@ public struct QuantumCacheStatistics: Sendable, Hashable {
     public internal(set) var depotFullExchanges: UInt64 = 0
     public internal(set) var depotEmptyExchanges: UInt64 = 0
     /// Full-magazine exchanges served from another CPU's depot list (the
-    /// objects moved between CPUs); see ``Depot``'s affinity.
+    /// objects moved between CPUs); see `Depot`'s affinity.
     public internal(set) var depotCrossCPUExchanges: UInt64 = 0
     public internal(set) var slabFills: UInt64 = 0
     /// Bytes of the cache's own metadata: its CPU slots, every magazine,

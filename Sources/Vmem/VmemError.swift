@@ -46,7 +46,7 @@ public enum VmemError: Error, Equatable, Hashable, Sendable {
     case timedOut(arena: String, size: UInt64)
     /// A waiting allocation was cancelled through its ``CancellationToken``.
     case cancelled(arena: String, size: UInt64)
-    /// Failure injection (``Arena/Debugging/meanTimeBetweenFailures``) chose to fail.
+    /// Failure injection (``ArenaDebugging/meanTimeBetweenFailures``) chose to fail.
     case injectedFailure(arena: String, size: UInt64)
     /// `quantumCacheMax` above 16 quanta or 2^61 bytes (``Arena/quantumCacheLimit(quantum:)``).
     case quantumCacheTooLarge(quantumCacheMax: UInt64, limit: UInt64)

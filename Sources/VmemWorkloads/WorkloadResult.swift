@@ -10,12 +10,12 @@ public struct WorkloadResult: Sendable {
     /// Bytes of metadata per live allocation at the end of the timed phase:
     /// the arena's share (boundary tags, hash buckets, free-list arrays) plus
     /// the quantum caches' (CPU slots, magazines, depot, slab records and
-    /// directory); see ``Vmem/MetadataFootprint``.
+    /// directory); see `Vmem.MetadataFootprint`.
     public var metadataBytesPerSegment: Double
     /// The arena's and the quantum caches' shares of ``metadataBytesPerSegment``.
     public var arenaMetadataBytesPerSegment: Double
     public var cacheMetadataBytesPerSegment: Double
-    /// Whether the quantum caches refused double frees (``ArenaDebugging/checkCachedFrees``).
+    /// Whether the quantum caches refused double frees (`ArenaDebugging.checkCachedFrees`).
     public var checkedCacheFrees: Bool = true
     /// Whether each thread had an arena of its own (the control run).
     public var arenaPerThread: Bool = false

@@ -31,7 +31,7 @@ public enum WorkloadRunner {
     }
 
     /// The scaling of `workload` from one thread to two, timed turn about in
-    /// `rounds` rounds of `ops / rounds` pairs (see ``InterleavedScalingRun``):
+    /// `rounds` rounds of `ops / rounds` pairs (see `InterleavedScalingRun`):
     /// the one-thread result, then the two-thread one. `ops` pairs per thread
     /// are timed for each.
     public static func runInterleaved(_ workload: StandardWorkload, ops: Int = StandardWorkload.timedOps,

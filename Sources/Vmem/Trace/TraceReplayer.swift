@@ -13,7 +13,7 @@
 /// ```
 ///
 /// `qcache=N` is in bytes, or in quanta when it is 1...16 and not a
-/// multiple of the quantum (see ``quantumCacheBytes(_:quantum:)``).
+/// multiple of the quantum (see `quantumCacheBytes(_:quantum:)`).
 ///
 /// Output lines are parsed by tools; their shapes are fixed by the design
 /// page. A line that cannot be run prints `line N: error: MESSAGE` and the
