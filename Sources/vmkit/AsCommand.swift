@@ -69,8 +69,14 @@ struct AsCommand: ParsableCommand {
           help: "Do not use userfaultfd: demand-filled segments are populated when mapped (the fallback where it is not allowed).")
     var noUserfaultfd = false
 
-    @Flag(help: "Print one JSON object (userfaultfd, segments, drivers, lazyFill, checks, guardReport, holeReport) instead of text.")
-    var json = false
+    @Flag(name: .customLong("json"), help: "Print one JSON object (userfaultfd, segments, drivers, lazyFill, checks, guardReport, holeReport) instead of text.")
+    var jsonFlag = false
+
+    @Option(help: ResultFormat.help)
+    var format: ResultFormat?
+
+    /// JSON output, asked for with --json or --format json.
+    var json: Bool { jsonFlag || format == .json }
 
     func validate() throws {
         let page = HostReservation.pageSize

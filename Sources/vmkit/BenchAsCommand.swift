@@ -30,8 +30,14 @@ struct BenchAsCommand: ParsableCommand {
         -c release for meaningful numbers.
         """)
 
-    @Flag(help: "Print one JSON object per figure, one per line (name, nsPerOp; ratio only where there is a C baseline; gbPerSecond for the lazy fill).")
-    var json = false
+    @Flag(name: .customLong("json"), help: "Print one JSON object per figure, one per line (name, nsPerOp; ratio only where there is a C baseline; gbPerSecond for the lazy fill).")
+    var jsonFlag = false
+
+    @Option(help: ResultFormat.help)
+    var format: ResultFormat?
+
+    /// JSON output, asked for with --json or --format json.
+    var json: Bool { jsonFlag || format == .json }
 
     @Option(help: "Timed repeats of each workload, taken turn about with its C baseline, the order flipped every round (1 to 10000).", transform: CountArgument.parse)
     var repeats: Int = HostBenchmarkSuite.Options().repeats

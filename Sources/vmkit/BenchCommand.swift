@@ -47,8 +47,14 @@ struct BenchVmemCommand: ParsableCommand {
     @Option(name: .customLong("repeat"), help: "Single-thread workloads: time this many blocks of --ops pairs in one run and report the median block, with the fastest and slowest (the threads workload interleaves with --rounds instead).", transform: CountArgument.parse)
     var repeats: Int = 1
 
-    @Flag(help: "Print one JSON object per run.")
-    var json = false
+    @Flag(name: .customLong("json"), help: "Print one JSON object per run.")
+    var jsonFlag = false
+
+    @Option(help: ResultFormat.help)
+    var format: ResultFormat?
+
+    /// JSON output, asked for with --json or --format json.
+    var json: Bool { jsonFlag || format == .json }
 
     func validate() throws {
         if let workload, StandardWorkload(rawValue: workload) == nil {

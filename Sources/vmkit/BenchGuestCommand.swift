@@ -31,8 +31,14 @@ struct BenchGuestCommand: ParsableCommand {
         Build with -c release for meaningful numbers.
         """)
 
-    @Flag(help: "Print one JSON object per figure, one per line (name, nsPerOp; ratio only where there is a C baseline).")
-    var json = false
+    @Flag(name: .customLong("json"), help: "Print one JSON object per figure, one per line (name, nsPerOp; ratio only where there is a C baseline).")
+    var jsonFlag = false
+
+    @Option(help: ResultFormat.help)
+    var format: ResultFormat?
+
+    /// JSON output, asked for with --json or --format json.
+    var json: Bool { jsonFlag || format == .json }
 
     @Option(help: "Timed repeats of each workload (1 to 10000).")
     var repeats: Int = GuestBenchmarkSuite.Options().repeats

@@ -95,8 +95,14 @@ struct GuestLayoutCommand: ParsableCommand {
             transform: LayoutArguments.size)
     var mem: UInt64
 
-    @Flag(help: "Print one JSON object instead of a table.")
-    var json = false
+    @Flag(name: .customLong("json"), help: "Print one JSON object instead of a table.")
+    var jsonFlag = false
+
+    @Option(help: ResultFormat.help)
+    var format: ResultFormat?
+
+    /// JSON output, asked for with --json or --format json.
+    var json: Bool { jsonFlag || format == .json }
 
     /// The most RAM a standard guest holds: highmem from 4 GiB must end by 2^47.
     static let maxMem = GuestMemory.addressLimit - (GuestMemory.highmemBase - GuestMemory.defaultLowmemLimit)

@@ -70,8 +70,14 @@ struct GuestRunCommand: ParsableCommand {
     @Flag(help: "Restore lazily: each page fetched on first touch through userfaultfd (needs --restore).")
     var lazy = false
 
-    @Flag(help: "Print one JSON object.")
-    var json = false
+    @Flag(name: .customLong("json"), help: "Print one JSON object.")
+    var jsonFlag = false
+
+    @Option(help: ResultFormat.help)
+    var format: ResultFormat?
+
+    /// JSON output, asked for with --json or --format json.
+    var json: Bool { jsonFlag || format == .json }
 
     func validate() throws {
         if diff && snapshot == nil { throw ValidationError("--diff needs --snapshot FILE") }

@@ -90,6 +90,9 @@ struct LayoutShowCommand: ParsableCommand {
             throw ValidationError(error.description)
         }
         if arenas {
+            guard format == .table else {
+                throw ValidationError("--arenas prints mdb's ::vmem table; the arenas as JSON are the \"arenas\" of --format json without --arenas")
+            }
             try printArenaTable(layout)
             return
         }

@@ -36,8 +36,14 @@ struct LayoutSweepCommand: ParsableCommand {
             transform: LayoutArguments.model)
     var model: LayoutModel = .post12608
 
-    @Flag(help: "Print {\"model\", \"layouts\", \"seconds\", \"violations\": [{\"check\", \"from\", \"to\", \"count\"}]}.")
-    var json = false
+    @Flag(name: .customLong("json"), help: "Print {\"model\", \"layouts\", \"seconds\", \"violations\": [{\"check\", \"from\", \"to\", \"count\"}]}.")
+    var jsonFlag = false
+
+    @Option(help: ResultFormat.help)
+    var format: ResultFormat?
+
+    /// JSON output, asked for with --json or --format json.
+    var json: Bool { jsonFlag || format == .json }
 
     @OptionGroup var tunables: LayoutTunableOptions
 

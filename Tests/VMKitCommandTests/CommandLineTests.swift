@@ -91,6 +91,22 @@ struct CommandLineTests {
         #expect(!good.stdout.contains("failed-check"))
     }
 
+    @Test func formatJSONIsTheSameAsTheJSONFlag() throws {
+        for arguments in [["guest", "layout", "--mem", "1G"], ["layout", "sweep", "--from", "1G", "--to", "4G", "--step", "1G"]] {
+            let flag = try Self.run(arguments + ["--json"])
+            let format = try Self.run(arguments + ["--format", "json"])
+            #expect(flag.status == 0 && format.status == 0)
+            #expect(format.stdout.hasPrefix("{"), "\(arguments): \(format.stdout.prefix(80))")
+            let table = try Self.run(arguments + ["--format", "table"])
+            #expect(table.status == 0 && !table.stdout.hasPrefix("{"))
+        }
+        let svg = try Self.run(["guest", "layout", "--mem", "1G", "--format", "svg"])
+        #expect(svg.status == 64, "svg is for layouts only")
+        let arenas = try Self.run(["layout", "--physmem", "64G", "--arenas", "--format", "json"])
+        #expect(arenas.status == 64)
+        #expect(arenas.stderr.contains("--arenas prints mdb's ::vmem table"))
+    }
+
     @Test func lostOutputIsAFailure() throws {
         let full = try #require(FileHandle(forWritingAtPath: "/dev/full"))
         let r = try Self.run(["layout", "--physmem", "1G"], stdoutTo: full)
