@@ -42,11 +42,9 @@ struct BootCommand: ParsableCommand {
         let kernel = try KernelCommandSupport.boot(model: machine.model, physmem: memory)
         let booted = clock.now
         if !machine.noWorkload || machine.guests > 0 {
-            do {
-                try kernel.run(machine.workload(physmem: memory)) { done, all in
-                    progress.show("boot: creating guest \(done + 1) of \(all)")
-                }
-            } catch { throw ValidationError(error.description) }
+            try KernelCommandSupport.run(machine.workload(physmem: memory), on: kernel, model: machine.model, physmem: memory) { done, all in
+                progress.show("boot: creating guest \(done + 1) of \(all)")
+            }
         }
         defer { progress.clear() }
         if timing {
@@ -104,6 +102,39 @@ final class BootProgress {
 
 /// Booting with errors the command line can show.
 enum KernelCommandSupport {
+    /// Runs `workload` on `kernel`; a refusal is said in the user's terms
+    /// where it can be: guests that do not fit are counted against what the
+    /// machine has free once the other consumers ran ("16 GiB cannot hold 8
+    /// guests of 4 GiB …: at most 3"), not as the page layer's refusal.
+    static func run(_ workload: KernelWorkload, on kernel: ModelKernel, model: LayoutModel, physmem: UInt64,
+                    progress: ((Int, Int) -> Void)? = nil) throws {
+        do {
+            try kernel.run(workload, progress: progress)
+        } catch {
+            if workload.guests > 0, let hint = guestCapacity(workload, model: model, physmem: physmem) {
+                throw ValidationError(hint)
+            }
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// How many guests of `workload.guestSize` fit: a second model of the
+    /// same machine runs the other consumers, and its free pages are
+    /// divided by a guest's. Nil when that count would hold them all (the
+    /// refusal was something else: keep its own words).
+    static func guestCapacity(_ workload: KernelWorkload, model: LayoutModel, physmem: UInt64) -> String? {
+        guard workload.guestSize > 0, let probe = try? ModelKernel(model: model, physmem: physmem) else { return nil }
+        var others = workload
+        others.guests = 0
+        guard (try? probe.run(others)) != nil else { return nil }
+        let free = probe.physicalMemory.freelistPages * 4096
+        let fit = free / workload.guestSize
+        guard fit < UInt64(workload.guests) else { return nil }
+        let size = HumanSize.format(physmem), each = HumanSize.format(workload.guestSize)
+        return "\(size) of memory cannot hold \(workload.guests) guests of \(each): at most \(fit) "
+            + "(\(HumanSize.format(free)) is free once the kernel and its other consumers have theirs)"
+    }
+
     static func boot(model: LayoutModel, physmem: UInt64) throws -> ModelKernel {
         do {
             return try ModelKernel(model: model, physmem: physmem)

@@ -107,6 +107,15 @@ struct CommandLineTests {
         #expect(arenas.stderr.contains("--arenas prints mdb's ::vmem table"))
     }
 
+    @Test func guestsThatDoNotFitAreCountedInTheUsersTerms() throws {
+        let r = try Self.run(["boot", "--physmem", "16G", "--guests", "8", "--guest-size", "4G"])
+        #expect(r.status == 64)
+        #expect(r.stderr.contains("16 GiB of memory cannot hold 8 guests of 4 GiB: at most 3 ("), "\(r.stderr)")
+        #expect(!r.stderr.contains("page_create_va"), "no internals")
+        let fits = try Self.run(["boot", "--physmem", "16G", "--guests", "3", "--guest-size", "4G", "--no-workload"])
+        #expect(fits.status == 0)
+    }
+
     @Test func lostOutputIsAFailure() throws {
         let full = try #require(FileHandle(forWritingAtPath: "/dev/full"))
         let r = try Self.run(["layout", "--physmem", "1G"], stdoutTo: full)
