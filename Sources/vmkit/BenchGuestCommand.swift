@@ -40,25 +40,25 @@ struct BenchGuestCommand: ParsableCommand {
     /// JSON output, asked for with --json or --format json.
     var json: Bool { jsonFlag || format == .json }
 
-    @Option(help: "Timed repeats of each workload (1 to 10000).")
+    @Option(help: "Timed repeats of each workload (1 to 10000).", transform: CountArgument.parse)
     var repeats: Int = GuestBenchmarkSuite.Options().repeats
 
-    @Option(help: "Translations per repeat.")
+    @Option(help: "Translations per repeat.", transform: CountArgument.parse)
     var lookups: Int = GuestBenchmarkSuite.Options().lookups
 
-    @Option(help: "Hold + release pairs per repeat.")
+    @Option(help: "Hold + release pairs per repeat.", transform: CountArgument.parse)
     var holds: Int = GuestBenchmarkSuite.Options().holds
 
-    @Option(help: "A/D emulation faults per repeat of nested-fault (1 to 4096).")
+    @Option(help: "A/D emulation faults per repeat of nested-fault (1 to 4096).", transform: CountArgument.parse)
     var faults: Int = GuestBenchmarkSuite.Options().faults
 
     @Option(help: "Guest size of the dirty harvest and of reserve-map, a SIZE such as 64M or 64G (a multiple of 4096).")
     var size: String = "64G"
 
-    @Option(help: "Guests made per repeat of reserve-map.")
+    @Option(help: "Guests made per repeat of reserve-map.", transform: CountArgument.parse)
     var guests: Int = GuestBenchmarkSuite.Options().guests
 
-    @Option(help: "Pages written for the resident-memory report of reserve-map.")
+    @Option(help: "Pages written for the resident-memory report of reserve-map.", transform: CountArgument.parse)
     var touch: Int = GuestBenchmarkSuite.Options().pagesTouched
 
     @Option(help: "Run only this workload: \(GuestBenchmarkSuite.Workload.allCases.map(\.rawValue).joined(separator: ", ")).")

@@ -29,7 +29,7 @@ struct DemoCommand: ParsableCommand {
             transform: LayoutArguments.model)
     var model: LayoutModel = .post12608
 
-    @Option(help: "Operations in the mixed vmem workload.")
+    @Option(help: "Operations in the mixed vmem workload.", transform: CountArgument.parse)
     var ops: Int = 20_000
 
     func validate() throws {

@@ -13,7 +13,7 @@ struct ModelKernelOptions: ParsableArguments {
             transform: LayoutArguments.model)
     var model: LayoutModel = .post12608
 
-    @Option(help: "Guests to create (post-12608).")
+    @Option(help: "Guests to create (post-12608).", transform: CountArgument.parse)
     var guests: Int = 0
 
     @Option(name: .customLong("guest-size"), parsing: .unconditional,
