@@ -36,7 +36,9 @@ public final class GuestMemory: @unchecked Sendable {
     /// hold) rebuilds the flat table the hot paths search.
     var entries: [MappingEntry] = [] { didSet { rebuildFlat() } }
     /// `entries` as plain rows in one buffer (``FlatMapping``), `flatCount` of them.
-    let flat = UnsafeMutablePointer<FlatMapping>.allocate(capacity: GuestMemory.maxMappings)
+    /// Allocated last in `init`, once nothing can throw: a throwing init
+    /// runs no deinit, so a buffer made earlier would leak (LeakSanitizer).
+    let flat: UnsafeMutablePointer<FlatMapping>
     private let flatRows = Atomic<Int>(0)
     /// Rows in `flat`.
     var flatCount: Int { flatRows.load(ordering: .relaxed) }
@@ -71,6 +73,7 @@ public final class GuestMemory: @unchecked Sendable {
         }
         self.limit = limit
         hostBase = reservation.base + Self.guardSize
+        flat = .allocate(capacity: Self.maxMappings)
     }
 
     /// A guest dropped while a ``PageHold`` is outstanding keeps the held
