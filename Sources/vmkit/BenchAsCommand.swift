@@ -54,7 +54,7 @@ struct BenchAsCommand: ParsableCommand {
     @Option(help: "Lookups per repeat of the segat workload.", transform: CountArgument.parse)
     var lookups: Int = HostBenchmarkSuite.Options().lookups
 
-    @Option(help: "Run only this workload: \(HostBenchmarkSuite.Workload.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Run only this workload: \(BenchWorkloadChoice.names(HostBenchmarkSuite.Workload.self)).")
     var workload: String?
 
     @Option(help: "Run every thread (the workloads', the fault handlers', the C baselines') on this CPU: userfaultfd round trips become context switches on one CPU instead of wake-ups across CPUs, whose cost on a virtual machine follows the host's load. Unpinned when omitted.")
@@ -86,15 +86,13 @@ struct BenchAsCommand: ParsableCommand {
     func validate() throws {
         _ = try options()
         try BenchCPU.validate(cpu)
-        if let workload, HostBenchmarkSuite.Workload(rawValue: workload) == nil {
-            throw ValidationError("unknown workload '\(workload)'; expected one of \(HostBenchmarkSuite.Workload.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        let _: [HostBenchmarkSuite.Workload] = try BenchWorkloadChoice.chosen(workload)
     }
 
     func run() throws {
         let o = try options()
         let suite = try HostBenchmarkSuite(options: o)
-        let chosen = workload.map { [HostBenchmarkSuite.Workload(rawValue: $0)!] } ?? HostBenchmarkSuite.Workload.allCases
+        let chosen: [HostBenchmarkSuite.Workload] = try BenchWorkloadChoice.chosen(workload)
         let showProgress = isatty(STDERR_FILENO) == 1
         try BenchCPU.pin(cpu, command: "vmkit bench as")
         if !json {

@@ -57,9 +57,7 @@ struct BenchVmemCommand: ParsableCommand {
     var json: Bool { jsonFlag || format == .json }
 
     func validate() throws {
-        if let workload, StandardWorkload(rawValue: workload) == nil {
-            throw ValidationError("unknown workload '\(workload)'; expected one of \(StandardWorkload.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        let _: [StandardWorkload] = try BenchWorkloadChoice.chosen(workload)
         if ops <= 0 { throw ValidationError("--ops must be positive, got \(ops)") }
         if warmup < 0 { throw ValidationError("--warmup must not be negative, got \(warmup)") }
         if rounds <= 0 { throw ValidationError("--rounds must be positive, got \(rounds)") }
@@ -70,7 +68,7 @@ struct BenchVmemCommand: ParsableCommand {
     }
 
     func run() throws {
-        let chosen = workload.map { [StandardWorkload(rawValue: $0)!] } ?? StandardWorkload.allCases
+        let chosen: [StandardWorkload] = try BenchWorkloadChoice.chosen(workload)
         let debugging = ArenaDebugging(checkCachedFrees: !uncheckedCacheFrees)
         for w in chosen {
             if w == .threads && rounds > 1 {

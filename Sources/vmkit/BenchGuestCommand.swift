@@ -61,7 +61,7 @@ struct BenchGuestCommand: ParsableCommand {
     @Option(help: "Pages written for the resident-memory report of reserve-map.", transform: CountArgument.parse)
     var touch: Int = GuestBenchmarkSuite.Options().pagesTouched
 
-    @Option(help: "Run only this workload: \(GuestBenchmarkSuite.Workload.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Run only this workload: \(BenchWorkloadChoice.names(GuestBenchmarkSuite.Workload.self)).")
     var workload: String?
 
     @Option(help: "Run on this CPU (the calling thread is pinned before any workload exists). Unpinned when omitted.")
@@ -98,15 +98,13 @@ struct BenchGuestCommand: ParsableCommand {
     func validate() throws {
         _ = try options()
         try BenchCPU.validate(cpu)
-        if let workload, GuestBenchmarkSuite.Workload(rawValue: workload) == nil {
-            throw ValidationError("unknown workload '\(workload)'; expected one of \(GuestBenchmarkSuite.Workload.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        let _: [GuestBenchmarkSuite.Workload] = try BenchWorkloadChoice.chosen(workload)
     }
 
     func run() throws {
         let o = try options()
         let suite = try GuestBenchmarkSuite(options: o)
-        let chosen = workload.map { [GuestBenchmarkSuite.Workload(rawValue: $0)!] } ?? GuestBenchmarkSuite.Workload.allCases
+        let chosen: [GuestBenchmarkSuite.Workload] = try BenchWorkloadChoice.chosen(workload)
         let showProgress = isatty(STDERR_FILENO) == 1
         try BenchCPU.pin(cpu, command: "vmkit bench guest")
         if !json {
