@@ -87,53 +87,144 @@ public final class KVMManualDirtyLog: KVMDirtyLog, @unchecked Sendable {
 /// marks the entry `RESET` (release), and finally asks KVM to re-arm the
 /// reset entries' pages (`KVM_RESET_DIRTY_RINGS`). A ring is read in
 /// order, so a drain takes every published entry whatever the range.
+///
+/// **Overruns.** KVM counts the entries it wrote and the entries handed
+/// back; it consumes `RESET` marks in ring order from where it last
+/// stopped, one per entry, checking nothing else. It is meant to stop the
+/// vCPU at a soft limit short of the ring's end, but a nested KVM can run
+/// on past the end, over entries not yet read. Then:
+///
+/// - A pass that finds *every* place `DIRTY` may have lost entries: it
+///   marks every logged page dirty (over-reporting, never losing) and
+///   counts an overflow.
+/// - KVM counts the places it overran as unread though they hold nothing
+///   to read, so its next entry lies further on than the place we read
+///   next, and a ring-full exit can come with little or nothing to take.
+///   The ring turns *suspect*: a drain that finds nothing at the expected
+///   place looks around the ring for KVM's next entry and hands back the
+///   places before it; and a full exit whose drain handed back fewer marks
+///   than the soft limit can be (the ring less KVM's largest reserve: 64
+///   entries, plus 512 with Intel's page-modification log) hands back the
+///   difference, which KVM's exit proves it counts as unread. Handing back
+///   never exceeds KVM's count, which would wreck it; handing back too
+///   little only costs another exit.
 public final class KVMRingDirtyLog: KVMDirtyLog, @unchecked Sendable {
     override public var dirtyLogName: String { "kvm-ring" }
 
+    /// Passes that found a vCPU's ring entirely full (every logged page
+    /// was then marked dirty), and times stale places were handed back.
+    /// Under the core's lock.
+    private(set) var overflows = 0
+    private(set) var resyncs = 0
+
     override func drainLocked(into memory: GuestMemory, firstPage: UInt64, endPage: UInt64) throws(GuestMemoryError) {
-        _ = try harvest(into: memory)
+        try harvest(into: memory)
     }
 
-    /// Hands over every published entry of every vCPU's ring and resets
-    /// them; returns how many entries were taken.
-    func harvest(into memory: GuestMemory) throws(GuestMemoryError) -> Int {
-        var harvested = 0
-        var cached: KVMSlotState?
+    /// A lower bound on KVM's soft limit for a ring of `n` entries.
+    static func softLimitFloor(_ n: UInt32) -> UInt32 { n >= 576 ? max(n - 576, 1) : max(n - 64, 1) }
+
+    /// Hands over every published entry of every vCPU's ring, then resets
+    /// them in KVM. `full`, a vCPU stopped by a ring-full exit, also hands
+    /// back what its exit proves stale. Returns the fresh entries taken
+    /// from `full`'s ring (all rings' when nil).
+    @discardableResult
+    func harvest(into memory: GuestMemory, full: KVMVCPU? = nil) throws(GuestMemoryError) -> Int {
+        var marks = 0, fresh = 0
+        var overran = false
         for v in core.vcpuList {
             guard let ring = v.ring, v.ringEntries > 0 else { continue }
-            while true {
-                let i = v.ringFetch % v.ringEntries
-                let flags = vkvm_dirty_gfn_flags_acquire(ring, i)
-                guard vkvm_dirty_gfn_is_dirty(flags) != 0 else { break }
-                let slot = vkvm_dirty_gfn_slot(ring, i) & 0xFFFF
-                let offset = vkvm_dirty_gfn_offset(ring, i)
-                if cached?.slot.slot != slot { cached = core.state(slot: slot) }
-                if let s = cached, offset < s.slot.pageCount {
-                    var word: UInt64 = 1
-                    withUnsafePointer(to: &word) {
-                        _ = memory.markDirty(firstGuestPage: s.slot.firstPage + offset,
-                                             words: UnsafeBufferPointer(start: $0, count: 1))
-                    }
-                    s.ever[Int(offset / 64)] |= 1 << (offset % 64)
+            let n = v.ringEntries
+            if v === full { v.ringSuspect = true }
+            var taken: UInt32 = 0, handed: UInt32 = 0
+            while handed < n {
+                let i = v.ringFetch % n
+                if vkvm_dirty_gfn_is_dirty(vkvm_dirty_gfn_flags_acquire(ring, i)) != 0 {
+                    take(ring, i, into: memory)
+                    v.ringFetch &+= 1
+                    handed += 1
+                    taken += 1
+                } else {
+                    guard v.ringSuspect, let skip = firstPublished(ring, n, after: v.ringFetch, within: n - handed) else { break }
+                    for k in 0..<skip { vkvm_dirty_gfn_reset_release(ring, (v.ringFetch &+ k) % n) }
+                    v.ringFetch &+= skip
+                    handed += skip
+                    resyncs += 1
                 }
-                vkvm_dirty_gfn_reset_release(ring, i)
-                v.ringFetch &+= 1
-                harvested += 1
             }
+            if taken == n {
+                overran = true
+                overflows += 1
+            }
+            if v === full, handed < Self.softLimitFloor(n) {
+                let stale = Self.softLimitFloor(n) - handed
+                for k in 0..<stale { vkvm_dirty_gfn_reset_release(ring, (v.ringFetch &+ k) % n) }
+                v.ringFetch &+= stale
+                handed += stale
+                resyncs += 1
+            }
+            if taken == n || (v === full && taken < handed) { v.ringSuspect = true }
+            else if v === full { v.ringSuspect = false }
+            marks += Int(handed)
+            if full == nil || v === full { fresh += Int(taken) }
         }
-        if harvested > 0 {
+        // Before the reset: KVM re-arms only what it is handed back.
+        if overran { markEveryLoggedPage(into: memory) }
+        if marks > 0 {
             let rc = vkvm_reset_dirty_rings(core.fd)
             guard rc >= 0 else { throw failure("KVM_RESET_DIRTY_RINGS", rc) }
         }
-        return harvested
+        return fresh
     }
 
-    /// After a `KVM_EXIT_DIRTY_RING_FULL`: drains the rings; false when
-    /// there was nothing to take although KVM said full — KVM pushed past
-    /// the ring's end and overwrote entries (it warns `kvm_dirty_ring_push`
-    /// in the host log), so the guest's dirty pages since the last drain
-    /// are no longer known.
-    func drainAfterFull(into memory: GuestMemory) throws(GuestMemoryError) -> Bool {
-        try core.lock.withLock { () throws(GuestMemoryError) -> Bool in try harvest(into: memory) > 0 }
+    /// Hands the page of entry `i` over to the VMM bitmap and marks the
+    /// entry read.
+    private func take(_ ring: UnsafeMutablePointer<kvm_dirty_gfn>, _ i: UInt32, into memory: GuestMemory) {
+        let slot = vkvm_dirty_gfn_slot(ring, i) & 0xFFFF
+        let offset = vkvm_dirty_gfn_offset(ring, i)
+        if let s = core.state(slot: slot), offset < s.slot.pageCount {
+            var word: UInt64 = 1
+            withUnsafePointer(to: &word) {
+                _ = memory.markDirty(firstGuestPage: s.slot.firstPage + offset,
+                                     words: UnsafeBufferPointer(start: $0, count: 1))
+            }
+            s.ever[Int(offset / 64)] |= 1 << (offset % 64)
+        }
+        vkvm_dirty_gfn_reset_release(ring, i)
     }
+
+    /// How far past `fetch` (1 ..< `within`) the next published entry
+    /// lies, or nil when there is none.
+    private func firstPublished(_ ring: UnsafeMutablePointer<kvm_dirty_gfn>, _ n: UInt32,
+                                after fetch: UInt32, within: UInt32) -> UInt32? {
+        var d: UInt32 = 1
+        while d < within {
+            if vkvm_dirty_gfn_is_dirty(vkvm_dirty_gfn_flags_acquire(ring, (fetch &+ d) % n)) != 0 { return d }
+            d += 1
+        }
+        return nil
+    }
+
+    /// Marks every page of every logging slot dirty, in the VMM bitmap and
+    /// in the record of what KVM reported: after an overrun any of them may
+    /// have been written unseen.
+    private func markEveryLoggedPage(into memory: GuestMemory) {
+        for s in core.slotStates where s.slot.logsDirtyPages {
+            var words = [UInt64](repeating: ~0, count: s.words)
+            let tail = s.slot.pageCount % 64
+            if tail != 0, !words.isEmpty { words[words.count - 1] = (1 << tail) - 1 }
+            words.withUnsafeBufferPointer { _ = memory.markDirty(firstGuestPage: s.slot.firstPage, words: $0) }
+            for w in 0..<s.words { s.ever[w] |= words[w] }
+        }
+    }
+
+    /// After `vcpu` exited with `KVM_EXIT_DIRTY_RING_FULL`: drains every
+    /// ring and hands back what the exit proves stale; returns the fresh
+    /// entries taken from `vcpu`'s ring.
+    func drainAfterFull(into memory: GuestMemory, vcpu: KVMVCPU) throws(GuestMemoryError) -> Int {
+        try core.lock.withLock { () throws(GuestMemoryError) -> Int in try harvest(into: memory, full: vcpu) }
+    }
+
+    /// ``overflows`` and ``resyncs``, read under the core's lock.
+    var counts: (overflows: Int, resyncs: Int) { core.lock.withLock { (overflows, resyncs) } }
 }

@@ -35,9 +35,10 @@ public enum KVMError: Error, Hashable, Sendable {
     case memory(GuestMemoryError)
     /// A payload needs more guest memory than there is, or a bad `--touch`.
     case payloadDoesNotFit(payload: String, needs: UInt64, has: UInt64)
-    /// KVM reported vCPU `vcpu`'s dirty ring full, yet it held no entry to
-    /// harvest: KVM wrote past the ring's end (a nested KVM that emulates
-    /// guest writes can), and the pages logged since the last drain are lost.
+    /// KVM kept reporting vCPU `vcpu`'s dirty ring full although every exit
+    /// found nothing new and handed back all it could: KVM's count of unread
+    /// entries no longer follows the ring. The pages already drained are
+    /// in the VMM bitmap; the ring cannot go on.
     case dirtyRingOverflow(vcpu: UInt32, ringBytes: UInt32)
     /// A run stopped after this many exits without reaching `hlt`.
     case tooManyExits(limit: Int)

@@ -172,19 +172,30 @@ public final class KVMGuest: @unchecked Sendable {
     public func run(maxExits: Int = 64) throws(KVMError) -> [KVMExit] {
         guard let vcpu, let vm else { return [] }
         var these: [KVMExit] = []
+        var fruitless = 0
         while these.count < maxExits {
             let exit = try vcpu.run()
             these.append(exit)
             exits.append(exit)
             if case .dirtyRingFull = exit, let ring = vm.dirtyLog as? KVMRingDirtyLog {
-                let took: Bool
-                do { took = try ring.drainAfterFull(into: memory) } catch { throw .memory(error) }
-                guard took else { throw .dirtyRingOverflow(vcpu: vcpu.id, ringBytes: vm.dirtyRingBytes) }
+                let fresh: Int
+                do { fresh = try ring.drainAfterFull(into: memory, vcpu: vcpu) } catch { throw .memory(error) }
+                // Each fruitless exit hands back a soft limit's worth of
+                // stale places; a ring that stays full after this many
+                // is not one KVM is keeping.
+                fruitless = fresh > 0 ? 0 : fruitless + 1
+                if fruitless > Self.fruitlessRingExitLimit {
+                    throw .dirtyRingOverflow(vcpu: vcpu.id, ringBytes: vm.dirtyRingBytes)
+                }
             }
             if exit.isFinal { return these }
         }
         throw .tooManyExits(limit: maxExits)
     }
+
+    /// Ring-full exits in a row that may find nothing new before the ring
+    /// is declared beyond repair.
+    static let fruitlessRingExitLimit = 64
 
     /// The 32-bit sum the payload reported with `out 0x30, eax`, if any.
     public var guestChecksum: UInt32? {

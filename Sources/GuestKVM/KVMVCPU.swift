@@ -24,6 +24,9 @@ public final class KVMVCPU: @unchecked Sendable {
     let ringEntries: UInt32
     /// Next ring entry to look at (the ring log's lock guards it).
     var ringFetch: UInt32 = 0
+    /// The last pass found this ring entirely full: KVM may have written
+    /// past its end, and its next entry may not be at `ringFetch`.
+    var ringSuspect = false
 
     init(id: UInt32, vmFD: Int32, device: KVMDevice, gate: KVMPauseGate, ringBytes: UInt32) throws(KVMError) {
         let fd = vkvm_create_vcpu(vmFD, UInt(id))

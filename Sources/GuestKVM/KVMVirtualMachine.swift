@@ -279,6 +279,17 @@ public final class KVMVirtualMachine: @unchecked Sendable {
         lock.withLock { (retiredGuestPages + slotStates.flatMap(\.everPages)).sorted() }
     }
 
+    /// Ring mode: drains that found a vCPU's dirty ring entirely full. KVM
+    /// may have written past the ring's end there, so each such drain marked
+    /// every logged page dirty (over-reporting rather than losing a page).
+    /// A nested KVM that does not stop its vCPU in time does this; 0 in the
+    /// other modes.
+    public var dirtyRingOverflows: Int { (dirtyLog as? KVMRingDirtyLog)?.counts.overflows ?? 0 }
+
+    /// Ring mode: times a drain found KVM writing further on in a ring
+    /// than expected after an overrun, and caught up with it.
+    public var dirtyRingResyncs: Int { (dirtyLog as? KVMRingDirtyLog)?.counts.resyncs ?? 0 }
+
     // MARK: vCPUs
 
     /// The vCPUs, by creation.

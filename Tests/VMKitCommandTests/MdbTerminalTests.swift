@@ -65,6 +65,7 @@ struct MdbTerminalTests {
         _ = try t.expect("> ")
 
         // Ctrl-D leaves with status 0 and the history is on disk.
+        try t.awaitLineEditor()
         t.send("\u{04}")
         #expect(try t.waitForExit() == 0)
         let history = try String(contentsOf: home.appendingPathComponent(".vmkit_history"), encoding: .utf8)
@@ -177,6 +178,23 @@ final class PseudoTerminal {
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return }
             off += n
+        }
+    }
+
+    /// Waits until the line discipline is out of canonical mode, that is
+    /// until the line editor has taken the terminal for the next line.
+    /// editline prints its prompt *before* it switches the terminal to raw
+    /// mode (strace shows the write, then TCSETSW), and a Ctrl-D that lands
+    /// in that window is stored by the canonical line discipline as an
+    /// end-of-file mark, which reads as a NUL once the terminal is raw: the
+    /// editor never sees a Ctrl-D. No person types within those
+    /// microseconds; a test does. The master shares the slave's termios.
+    func awaitLineEditor(timeout: Double = 20) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        var mode = termios()
+        while tcgetattr(master, &mode) == 0 && mode.c_lflag & tcflag_t(ICANON) != 0 {
+            guard Date() < deadline else { throw Timeout(waitingFor: "the line editor's raw mode", seen: "") }
+            usleep(5_000)
         }
     }
 
