@@ -81,15 +81,57 @@ extension Arena {
 
     /// Makes the arena take its boundary tags from `tagArena` (the illumos
     /// hierarchy `heap` → `vmem_metadata` → `vmem_seg`): whenever fewer than
-    /// `tagReserve` (16, illumos `VMEM_MINFREE`) tags are free, the arena allocates a slab of tag memory
-    /// from `tagArena` *before* its operation. An arena that is itself
-    /// refilling (because the refill came back to it through the hierarchy)
-    /// draws on its reserve instead of recursing.
-    public func useTags(from tagArena: Arena) throws(VmemError) {
-        if tagArena === self { throw .notSupported("arena \(name) cannot take its tags from itself") }
+    /// `tagReserve` (16, illumos `VMEM_MINFREE`) tags are free, the arena
+    /// refills from `tagArena` *before* its operation. An arena that is
+    /// itself refilling (because the refill came back to it through the
+    /// hierarchy) draws on its reserve instead of recursing.
+    ///
+    /// With ``TagBacking/memory`` the tag table really lives in blocks
+    /// `tagArena` hands out, so `tagArena`'s addresses must be this process's
+    /// memory (an arena over a ``ReservedAddressRange`` whose source
+    /// commits pages). An arena may then take its tags from itself, as
+    /// illumos's `vmem_seg` arena does. With ``TagBacking/accounting`` (for
+    /// arenas of a model's addresses) `tagArena` is charged a slab per
+    /// refill and the table stays in the heap.
+    public func useTags(from tagArena: Arena, backing: TagBacking = .accounting) throws(VmemError) {
+        if tagArena === self && backing == .accounting {
+            throw .notSupported("arena \(name) cannot take its tags from itself without real tag memory")
+        }
+        if backing == .memory && tagArena.flags.contains(.identifier) {
+            throw .notSupported("identifier arena \(tagArena.name) has no memory to hold \(name)'s tags")
+        }
         lock.lock(); defer { lock.unlock() }
         if destroyed { throw .arenaDestroyed(arena: name) }
-        self.tagArena = tagArena
+        if self.tagArena != nil || tagsFromSelf {
+            throw .notSupported("arena \(name) already takes its tags from \((self.tagArena ?? self).name)")
+        }
+        if tagArena === self {
+            tagsFromSelf = true
+        } else {
+            if backing == .memory {
+                tagArena.lock.lock()
+                let gone = tagArena.destroyed
+                if !gone { tagArena.tagClients += 1 }
+                tagArena.lock.unlock()
+                if gone { throw .arenaDestroyed(arena: tagArena.name) }
+            }
+            self.tagArena = tagArena
+        }
+        tagBacking = backing
+        // The table moves into tag memory at once, as illumos arenas take
+        // every tag from vmem_seg from the start.
+        if backing == .memory { refillTags(force: true) }
+    }
+
+    /// The arena tags come from, itself included.
+    var tagSource: Arena? { tagsFromSelf ? self : tagArena }
+
+    /// The block of tag-arena memory the tag table lives in, nil while it
+    /// is in the heap.
+    public var tagTableBlock: (address: UInt64, bytes: UInt64)? {
+        lock.lock(); defer { lock.unlock() }
+        let bytes = core.pointee.tagBlockBytes
+        return bytes == 0 ? nil : (UInt64(UInt(bitPattern: core.pointee.tags)), UInt64(bytes))
     }
 
     /// Refills the tag reserve from the tag arena when it runs low, lock held.
@@ -107,8 +149,9 @@ extension Arena {
     }
 
     /// Refills the reserve: from the internal pool (the table grows), or
-    /// with a slab of tag memory from `tagArena`, lock held on entry and
-    /// exit.
+    /// with tag memory from `tagArena` (a slab charged, or a larger block
+    /// the table moves into), lock held on entry and exit. `force` refills
+    /// even with the reserve full.
     ///
     /// A refill from a tag arena runs as the process's one *populator*
     /// (``TagPopulation``), as illumos's `vmem_populate` runs under a global
@@ -121,38 +164,101 @@ extension Arena {
     /// refill that gets no tag memory counts in
     /// ``ArenaStatistics/populateFail``.
     @usableFromInline
-    func refillTags() {
-        guard let tagArena else {
+    func refillTags(force: Bool = false) {
+        guard let tagArena = tagSource else {
             // The internal pool: the table simply grows.
             core.pointee.reserveTags(Self.tagReserve * 4)
             return
         }
         let population = self.population
         // A nested request from this thread's own refill: tap the reserve.
-        if population.isCurrentThread { return }
+        if population.isCurrentThread {
+            population.nestedRequests.add(1, ordering: .relaxed)
+            return
+        }
         lock.unlock()
         let waited = !population.lock.tryLock()
         if waited { population.lock.lock() }
         population.begin()
         // Another thread may have refilled this arena while we waited.
         lock.lock()
-        let needed = core.pointee.availableTags < Self.tagReserve
+        let needed = force || core.pointee.availableTags < Self.tagReserve
+        let bytes = tagBacking == .memory ? tableBlockBytes(tagArena.quantum) : p2roundup(Self.tagSlabBytes, tagArena.quantum)
         lock.unlock()
-        let slab = p2roundup(Self.tagSlabBytes, tagArena.quantum)
-        let got = needed ? try? tagArena.alloc(slab) : nil
+        var got: UInt64?
+        if needed, bytes > 0 {
+            got = tagArena.quantum >= 64 ? try? tagArena.alloc(bytes) : try? tagArena.xalloc(bytes, align: 64)
+        }
         population.end()
         population.lock.unlock()
         lock.lock()
         if waited { core.pointee.stats.populateWait &+= 1 }
-        if let got {
-            tagSlabs.append((got, slab))
-            core.pointee.growTags(by: UInt32(slab / UInt64(MemoryLayout<BoundaryTag>.stride)))
-        } else if needed {
-            // Without tag memory the arena falls back on its own table rather
-            // than fail the operation; the counter tells.
-            core.pointee.stats.populateFail &+= 1
-            core.pointee.reserveTags(Self.tagReserve)
+        switch (tagBacking, got) {
+        case (.accounting, let got?):
+            tagSlabs.append((got, bytes))
+            core.pointee.growTags(by: UInt32(bytes / UInt64(MemoryLayout<BoundaryTag>.stride)))
+        case (.memory, let got?):
+            let capacity = UInt32(bytes / UInt64(MemoryLayout<BoundaryTag>.stride))
+            if capacity > core.pointee.tagCapacity, let p = UnsafeMutableRawPointer(bitPattern: UInt(got)) {
+                core.pointee.moveTable(to: p.bindMemory(to: BoundaryTag.self, capacity: Int(capacity)),
+                                       capacity: capacity, blockBytes: Int(bytes))
+            } else {
+                // The table outgrew the block meanwhile (nested operations
+                // that ran dry grew it in the heap): the block goes back.
+                core.pointee.retiredTagBlocks.append((got, bytes))
+            }
+        case (_, nil):
+            if needed {
+                // Without tag memory the arena falls back on its own table
+                // rather than fail the operation; the counter tells.
+                core.pointee.stats.populateFail &+= 1
+                core.pointee.reserveTags(Self.tagReserve)
+            }
         }
+        returnRetiredTagBlocks(to: tagArena)
+    }
+
+    /// The size of the next tag-arena block for the table: a quarter more
+    /// tags than now (at least 128), in whole quanta of the tag arena; 0
+    /// at the 2^28-tag limit. Lock held.
+    func tableBlockBytes(_ tagQuantum: UInt64) -> UInt64 {
+        let stride = UInt64(MemoryLayout<BoundaryTag>.stride)
+        let now = UInt64(core.pointee.tagCapacity)
+        let want = min(now + max(now / 4, 128), UInt64(BoundaryTag.indexMask) + 1)
+        if want <= now { return 0 }
+        let bytes = p2roundup(want * stride, max(tagQuantum, 64))
+        return min(bytes, (UInt64(BoundaryTag.indexMask) + 1) * stride)
+    }
+
+    /// Gives the blocks the table moved out of back to the tag arena, with
+    /// this arena's lock dropped (the tag arena may be this one, or may
+    /// release spans to a source). Lock held on entry and exit.
+    func returnRetiredTagBlocks(to tagArena: Arena) {
+        guard !core.pointee.retiredTagBlocks.isEmpty else { return }
+        let blocks = core.pointee.retiredTagBlocks
+        core.pointee.retiredTagBlocks = []
+        lock.unlock()
+        for b in blocks { try? tagArena.free(b.address, size: b.bytes) }
+        lock.lock()
+    }
+
+    /// At the end of the arena: gives its table and retired blocks back to
+    /// the tag arena, and stops counting as its client.
+    func releaseTagMemory() {
+        guard tagBacking == .memory, let tagArena, !tagsFromSelf else { return }
+        var blocks = core.pointee.retiredTagBlocks
+        core.pointee.retiredTagBlocks = []
+        if core.pointee.tagBlockBytes != 0 {
+            blocks.append((UInt64(UInt(bitPattern: core.pointee.tags)), UInt64(core.pointee.tagBlockBytes)))
+            // The table is gone with the arena; the core must not free it.
+            core.pointee.tags = ArenaCore.allocateTags(1)
+            core.pointee.tagCapacity = 1
+            core.pointee.tagBlockBytes = 0
+        }
+        for b in blocks { try? tagArena.free(b.address, size: b.bytes) }
+        tagArena.lock.lock()
+        tagArena.tagClients -= 1
+        tagArena.lock.unlock()
     }
 }
 
@@ -175,6 +281,9 @@ final class TagPopulation: @unchecked Sendable {
     let lock = ArenaLock()
     /// The populator's thread token, 0 when nobody populates.
     let owner = Atomic<UInt>(0)
+    /// Refills asked for by the populator's own nested requests, each
+    /// answered from a reserve instead of recursing (for tests).
+    let nestedRequests = Atomic<Int>(0)
 
     /// Whether the calling thread is the populator.
     var isCurrentThread: Bool { owner.load(ordering: .relaxed) == cvmem_thread_token() }

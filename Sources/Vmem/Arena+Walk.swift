@@ -136,7 +136,9 @@ extension Arena {
                                 identifiers: flags.contains(.identifier))
         var spans: [(UInt64, UInt64)] = []
         let tags = core.pointee.tags
-        var s = tags[Int(ReservedTag.spans)].next
+        var s = tagClients > 0 ? ReservedTag.spans : tags[Int(ReservedTag.spans)].next
+        // While other arenas keep their tag tables in this one's memory,
+        // its spans stay with it (`tagClients`).
         while s != ReservedTag.spans {
             if tags[Int(s)].imported { spans.append((tags[Int(s)].start, tags[Int(s)].size)) }
             s = tags[Int(s)].next
@@ -146,7 +148,7 @@ extension Arena {
         if waiters > 0 { lock.broadcast() }
         lock.unlock()
         if let source { for (b, n) in spans { source.releaseSpan(b, n) } }
-        if let tagArena { for (b, n) in slabs { try? tagArena.free(b, size: n) } }
+        if tagBacking == .accounting, let tagArena { for (b, n) in slabs { try? tagArena.free(b, size: n) } }
         return report
     }
 }

@@ -71,8 +71,18 @@ public final class Arena: @unchecked Sendable {
     }
     var failureState: UInt64
     var audits: [UInt64: AuditRecord] = [:]
+    /// Where the boundary tags come from, when not from the heap; nil as
+    /// well when the arena takes them from itself (``tagsFromSelf``: a
+    /// reference to itself would keep it alive for ever).
     var tagArena: Arena?
+    var tagsFromSelf = false
+    var tagBacking: TagBacking = .accounting
+    /// ``TagBacking/accounting``: the slabs this arena was charged.
     var tagSlabs: [(base: UInt64, size: UInt64)] = []
+    /// Arenas whose tag tables live in memory this arena handed out
+    /// (``TagBacking/memory``): while there are any, destroying this arena
+    /// keeps its spans, which hold their tables.
+    var tagClients = 0
     /// Who may refill from a tag arena, and who does now: the process's one
     /// ``TagPopulation``. (A test gives a group of arenas a private one, so
     /// that other tests running meanwhile do not take its lock.)
@@ -143,6 +153,7 @@ public final class Arena: @unchecked Sendable {
 
     deinit {
         ArenaRegistry.shared.unregister(self)
+        releaseTagMemory()
         // The caches' slabs are segments of this arena, which goes away whole.
         qcacheTable.deallocate()
         core.pointee.deallocate()

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Every way a vmem operation can refuse a request.
 ///
 /// illumos panics on most of these (a bad free, a misaligned constraint); VMKit
@@ -57,6 +65,8 @@ public enum VmemError: Error, Equatable, Hashable, Sendable {
     case notSupported(String)
     /// ``Arena/verify()`` found a broken invariant; the text says which and where.
     case invariantViolated(String)
+    /// A system call on the process's memory failed (``ReservedAddressRange``).
+    case systemCallFailed(call: String, errno: Int32)
 }
 
 extension VmemError: CustomStringConvertible {
@@ -90,6 +100,7 @@ extension VmemError: CustomStringConvertible {
         case .arenaDestroyed(let n): return "arena \(n) was destroyed"
         case .notSupported(let s): return "not supported: \(s)"
         case .invariantViolated(let s): return s
+        case let .systemCallFailed(call, e): return "\(call) failed: \(String(cString: strerror(e))) (errno \(e))"
         }
     }
 
@@ -119,6 +130,7 @@ extension VmemError: CustomStringConvertible {
         case .arenaDestroyed: return "destroyed"
         case .notSupported: return "notsupported"
         case .invariantViolated: return "invariant"
+        case .systemCallFailed: return "system"
         }
     }
 }

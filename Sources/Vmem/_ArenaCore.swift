@@ -42,6 +42,13 @@ struct ArenaCore {
     /// Guarded by the arena lock like everything else here.
     @usableFromInline var destroyed = false
     @usableFromInline var waiters = 0
+    /// Where `tags` lives: 0 when in the process heap (freed here when the
+    /// table moves), else the byte length of a block a tag arena handed out
+    /// (``TagBacking/memory``), which the arena gives back outside its lock.
+    var tagBlockBytes: Int = 0
+    /// Blocks of tag-arena memory the table has moved out of, awaiting
+    /// their return to the tag arena: `(address, bytes)`.
+    var retiredTagBlocks: [(address: UInt64, bytes: UInt64)] = []
 
     @usableFromInline static let initialHashBits = 4          // 16 buckets, as illumos's vm_hash0
     @usableFromInline static let tagGrowthMinimum: UInt32 = 256
@@ -68,9 +75,11 @@ struct ArenaCore {
         setHashBits(Self.initialHashBits)
     }
 
+    /// Frees what the core owns. A table in tag-arena memory is left to
+    /// the arena, which gives it back (``tagBlockBytes``).
     func deallocate() {
         deallocateFreeLists()
-        UnsafeMutableRawPointer(tags).deallocate()
+        if tagBlockBytes == 0 { UnsafeMutableRawPointer(tags).deallocate() }
         hashBuckets.deallocate()
     }
 
@@ -90,12 +99,24 @@ struct ArenaCore {
         let limit = BoundaryTag.indexMask + 1
         if tagCapacity >= limit { return }
         let newCapacity = UInt32(min(UInt64(limit), UInt64(tagCapacity) + UInt64(max(count, Self.tagGrowthMinimum, tagCapacity / 8))))
-        let fresh = Self.allocateTags(Int(newCapacity))
+        moveTable(to: Self.allocateTags(Int(newCapacity)), capacity: newCapacity, blockBytes: 0)
+    }
+
+    /// Moves the table into `fresh` (room for `capacity` tags, no fewer than
+    /// now) and retires the old one: freed if it was the heap's, queued for
+    /// its tag arena otherwise. `blockBytes` is 0 for heap memory, else the
+    /// length of the tag-arena block `fresh` starts.
+    mutating func moveTable(to fresh: UnsafeMutablePointer<BoundaryTag>, capacity: UInt32, blockBytes: Int) {
         fresh.moveInitialize(from: tags, count: Int(tagCapacity))
-        (fresh + Int(tagCapacity)).initialize(repeating: BoundaryTag(), count: Int(newCapacity - tagCapacity))
-        UnsafeMutableRawPointer(tags).deallocate()
+        (fresh + Int(tagCapacity)).initialize(repeating: BoundaryTag(), count: Int(capacity - tagCapacity))
+        if tagBlockBytes == 0 {
+            UnsafeMutableRawPointer(tags).deallocate()
+        } else {
+            retiredTagBlocks.append((UInt64(UInt(bitPattern: tags)), UInt64(tagBlockBytes)))
+        }
         tags = fresh
-        tagCapacity = newCapacity
+        tagCapacity = capacity
+        tagBlockBytes = blockBytes
     }
 
     /// Ensures at least `count` tags are free without growing later; false
