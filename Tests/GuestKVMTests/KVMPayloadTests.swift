@@ -103,4 +103,21 @@ struct KVMPayloadTests {
         #expect(try guest.memory.read(GuestPayload.codeAddress, count: 2) == [0xC6, 0x04])
         #expect(try guest.dirtyPages().filter { $0 < Self.sysmemPages } == ([1] + guest.tablePages).sorted())
     }
+
+    @Test("the guest's page tables, cleared when the guest goes, are dirty in the memory that stays")
+    func tableTeardownIsDirty() throws {
+        var guest: KVMGuest? = try KVMGuest(memorySize: 1 << 20, payload: .longmode, useKVM: false)
+        let memory = try #require(guest?.memory)
+        let tables = try #require(guest?.tablePages)
+        let pml4 = tables[0]
+        #expect(try memory.read(pml4 * 4096, count: 8) != [UInt8](repeating: 0, count: 8))
+        try memory.harvestDirty(0 ..< memory.limit).commit()
+        #expect(try memory.harvestDirty(0, memory.limit, .get) == [])
+        guest = nil
+        // The tables were cleared in guest memory: a snapshot diff taken now
+        // must carry them, so they must be dirty.
+        #expect(try memory.read(pml4 * 4096, count: 8) == [UInt8](repeating: 0, count: 8))
+        let dirty = try memory.harvestDirty(0, memory.limit, .get)
+        #expect(Set(tables).isSubset(of: Set(dirty)), "tables \(tables), dirty \(dirty)")
+    }
 }
