@@ -67,11 +67,14 @@ let package = Package(
         .testTarget(name: "PhysicalMemoryTests", dependencies: ["VmemWorkloads", "PhysicalMemory"]),
         .testTarget(name: "PageTablesTests", dependencies: ["VmemWorkloads", "PageTables", "PhysicalMemory"]),
         .testTarget(name: "AddressSpaceTests", dependencies: ["VmemWorkloads", "AddressSpace", "PageTables", "PhysicalMemory"]),
-        .testTarget(name: "HostMemoryTests", dependencies: ["HostMemory", "CHostMemory"]),
+        // Test support shared by the host-memory test targets: /proc/self
+        // readers and the userfaultfd trait. Never part of a product.
+        .target(name: "HostTestSupport", dependencies: ["HostMemory"], path: "Tests/HostTestSupport"),
+        .testTarget(name: "HostMemoryTests", dependencies: ["HostMemory", "CHostMemory", "HostTestSupport"]),
         .testTarget(name: "GuestSnapshotTests", dependencies: ["GuestSnapshot", "GuestMemory", "HostMemory"]),
         .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory", "HostMemory", "GuestWorkloads", "HostWorkloads"]),
         .testTarget(name: "GuestKVMTests", dependencies: ["GuestKVM", "GuestMemory", "HostMemory", "PageTables", "GuestSnapshot"]),
-        .testTarget(name: "HostSegmentsTests", dependencies: ["VmemWorkloads", "HostSegments", "HostMemory", "AddressSpace", "HostWorkloads"]),
+        .testTarget(name: "HostSegmentsTests", dependencies: ["VmemWorkloads", "HostSegments", "HostMemory", "AddressSpace", "HostWorkloads", "HostTestSupport"]),
         .testTarget(name: "VMKitCommandTests", dependencies: ["vmkit"]),
         .testTarget(name: "ModelKernelTests", dependencies: ["VmemWorkloads", "ModelKernel", "Inspect", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem", "GuestMemory", "HostMemory"]),
     ],

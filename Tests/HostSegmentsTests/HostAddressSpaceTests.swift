@@ -1,4 +1,5 @@
 import Testing
+import HostTestSupport
 import AddressSpace
 import HostMemory
 @testable import HostSegments

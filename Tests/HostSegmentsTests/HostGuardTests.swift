@@ -1,4 +1,5 @@
 import Testing
+import HostTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif

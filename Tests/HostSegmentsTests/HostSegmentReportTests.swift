@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import HostTestSupport
 import AddressSpace
 import HostMemory
 @testable import HostSegments

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import HostTestSupport
 import HostWorkloads
 import CHostMemory
 import CVmemSupport

@@ -10,16 +10,16 @@ extension Trait where Self == ConditionTrait {
     /// userfaultfd fails the tests instead of skipping them. Elsewhere (not
     /// root, `vm.unprivileged_userfaultfd=0`) the suite is skipped, and the
     /// fallback suite still runs.
-    static var userfaultfdOrRoot: Self {
+    public static var userfaultfdOrRoot: Self {
         .enabled("userfaultfd is not available to this user: \(UserFaultAvailability.reason ?? "")") {
             UserFaultAvailability.reason == nil || getuid() == 0
         }
     }
 }
 
-enum UserFaultAvailability {
+public enum UserFaultAvailability {
     /// Why userfaultfd cannot be used here, or nil when it can.
-    static let reason: String? = {
+    public static let reason: String? = {
         if case .failure(let e) = UserFaultService.probe() { return e.description }
         return nil
     }()
