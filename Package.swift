@@ -71,8 +71,8 @@ let package = Package(
         // readers and the userfaultfd trait. Never part of a product.
         .target(name: "HostTestSupport", dependencies: ["HostMemory"], path: "Tests/HostTestSupport"),
         .testTarget(name: "HostMemoryTests", dependencies: ["HostMemory", "CHostMemory", "HostTestSupport"]),
-        .testTarget(name: "GuestSnapshotTests", dependencies: ["GuestSnapshot", "GuestMemory", "HostMemory"]),
-        .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory", "HostMemory", "GuestWorkloads", "HostWorkloads"]),
+        .testTarget(name: "GuestSnapshotTests", dependencies: ["GuestSnapshot", "GuestMemory", "HostMemory", "HostTestSupport"]),
+        .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory", "HostMemory", "GuestWorkloads", "HostWorkloads", "HostTestSupport"]),
         .testTarget(name: "GuestKVMTests", dependencies: ["GuestKVM", "GuestMemory", "HostMemory", "PageTables", "GuestSnapshot"]),
         .testTarget(name: "HostSegmentsTests", dependencies: ["VmemWorkloads", "HostSegments", "HostMemory", "AddressSpace", "HostWorkloads", "HostTestSupport"]),
         .testTarget(name: "VMKitCommandTests", dependencies: ["vmkit"]),

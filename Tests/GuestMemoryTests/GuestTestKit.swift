@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import GuestMemory
+import HostTestSupport
 
 /// What the GuestMemory tests share: the host-test gate (so HostSegmentsTests'
 /// leak test, which holds it exclusively, never counts our memfds and
@@ -11,22 +12,8 @@ import GuestMemory
 enum GuestKit {
     static let page = GuestMemory.pageSize
 
-    /// Runs `body` holding the shared side of the host-test gate.
-    static func gated<R>(_ body: () throws -> R) rethrows -> R {
-        let fd = open("/tmp/vmkit-host-tests.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
-        precondition(fd >= 0, "opening the test gate")
-        defer { close(fd) }
-        var lock = flock()
-        lock.l_type = Int16(F_RDLCK)
-        lock.l_whence = Int16(SEEK_SET)
-        lock.l_start = off_t(getpid())
-        lock.l_len = 1
-        let setLockWait: Int32 = 38  // F_OFD_SETLKW
-        while fcntl(fd, setLockWait, &lock) != 0 {
-            precondition(errno == EINTR, "locking the test gate: errno \(errno)")
-        }
-        return try body()
-    }
+    /// Runs `body` holding the shared side of the host-test gate (``HostTestGate``).
+    static func gated<R>(_ body: () throws -> R) rethrows -> R { try HostTestGate.run(body) }
 
     /// The refusal's kind, or nil when `body` succeeded.
     static func kind(_ body: () throws(GuestMemoryError) -> Void) -> GuestMemoryError.Kind? {
