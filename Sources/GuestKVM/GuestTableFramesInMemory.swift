@@ -5,8 +5,9 @@ import PageTables
 /// tables: frames are handed out from `[base, limit)` in order, and a
 /// table's entries are reached through the VMM's mapping of that page.
 /// Every frame handed out, and every frame given back (the `PageTable`
-/// cleared it), is marked dirty in the VMM bitmap: the VMM wrote it. Keep the `PageTable` built on this alive as long as the guest runs:
-/// a `PageTable` clears its tables when it goes away.
+/// cleared it), is marked dirty in the VMM bitmap: the VMM wrote it. Keep
+/// the `PageTable` built on this alive as long as the guest runs: a
+/// `PageTable` clears its tables when it goes away.
 final class GuestTableFramesInMemory: TableFrameAllocator {
     let memory: GuestMemory
     let base: UInt64
@@ -35,7 +36,7 @@ final class GuestTableFramesInMemory: TableFrameAllocator {
         }
         let table = p.bindMemory(to: UInt64.self, capacity: 512)
         table.update(repeating: 0, count: 512)
-        markWritten(next)
+        memory.markDirty(guestPage: next / GuestMemory.pageSize)
         pointers[next] = table
         frames.append(next)
         defer { next += 4096 }
@@ -46,15 +47,8 @@ final class GuestTableFramesInMemory: TableFrameAllocator {
     /// away with the guest, while the memory may stay and be snapshotted):
     /// the clearing wrote guest memory, so the frame is dirty.
     func freeTableFrame(_ physicalAddress: UInt64) {
-        if pointers.removeValue(forKey: physicalAddress) != nil { markWritten(physicalAddress) }
-    }
-
-    /// Marks the guest page at `physicalAddress` dirty in the VMM bitmap.
-    private func markWritten(_ physicalAddress: UInt64) {
-        var one: UInt64 = 1
-        withUnsafePointer(to: &one) {
-            _ = memory.markDirty(firstGuestPage: physicalAddress / GuestMemory.pageSize,
-                                 words: UnsafeBufferPointer(start: $0, count: 1))
+        if pointers.removeValue(forKey: physicalAddress) != nil {
+            memory.markDirty(guestPage: physicalAddress / GuestMemory.pageSize)
         }
     }
 

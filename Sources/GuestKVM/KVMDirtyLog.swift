@@ -132,6 +132,7 @@ public final class KVMRingDirtyLog: KVMDirtyLog, @unchecked Sendable {
     func harvest(into memory: GuestMemory, full: KVMVCPU? = nil) throws(GuestMemoryError) -> Int {
         var marks = 0, fresh = 0
         var overran = false
+        var cached: KVMSlotState?
         for v in core.vcpuList {
             guard let ring = v.ring, v.ringEntries > 0 else { continue }
             let n = v.ringEntries
@@ -140,16 +141,14 @@ public final class KVMRingDirtyLog: KVMDirtyLog, @unchecked Sendable {
             while handed < n {
                 let i = v.ringFetch % n
                 if vkvm_dirty_gfn_is_dirty(vkvm_dirty_gfn_flags_acquire(ring, i)) != 0 {
-                    take(ring, i, into: memory)
+                    take(ring, i, into: memory, cached: &cached)
                     v.ringFetch &+= 1
                     handed += 1
                     taken += 1
                 } else {
                     guard v.ringSuspect, let skip = firstPublished(ring, n, after: v.ringFetch, within: n - handed) else { break }
-                    for k in 0..<skip { vkvm_dirty_gfn_reset_release(ring, (v.ringFetch &+ k) % n) }
-                    v.ringFetch &+= skip
+                    handBack(skip, of: v, ring)
                     handed += skip
-                    resyncs += 1
                 }
             }
             if taken == n {
@@ -158,10 +157,8 @@ public final class KVMRingDirtyLog: KVMDirtyLog, @unchecked Sendable {
             }
             if v === full, handed < Self.softLimitFloor(n) {
                 let stale = Self.softLimitFloor(n) - handed
-                for k in 0..<stale { vkvm_dirty_gfn_reset_release(ring, (v.ringFetch &+ k) % n) }
-                v.ringFetch &+= stale
+                handBack(stale, of: v, ring)
                 handed += stale
-                resyncs += 1
             }
             if taken == n || (v === full && taken < handed) { v.ringSuspect = true }
             else if v === full { v.ringSuspect = false }
@@ -178,19 +175,26 @@ public final class KVMRingDirtyLog: KVMDirtyLog, @unchecked Sendable {
     }
 
     /// Hands the page of entry `i` over to the VMM bitmap and marks the
-    /// entry read.
-    private func take(_ ring: UnsafeMutablePointer<kvm_dirty_gfn>, _ i: UInt32, into memory: GuestMemory) {
+    /// entry read. `cached` keeps the last slot looked up: entries come in
+    /// runs of one slot.
+    private func take(_ ring: UnsafeMutablePointer<kvm_dirty_gfn>, _ i: UInt32, into memory: GuestMemory,
+                      cached: inout KVMSlotState?) {
         let slot = vkvm_dirty_gfn_slot(ring, i) & 0xFFFF
         let offset = vkvm_dirty_gfn_offset(ring, i)
-        if let s = core.state(slot: slot), offset < s.slot.pageCount {
-            var word: UInt64 = 1
-            withUnsafePointer(to: &word) {
-                _ = memory.markDirty(firstGuestPage: s.slot.firstPage + offset,
-                                     words: UnsafeBufferPointer(start: $0, count: 1))
-            }
+        if cached?.slot.slot != slot { cached = core.state(slot: slot) }
+        if let s = cached, offset < s.slot.pageCount {
+            memory.markDirty(guestPage: s.slot.firstPage + offset)
             s.ever[Int(offset / 64)] |= 1 << (offset % 64)
         }
         vkvm_dirty_gfn_reset_release(ring, i)
+    }
+
+    /// Hands `count` places of `v`'s ring, from the next to read, back to
+    /// KVM unread: places KVM overran, which hold nothing to take.
+    private func handBack(_ count: UInt32, of v: KVMVCPU, _ ring: UnsafeMutablePointer<kvm_dirty_gfn>) {
+        for k in 0..<count { vkvm_dirty_gfn_reset_release(ring, (v.ringFetch &+ k) % v.ringEntries) }
+        v.ringFetch &+= count
+        resyncs += 1
     }
 
     /// How far past `fetch` (1 ..< `within`) the next published entry
