@@ -248,12 +248,10 @@ extension Arena {
         guard tagBacking == .memory, let tagArena, !tagsFromSelf else { return }
         var blocks = core.pointee.retiredTagBlocks
         core.pointee.retiredTagBlocks = []
+        // The table goes back with the arena (the core, seeing a block,
+        // leaves it alone when it is freed).
         if core.pointee.tagBlockBytes != 0 {
             blocks.append((UInt64(UInt(bitPattern: core.pointee.tags)), UInt64(core.pointee.tagBlockBytes)))
-            // The table is gone with the arena; the core must not free it.
-            core.pointee.tags = ArenaCore.allocateTags(1)
-            core.pointee.tagCapacity = 1
-            core.pointee.tagBlockBytes = 0
         }
         for b in blocks { try? tagArena.free(b.address, size: b.bytes) }
         tagArena.lock.lock()

@@ -136,12 +136,14 @@ extension Arena {
                                 identifiers: flags.contains(.identifier))
         var spans: [(UInt64, UInt64)] = []
         let tags = core.pointee.tags
-        var s = tagClients > 0 ? ReservedTag.spans : tags[Int(ReservedTag.spans)].next
         // While other arenas keep their tag tables in this one's memory,
         // its spans stay with it (`tagClients`).
-        while s != ReservedTag.spans {
-            if tags[Int(s)].imported { spans.append((tags[Int(s)].start, tags[Int(s)].size)) }
-            s = tags[Int(s)].next
+        if tagClients == 0 {
+            var s = tags[Int(ReservedTag.spans)].next
+            while s != ReservedTag.spans {
+                if tags[Int(s)].imported { spans.append((tags[Int(s)].start, tags[Int(s)].size)) }
+                s = tags[Int(s)].next
+            }
         }
         let slabs = tagSlabs
         tagSlabs = []
