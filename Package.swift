@@ -67,8 +67,9 @@ let package = Package(
         .testTarget(name: "PhysicalMemoryTests", dependencies: ["VmemWorkloads", "PhysicalMemory"]),
         .testTarget(name: "PageTablesTests", dependencies: ["VmemWorkloads", "PageTables", "PhysicalMemory"]),
         .testTarget(name: "AddressSpaceTests", dependencies: ["VmemWorkloads", "AddressSpace", "PageTables", "PhysicalMemory"]),
-        // Test support shared by the host-memory test targets: /proc/self
-        // readers and the userfaultfd trait. Never part of a product.
+        // Test support shared by the host and guest memory test targets: the
+        // /proc/self readers, the host-test gate and the userfaultfd trait.
+        // Never part of a product.
         .target(name: "HostTestSupport", dependencies: ["HostMemory"], path: "Tests/HostTestSupport"),
         .testTarget(name: "HostMemoryTests", dependencies: ["HostMemory", "CHostMemory", "HostTestSupport"]),
         .testTarget(name: "GuestSnapshotTests", dependencies: ["GuestSnapshot", "GuestMemory", "HostMemory", "HostTestSupport"]),

@@ -5,6 +5,7 @@ import Glibc
 import Foundation
 import AddressSpace
 import HostMemory
+import HostTestSupport
 import VmemWorkloads
 @testable import HostSegments
 
@@ -35,7 +36,7 @@ struct HostLeakTests {
             let maps = Kit.mapsLines()
             let anonymous = Kit.mappings().filter { $0.path.isEmpty }.reduce(0) { $0 + ($1.end - $1.start) }
             // Host tests waiting at the gate hold a descriptor of the gate's file.
-            let fds = Kit.openDescriptors().filter { !$0.hasSuffix("/tmp/vmkit-host-tests.lock") }
+            let fds = Kit.openDescriptors().filter { !$0.hasSuffix(HostTestGate.path) }
             return Snapshot(maps: maps, fds: fds, guards: GuardReporter.count,
                             anonymousBytes: anonymous)
         }

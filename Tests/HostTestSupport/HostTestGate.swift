@@ -10,8 +10,11 @@ import Musl
 /// its before-and-after counts of mappings and descriptors see no other
 /// host test at work.
 public enum HostTestGate {
+    /// The gate's file (a waiting test holds a descriptor of it).
+    public static let path = "/tmp/vmkit-host-tests.lock"
+
     public static func run<R>(exclusive: Bool = false, _ body: () throws -> R) rethrows -> R {
-        let fd = open("/tmp/vmkit-host-tests.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
         precondition(fd >= 0, "opening the test gate")
         defer { close(fd) }
         // An open-file-description lock on the byte at this process's id:

@@ -6,9 +6,7 @@ import Musl
 import Foundation
 
 /// What the host-memory test targets share about the process they run in:
-/// its mappings (`/proc/self/maps`) and open descriptors (`/proc/self/fd`),
-/// read without Foundation's file APIs so that reading allocates no
-/// descriptor of its own that a leak check would count.
+/// its mappings, read from `/proc/self/maps` with plain `open` and `read`.
 public enum ProcessMaps {
     /// One line of `/proc/self/maps`.
     public struct Mapping: Hashable, Sendable {
