@@ -65,7 +65,7 @@ extension Arena {
             let g = c.geometry
             guard let i = g.objectIndex(address), let r = c.slabs.pointee.directory.lookup(base: g.slabBase(address))
             else { continue }
-            return (g.objectSize, !c.checked || r.userState(i).pointee.load(ordering: .relaxed) != 0)
+            return (g.objectSize, !c.checked || r.isAllocated(i, lines: c.slabs.pointee.stateLines))
         }
         return nil
     }

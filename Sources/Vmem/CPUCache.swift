@@ -29,6 +29,9 @@ struct CPUCache: ~Copyable {
     @usableFromInline var loadedRounds = 0
     @usableFromInline var previous: Magazine? = nil
     @usableFromInline var previousRounds = 0
+    /// Bytes from a round's user-byte pointer (line 0) to this CPU's line
+    /// of user bytes (see ``SlabRecord``); set once, when the cache is made.
+    @usableFromInline var stateOffset = 0
     /// Allocations and frees served through this CPU (the cache totals are
     /// sums over CPUs, so that the hot path never writes a shared counter).
     @usableFromInline var allocs: UInt64 = 0

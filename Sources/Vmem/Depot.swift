@@ -12,20 +12,20 @@
 /// pushes the magazines its frees filled onto its own list and, when it needs
 /// a full one, pops its own first and takes another CPU's only when it has
 /// none. Objects then tend to stay on the CPU that frees and reallocates
-/// them, and so do the cache lines of their slab records' user bytes, which
-/// every allocation and free writes: with one shared list, a magazine freed
-/// on one CPU was as likely to be loaded by another, and after a while every
-/// slab had objects on every CPU, whose writes then bounced its record's line
-/// between them. Empty magazines hold no objects and stay on one list.
+/// them. With one shared list, a magazine freed on one CPU was as likely to
+/// be loaded by another.
 ///
 /// Taking another CPU's magazine when a CPU has none of its own still mixes
-/// objects: at the end of the two-thread `threads` benchmark, 54-64% of the
+/// objects: at the end of the two-thread `threads` benchmark, 57-69% of the
 /// slabs with live objects hold objects of both threads (its `sharedSlabs`
 /// figure). Never taking them brings that to 0-2%, but then a CPU that only
 /// frees would pile up magazines that a CPU that only allocates never gets,
 /// and takes new slabs instead: unbounded growth. Taking only from a list of
-/// two or more measured 32-48%. Neither was kept: the cost of the sharing
-/// could not be measured on the 2-vCPU machine this was built on.
+/// two or more measured 32-48%. Neither was kept. The mixing once cost a
+/// third of the two-thread throughput, because every checked allocation and
+/// free wrote its object's byte in one line per slab that both CPUs wrote;
+/// the user bytes now have a line per CPU (see ``SlabRecord``), and the
+/// mixing costs nothing measurable.
 ///
 /// Invariants (checked by ``QuantumCache/verify()``): every magazine on a
 /// full list holds exactly ``QuantumCache/magazineRounds`` rounds, every one on
@@ -44,7 +44,10 @@ struct Depot: ~Copyable {
     @usableFromInline let fullListCount: Int
     /// Full magazines on all lists.
     @usableFromInline var fullCount = 0
-    @usableFromInline var empty: Magazine? = nil
+    /// The empty lists, one per CPU slot too: a magazine's lines stay in the
+    /// cache of the CPU that last wrote its rounds.
+    @usableFromInline let emptyLists: UnsafeMutablePointer<Magazine?>
+    /// Empty magazines on all lists.
     @usableFromInline var emptyCount = 0
     /// Magazines in existence: on the depot lists or held by CPUs.
     @usableFromInline var magazines = 0
@@ -62,6 +65,8 @@ struct Depot: ~Copyable {
         fullListCount = max(cpuCount, 1)
         fullLists = .allocate(capacity: fullListCount)
         fullLists.initialize(repeating: nil, count: fullListCount)
+        emptyLists = .allocate(capacity: fullListCount)
+        emptyLists.initialize(repeating: nil, count: fullListCount)
         lock = SpinLock()
     }
 
@@ -73,8 +78,11 @@ struct Depot: ~Copyable {
             while let m = list { list = m.next; m.deallocate() }
         }
         fullLists.deallocate()
-        var list = empty
-        while let m = list { list = m.next; m.deallocate() }
+        for i in 0..<fullListCount {
+            var list = emptyLists[i]
+            while let m = list { list = m.next; m.deallocate() }
+        }
+        emptyLists.deallocate()
     }
 
     /// The head of full list `cpu`, in list order (verify walks it).
@@ -117,27 +125,50 @@ struct Depot: ~Copyable {
         fullCount &+= 1
     }
 
+    /// An empty magazine, from CPU slot `cpu`'s list if it has one, else from
+    /// any list; nil when the depot has none.
     @inlinable
-    mutating func popEmpty() -> Magazine? {
-        guard let m = empty else { return nil }
-        empty = m.next
-        emptyCount &-= 1
-        return m
+    mutating func popEmpty(preferring cpu: Int) -> Magazine? {
+        if let m = emptyLists[cpu] {
+            emptyLists[cpu] = m.next
+            emptyCount &-= 1
+            return m
+        }
+        return popEmpty()
     }
 
+    /// Any empty magazine (drains, and CPUs whose own list is empty).
+    @usableFromInline
+    mutating func popEmpty() -> Magazine? {
+        if emptyCount == 0 { return nil }
+        for i in 0..<fullListCount {
+            if let m = emptyLists[i] {
+                emptyLists[i] = m.next
+                emptyCount &-= 1
+                return m
+            }
+        }
+        return nil
+    }
+
+    /// Puts an empty magazine on the list of CPU slot `cpu`, which emptied it.
     @inlinable
-    mutating func pushEmpty(_ m: Magazine) {
-        m.next = empty
-        empty = m
+    mutating func pushEmpty(_ m: Magazine, from cpu: Int) {
+        m.next = emptyLists[cpu]
+        emptyLists[cpu] = m
         emptyCount &+= 1
     }
 
-    /// An empty magazine: from the empty list, or a new one when the list is
-    /// empty (the only place the cache allocates memory outside the slab
-    /// layer; it stops once the working set of magazines exists).
+    /// The head of empty list `cpu`, in list order (verify walks it).
+    func emptyList(_ cpu: Int) -> Magazine? { emptyLists[cpu] }
+
+    /// An empty magazine for CPU slot `cpu`: from the empty lists, its own
+    /// first, or a new one when they are empty (the only place the cache
+    /// allocates memory outside the slab layer; it stops once the working
+    /// set of magazines exists).
     @usableFromInline
-    mutating func takeEmpty(capacity: Int) -> Magazine {
-        if let m = popEmpty() { return m }
+    mutating func takeEmpty(capacity: Int, for cpu: Int) -> Magazine {
+        if let m = popEmpty(preferring: cpu) { return m }
         magazines += 1
         return Magazine.allocate(capacity: capacity)
     }

@@ -57,9 +57,9 @@ extension QuantumCache {
         let magazineBytes = ((1 + 2 * magazineRounds) * 8 + 63) & ~63
         var bytes = cpus.count * CPUCacheTable.slotStride
         bytes += depot.pointee.magazines * magazineBytes
-        bytes += MemoryLayout<Depot>.stride + depot.pointee.fullListCount * MemoryLayout<Magazine?>.stride
+        bytes += MemoryLayout<Depot>.stride + 2 * depot.pointee.fullListCount * MemoryLayout<Magazine?>.stride
         bytes += MemoryLayout<SlabLayer>.stride
-        bytes += slabs.pointee.chunks.count * SlabLayer.recordsPerChunk * SlabLayer.recordStride
+        bytes += slabs.pointee.chunks.count * slabs.pointee.chunkBytes
         bytes += slabs.pointee.directory.tableBytes
         return bytes
     }
@@ -104,7 +104,7 @@ extension QuantumCache {
                 if r.pointee.freeBits & bit != 0 {
                     return "qcache \(hex(g.objectSize)): \(place) round \(i) = \(hex(a)) is also free in its slab"
                 }
-                if r.userState(index).pointee.load(ordering: .relaxed) != 0 {
+                if r.isAllocated(index, lines: slabs.pointee.stateLines) {
                     return "qcache \(hex(g.objectSize)): \(place) round \(i) = \(hex(a)) is also allocated to a user"
                 }
                 // An unchecked cache's frees leave the pointer out; a checked
@@ -161,17 +161,19 @@ extension QuantumCache {
             return "qcache \(hex(g.objectSize)): depot full lists have \(fullFound) magazines, count says \(depot.pointee.fullCount)"
         }
         var emptyFound = 0
-        var m = depot.pointee.empty
-        while let cur = m {
-            emptyFound += 1
-            if emptyFound > depot.pointee.emptyCount {
-                return "qcache \(hex(g.objectSize)): depot empty list is longer than its count \(depot.pointee.emptyCount)"
+        for list in 0..<depot.pointee.fullListCount {
+            var m = depot.pointee.emptyList(list)
+            while let cur = m {
+                emptyFound += 1
+                if emptyFound > depot.pointee.emptyCount {
+                    return "qcache \(hex(g.objectSize)): depot empty lists are longer than their count \(depot.pointee.emptyCount)"
+                }
+                if let e = checkRounds(cur, 0, "depot empty magazine \(emptyFound)") { return e }
+                m = cur.next
             }
-            if let e = checkRounds(cur, 0, "depot empty magazine \(emptyFound)") { return e }
-            m = cur.next
         }
         if emptyFound != depot.pointee.emptyCount {
-            return "qcache \(hex(g.objectSize)): depot empty list has \(emptyFound) magazines, count says \(depot.pointee.emptyCount)"
+            return "qcache \(hex(g.objectSize)): depot empty lists have \(emptyFound) magazines, count says \(depot.pointee.emptyCount)"
         }
         if seenMagazines.count != depot.pointee.magazines {
             return "qcache \(hex(g.objectSize)): \(seenMagazines.count) magazines found, \(depot.pointee.magazines) exist"
@@ -183,12 +185,15 @@ extension QuantumCache {
         slabs.pointee.directory.forEach { base, r in
             guard failure == nil else { return }
             slabsFound += 1
-            let free = r.pointee.freeBits, user = r.userBits(count: SlabGeometry.maximumObjectsPerSlab)
+            let free = r.pointee.freeBits
+            let (user, twice) = r.userBits(count: SlabGeometry.maximumObjectsPerSlab, lines: slabs.pointee.stateLines)
             let cached = cachedPerSlab[base] ?? 0
             if r.key.pointee.load(ordering: .relaxed) != base | 1 {
                 failure = "qcache \(hex(g.objectSize)): slab \(hex(base)) maps to a record of \(hex(r.base))"
             } else if (free | user) & ~g.allObjects != 0 {
                 failure = "qcache \(hex(g.objectSize)): slab \(hex(base)) has bits beyond its \(g.objectsPerSlab) objects"
+            } else if twice != 0 {
+                failure = "qcache \(hex(g.objectSize)): slab \(hex(base)) has objects marked allocated in two CPU lines (bits \(hex(twice)))"
             } else if free & user != 0 {
                 failure = "qcache \(hex(g.objectSize)): slab \(hex(base)) has objects both free and allocated (bits \(hex(free & user)))"
             } else if r.pointee.onPartialList != (free != 0) {

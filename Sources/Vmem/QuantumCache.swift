@@ -21,14 +21,16 @@ import Synchronization
 /// (kmem's `KMC_NOTOUCH`), so magazines and slab records live outside them.
 ///
 /// **Checking.** With `checked` (the default) every allocation sets, and
-/// every free clears, the object's user byte in its slab record, which it
-/// finds through the lock-free ``SlabDirectory``: a free of an address that
-/// is not an allocated object of this cache is refused. That costs a hash
-/// probe and a byte load and store per operation (no locked instruction;
-/// see ``SlabRecord`` for the one racing double free this cannot see); with
-/// `checked == false` (like kmem without `KMF_DEBUG`) both operations touch
-/// only the CPU cache, and a free only checks that the address is a plausible
-/// object address (right size class, right offset in a slab).
+/// every free clears, the object's user byte in its slab record, in the line
+/// of the CPU it runs on; a free finds the record through the lock-free
+/// ``SlabDirectory``, and a free of an address that is not an allocated
+/// object of this cache is refused. That costs a hash probe and a byte load
+/// and store per operation, on a line only this CPU writes (no locked
+/// instruction; see ``SlabRecord`` for the lines, and for the one racing
+/// double free this cannot see); with `checked == false` (like kmem without
+/// `KMF_DEBUG`) both operations touch only the CPU cache, and a free only
+/// checks that the address is a plausible object address (right size class,
+/// right offset in a slab).
 ///
 /// **Locks**, in the order they may be nested: the slab-layer lock (the arena lock type, sleeping under contention),
 /// a CPU cache's lock (spin), the depot lock (spin). Nothing holds two CPU
@@ -72,7 +74,8 @@ final class QuantumCache: @unchecked Sendable {
         depot = .allocate(capacity: 1)
         depot.initialize(to: Depot(cpuCount: cpus.count))
         slabs = .allocate(capacity: 1)
-        slabs.initialize(to: SlabLayer(geometry: geometry))
+        slabs.initialize(to: SlabLayer(geometry: geometry, cpuCount: cpus.count))
+        for i in 0..<cpus.count { cpus[i].pointee.stateOffset = slabs.pointee.stateLineOffset(i) }
     }
 
     /// Frees the cache's own memory. Slabs still held are *not* given back
@@ -140,11 +143,12 @@ final class QuantumCache: @unchecked Sendable {
     }
 
     /// Books round `index` of `m` leaving the cache for a user (CPU locked):
-    /// in a checked cache, sets its user byte, which the round points at.
+    /// in a checked cache, sets its user byte in this CPU's line (the round
+    /// points at line 0).
     @inlinable @inline(__always)
     func handOut(_ m: Magazine, _ index: Int, _ cpu: UnsafeMutablePointer<CPUCache>) {
         cpu.pointee.allocs &+= 1
-        if checked { m.userState(index)?.pointee.store(1, ordering: .relaxed) }
+        if checked { (m.userState(index).unsafelyUnwrapped + cpu.pointee.stateOffset).pointee.store(1, ordering: .relaxed) }
     }
 
     /// With the loaded magazine empty (CPU locked): loads the previous
@@ -164,7 +168,7 @@ final class QuantumCache: @unchecked Sendable {
         guard let full = depot.pointee.popFull(preferring: cpus.index(of: cpu)) else { return false }
         depot.pointee.fullExchanges &+= 1
         // The previous magazine is empty here (it is always full or empty).
-        if let p = cpu.pointee.previous { depot.pointee.pushEmpty(p) }
+        if let p = cpu.pointee.previous { depot.pointee.pushEmpty(p, from: cpus.index(of: cpu)) }
         cpu.pointee.previous = cpu.pointee.loaded
         cpu.pointee.previousRounds = cpu.pointee.loadedRounds
         cpu.pointee.loaded = full
@@ -194,7 +198,7 @@ final class QuantumCache: @unchecked Sendable {
                     m = loaded
                 } else {
                     depot.pointee.lock.lock()
-                    m = depot.pointee.takeEmpty(capacity: magazineRounds)
+                    m = depot.pointee.takeEmpty(capacity: magazineRounds, for: cpus.index(of: cpu))
                     depot.pointee.lock.unlock()
                     cpu.pointee.loaded = m
                 }
@@ -277,14 +281,24 @@ final class QuantumCache: @unchecked Sendable {
         if checked {
             // Inside the CPU lock: that is what makes the directory's
             // grace period (and verify's snapshot) cover this lookup.
-            guard let byte = slabs.pointee.directory.lookup(base: geometry.slabBase(address))?.userState(index),
-                  byte.pointee.load(ordering: .relaxed) != 0 else {
+            guard let r = slabs.pointee.directory.lookup(base: geometry.slabBase(address)) else {
                 cpu.pointee.lock.unlock()
                 return refuseFree()
             }
-            byte.pointee.store(0, ordering: .relaxed)
-            state = byte
+            let lineZero = r.userState(index)
+            let own = lineZero + cpu.pointee.stateOffset
+            guard own.pointee.load(ordering: .relaxed) != 0 else { return freeAllocatedElsewhere(address, lineZero, cpu) }
+            own.pointee.store(0, ordering: .relaxed)
+            state = lineZero
         }
+        return push(address, state, cpu)
+    }
+
+    /// Pushes a freed object onto the CPU's loaded magazine (CPU locked, user
+    /// byte already cleared), unlocks.
+    @inlinable @inline(__always)
+    func push(_ address: UInt64, _ state: UnsafeMutablePointer<Atomic<UInt8>>?,
+              _ cpu: UnsafeMutablePointer<CPUCache>) -> Bool {
         let n = cpu.pointee.loadedRounds
         guard let m = cpu.pointee.loaded, n < magazineRounds else { return pushSlowly(address, state, cpu) }
         m.setRound(n, address: address, state: state)
@@ -292,6 +306,23 @@ final class QuantumCache: @unchecked Sendable {
         cpu.pointee.frees &+= 1
         cpu.pointee.lock.unlock()
         return true
+    }
+
+    /// A checked free whose object's byte is clear in this CPU's line (CPU
+    /// locked): the object was allocated on another CPU, whose line has it
+    /// set, or it is not allocated at all and the free is refused.
+    @usableFromInline @inline(never)
+    func freeAllocatedElsewhere(_ address: UInt64, _ lineZero: UnsafeMutablePointer<Atomic<UInt8>>,
+                                _ cpu: UnsafeMutablePointer<CPUCache>) -> Bool {
+        for line in 0..<slabs.pointee.stateLines {
+            let byte = lineZero + line &* SlabLayer.stateAreaBytes
+            if byte.pointee.load(ordering: .relaxed) != 0 {
+                byte.pointee.store(0, ordering: .relaxed)
+                return push(address, lineZero, cpu)
+            }
+        }
+        cpu.pointee.lock.unlock()
+        return refuseFree()
     }
 
     /// The end of a free whose loaded magazine is full or absent (CPU
@@ -323,7 +354,7 @@ final class QuantumCache: @unchecked Sendable {
             cpu.pointee.loaded = p
         } else {
             depot.pointee.lock.lock()
-            let empty = depot.pointee.takeEmpty(capacity: magazineRounds)
+            let empty = depot.pointee.takeEmpty(capacity: magazineRounds, for: cpus.index(of: cpu))
             depot.pointee.emptyExchanges &+= 1
             // The previous magazine is full here (it is always full or empty).
             if let p = cpu.pointee.previous { depot.pointee.pushFull(p, from: cpus.index(of: cpu)) }

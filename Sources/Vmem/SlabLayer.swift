@@ -5,32 +5,52 @@ import Synchronization
 /// Every object of the slab is in exactly one of three places, and the
 /// record says which:
 ///
-/// * with a user (its *user byte* is 1): handed out by ``QuantumCache/alloc()``
-///   and not yet freed;
+/// * with a user (one of its *user bytes* is 1): handed out by
+///   ``QuantumCache/alloc()`` and not yet freed;
 /// * free in the slab layer (bit set in `freeBits`): never handed to a
 ///   magazine, or given back by a reap or drain;
 /// * cached in a magazine (neither): free, but owned by a CPU or the depot.
 ///
-/// The user state is one byte per object, written with relaxed atomic
-/// stores and read with relaxed loads: CPUs set and clear them on the
-/// allocation and free fast paths, each under its own CPU lock, and a byte
-/// store needs no locked instruction, where flipping a bit of a shared word
-/// would (a read-modify-write costs more than the rest of the fast path).
-/// A free whose object's byte is 0 is a double free (or the address was never
-/// handed out), and is refused. The one double free this misses is one that
-/// *races* with the legitimate free of the same object on another CPU: both
-/// read 1 before either stores 0. That is a data race in the caller's own
-/// use of the address; every double free that happens after the first free
-/// is refused. `freeBits` and the list links only change under the
-/// slab-layer lock.
+/// **User bytes, one line per CPU.** A checked cache writes an object's user
+/// state on every allocation and free. If the CPUs shared one byte per
+/// object, two CPUs holding objects of one slab would pass that slab's line
+/// back and forth on most operations; and they do hold such objects, because
+/// full magazines move between CPUs through the depot and, over a long run,
+/// mix every slab's objects among them (measured: 58-67% of the slabs of the
+/// two-thread `threads` benchmark). So each CPU slot has a line of its own:
+/// an allocation sets the object's byte in the line of the CPU it runs on,
+/// and a free clears the byte in its own CPU's line when that one is set,
+/// which is the usual case (the thread that allocated frees, on the same
+/// CPU). A free whose own byte is 0 looks at the other CPUs' lines (slow, and
+/// the only time a CPU writes another's line): an object allocated on one
+/// CPU and freed on another is found there. The object is with a user when
+/// any line has its byte set; never more than one does.
 ///
-/// **Layout.** A record is the second half of a 128-byte block whose first
-/// cache line holds what the fast paths touch: the key word (`base | 1`
-/// while the record describes the slab at `base`, 0 when unused) and the user
-/// bytes of objects 0–55; the bytes of objects 56–63 follow the record
-/// itself. A free then finds its key check and its user byte on one line
-/// (the arena's caches have at most 32 objects per slab). Records live in
-/// chunks that are freed only with the cache (they are *type-stable*).
+/// The bytes are written with relaxed atomic stores and read with relaxed
+/// loads, each under the writer's CPU lock; a byte store needs no locked
+/// instruction, where flipping a bit of a shared word would. A free that finds
+/// no byte set is a double free (or the address was never handed out), and
+/// is refused. The one double free this misses is one that *races* with the
+/// legitimate free of the same object on another CPU: both read 1 before
+/// either stores 0. That is a data race in the caller's own use of the
+/// address; every double free that happens after the first free is refused.
+/// `freeBits` and the list links only change under the slab-layer lock.
+///
+/// **Layout.** A record is one cache line: the key word (`base | 1` while
+/// the record describes the slab at `base`, 0 when unused), then this struct,
+/// which the fast paths only read. The user bytes are elsewhere: a chunk of
+/// ``SlabLayer/recordsPerChunk`` records has one *state area* per CPU line,
+/// each a page of 64-byte lines, one line per record (object `i` at byte `i`).
+/// So the lines one CPU writes sit next to each other, and the lines of
+/// different CPUs are a page apart. Both matter: x86 fetches lines in
+/// 128-byte pairs, and a CPU writing a line whose pair another CPU keeps
+/// reading slows both down nearly as much as sharing the line itself would
+/// (measured here: a record of a key line and two CPU lines side by side
+/// gained nothing over one shared line; the same lines 128 bytes apart ran
+/// the two-thread benchmark 30% faster). A free therefore reads the key's
+/// line, which stays clean in every CPU's cache, and writes a line that only
+/// its CPU writes. Records and state areas live in chunks that are freed only
+/// with the cache (they are *type-stable*).
 @usableFromInline
 struct SlabRecord: ~Copyable {
     @usableFromInline var freeBits: UInt64 = 0
@@ -38,15 +58,15 @@ struct SlabRecord: ~Copyable {
     @usableFromInline var next: UnsafeMutablePointer<SlabRecord>? = nil
     @usableFromInline var prev: UnsafeMutablePointer<SlabRecord>? = nil
     @usableFromInline var onPartialList = false
+    /// This record's user bytes in line 0; set once, with the chunk.
+    @usableFromInline let states: UnsafeMutablePointer<Atomic<UInt8>>
 
-    init() {}
+    init(states: UnsafeMutablePointer<Atomic<UInt8>>) { self.states = states }
 
-    /// Bytes from the block's start to the record.
-    @usableFromInline static let offsetInBlock = 64
-    /// Bytes from the record to the user bytes of objects 56-63.
-    @usableFromInline static let tailStatesOffset = 48
-    /// Objects whose user bytes share the key's line.
-    @usableFromInline static let headStates = 56
+    /// Bytes from the block's start to the record (the key comes first).
+    @usableFromInline static let offsetInBlock = 8
+    /// Bytes per record block, and per record in a state area: one line.
+    @usableFromInline static let lineBytes = 64
 }
 
 extension UnsafeMutablePointer where Pointee == SlabRecord {
@@ -59,26 +79,45 @@ extension UnsafeMutablePointer where Pointee == SlabRecord {
     @inlinable
     var base: UInt64 { key.pointee.load(ordering: .relaxed) & ~1 }
 
-    /// The user byte of object `index` (see ``SlabRecord``): 1 while a user
-    /// holds the object.
+    /// Object `index`'s user byte in line 0: what a magazine round keeps (see
+    /// ``Magazine/userState(_:)``); the byte of line `s` is
+    /// ``SlabLayer/stateLineOffset(_:)`` bytes further on.
     @inlinable @inline(__always)
     func userState(_ index: Int) -> UnsafeMutablePointer<Atomic<UInt8>> {
-        let raw = UnsafeMutableRawPointer(self)
-        let p = index < SlabRecord.headStates
-            ? raw - SlabRecord.offsetInBlock + 8 + index
-            : raw + SlabRecord.tailStatesOffset + (index - SlabRecord.headStates)
-        return p.assumingMemoryBound(to: Atomic<UInt8>.self)
+        pointee.states + index
     }
 
-    /// The user bytes of the first `count` objects as a bitmap (slow paths and verify).
-    func userBits(count: Int) -> UInt64 {
-        var bits: UInt64 = 0
-        for i in 0..<count where userState(i).pointee.load(ordering: .relaxed) != 0 { bits |= 1 << UInt64(i) }
-        return bits
+    /// Object `index`'s user byte in line `line`.
+    @inlinable @inline(__always)
+    func userState(_ index: Int, line: Int) -> UnsafeMutablePointer<Atomic<UInt8>> {
+        userState(index) + line &* SlabLayer.stateAreaBytes
     }
 
-    func clearUserStates() {
-        for i in 0..<SlabGeometry.maximumObjectsPerSlab { userState(i).pointee.store(0, ordering: .relaxed) }
+    /// Whether a user holds object `index`: its byte is set in one of the
+    /// first `lines` lines.
+    func isAllocated(_ index: Int, lines: Int) -> Bool {
+        for s in 0..<lines where userState(index, line: s).pointee.load(ordering: .relaxed) != 0 { return true }
+        return false
+    }
+
+    /// The objects of the first `count` that a user holds, as a bitmap (slow
+    /// paths and verify), and those whose byte is set in more than one line.
+    func userBits(count: Int, lines: Int) -> (held: UInt64, twice: UInt64) {
+        var bits: UInt64 = 0, twice: UInt64 = 0
+        for s in 0..<lines {
+            for i in 0..<count where userState(i, line: s).pointee.load(ordering: .relaxed) != 0 {
+                let bit: UInt64 = 1 << UInt64(i)
+                if bits & bit != 0 { twice |= bit }
+                bits |= bit
+            }
+        }
+        return (bits, twice)
+    }
+
+    func clearUserStates(lines: Int) {
+        for s in 0..<lines {
+            for i in 0..<SlabGeometry.maximumObjectsPerSlab { userState(i, line: s).pointee.store(0, ordering: .relaxed) }
+        }
     }
 }
 
@@ -110,48 +149,63 @@ struct SlabLayer: ~Copyable {
     /// Magazine fills served from here.
     var fills: UInt64 = 0
 
-    /// One record block (see ``SlabRecord``): two cache lines.
-    static let recordStride = 128
+    /// State areas per chunk (user-byte lines per record): one per CPU
+    /// slot, up to ``maximumStateLines`` (CPU slot `c` writes line
+    /// `c % stateLines`).
+    let stateLines: Int
+    var stateChunks: [UnsafeMutableRawPointer] = []
     static let recordsPerChunk = 64
+    /// Bytes of one state area: a line per record of a chunk (a page).
+    @usableFromInline static let stateAreaBytes = recordsPerChunk * SlabRecord.lineBytes
+    /// Past eight CPUs, CPU slots share lines (each line is shared by
+    /// `cpus / 8` of them) rather than making every slab's metadata larger
+    /// still: 576 bytes per slab at most.
+    static let maximumStateLines = 8
 
-    init(geometry: SlabGeometry) {
+    init(geometry: SlabGeometry, cpuCount: Int = 1) {
         self.geometry = geometry
         directory = SlabDirectory(slabShift: geometry.slabShift)
+        stateLines = min(max(cpuCount, 1), Self.maximumStateLines)
     }
+
+    /// What CPU slot `slot` adds to a round's user-byte pointer to reach its
+    /// own line.
+    func stateLineOffset(_ slot: Int) -> Int { (slot % stateLines) * Self.stateAreaBytes }
+
+    /// Bytes of metadata per chunk of records: the records and their state areas.
+    var chunkBytes: Int { Self.recordsPerChunk * SlabRecord.lineBytes + stateLines * Self.stateAreaBytes }
 
     deinit {
         directory.freeAllTables()
         for c in chunks {
             for i in 0..<Self.recordsPerChunk {
-                (c + i * Self.recordStride + SlabRecord.offsetInBlock).assumingMemoryBound(to: SlabRecord.self)
+                (c + i * SlabRecord.lineBytes + SlabRecord.offsetInBlock).assumingMemoryBound(to: SlabRecord.self)
                     .deinitialize(count: 1)
             }
             c.deallocate()
         }
+        for c in stateChunks { c.deallocate() }
     }
 
     // MARK: Records and lists
 
     mutating func newRecord() -> UnsafeMutablePointer<SlabRecord> {
         if unusedRecords == nil {
-            precondition(MemoryLayout<SlabRecord>.stride <= SlabRecord.tailStatesOffset)
-            // One record per 128-byte block: CPUs writing user bytes of
-            // different slabs do not share a line.
-            let chunk = UnsafeMutableRawPointer.allocate(byteCount: Self.recordsPerChunk * Self.recordStride,
-                                                         alignment: Self.recordStride)
+            precondition(SlabRecord.offsetInBlock + MemoryLayout<SlabRecord>.stride <= SlabRecord.lineBytes)
+            let chunk = UnsafeMutableRawPointer.allocate(byteCount: Self.recordsPerChunk * SlabRecord.lineBytes,
+                                                         alignment: 2 * SlabRecord.lineBytes)
+            // Page-aligned, so that each CPU's area starts a line pair of its own.
+            let states = UnsafeMutableRawPointer.allocate(byteCount: stateLines * Self.stateAreaBytes,
+                                                          alignment: Self.stateAreaBytes)
+            states.initializeMemory(as: UInt8.self, repeating: 0, count: stateLines * Self.stateAreaBytes)
+            let stateBytes = states.bindMemory(to: Atomic<UInt8>.self, capacity: stateLines * Self.stateAreaBytes)
             chunks.append(chunk)
+            stateChunks.append(states)
             for i in (0..<Self.recordsPerChunk).reversed() {
-                let block = chunk + i * Self.recordStride
+                let block = chunk + i * SlabRecord.lineBytes
                 block.bindMemory(to: Atomic<UInt64>.self, capacity: 1).initialize(to: Atomic(0))
-                for j in 0..<SlabRecord.headStates {
-                    (block + 8 + j).bindMemory(to: Atomic<UInt8>.self, capacity: 1).initialize(to: Atomic(0))
-                }
                 let r = (block + SlabRecord.offsetInBlock).bindMemory(to: SlabRecord.self, capacity: 1)
-                r.initialize(to: SlabRecord())
-                for j in 0..<(SlabGeometry.maximumObjectsPerSlab - SlabRecord.headStates) {
-                    (block + SlabRecord.offsetInBlock + SlabRecord.tailStatesOffset + j)
-                        .bindMemory(to: Atomic<UInt8>.self, capacity: 1).initialize(to: Atomic(0))
-                }
+                r.initialize(to: SlabRecord(states: stateBytes + i * SlabRecord.lineBytes))
                 r.pointee.next = unusedRecords
                 unusedRecords = r
             }
@@ -191,7 +245,7 @@ struct SlabLayer: ~Copyable {
         guard directory.lookup(base: base) == nil else { return .alreadyHeld }
         let r = newRecord()
         r.pointee.freeBits = geometry.allObjects
-        r.clearUserStates()
+        r.clearUserStates(lines: stateLines)
         r.key.pointee.store(base | 1, ordering: .releasing)
         directory.insert(base: base, record: r)
         linkPartial(r)
@@ -255,8 +309,7 @@ struct SlabLayer: ~Copyable {
         guard let r = directory.lookup(base: geometry.slabBase(address)),
               let i = geometry.objectIndex(address) else { return false }
         let bit: UInt64 = 1 << UInt64(i)
-        guard r.pointee.freeBits & bit == 0,
-              r.userState(i).pointee.load(ordering: .relaxed) == 0 else { return false }
+        guard r.pointee.freeBits & bit == 0, !r.isAllocated(i, lines: stateLines) else { return false }
         r.pointee.freeBits |= bit
         if !r.pointee.onPartialList { linkPartial(r) }
         freeObjects += 1

@@ -343,7 +343,7 @@ struct QuantumCacheTests {
     /// its own list first and takes another's only when its own is empty.
     @Test func depotPrefersTheCPUsOwnFullMagazines() {
         var depot = Depot(cpuCount: 3)
-        let a = depot.takeEmpty(capacity: 4), b = depot.takeEmpty(capacity: 4), c = depot.takeEmpty(capacity: 4)
+        let a = depot.takeEmpty(capacity: 4, for: 0), b = depot.takeEmpty(capacity: 4, for: 1), c = depot.takeEmpty(capacity: 4, for: 2)
         depot.pushFull(a, from: 0)
         depot.pushFull(b, from: 2)
         depot.pushFull(c, from: 2)
@@ -373,8 +373,8 @@ struct QuantumCacheTests {
         #expect(cvmem_unpin() == 0)
     }
 
-    /// The user bytes of objects 0-55 share the slab key's cache line and
-    /// those of 56-63 follow the record: a 64-object slab uses both parts.
+    /// Every object index of a 64-object slab, 0 to 63, has a user byte of
+    /// its own: a whole line of each CPU's state area.
     @Test func userBytesOfEveryObjectIndex() throws {
         let source = QCFakeSlabSource()
         let cache = QuantumCache(objectSize: 8, slabSize: 512, cpuCount: 1, magazineRounds: 64,
