@@ -359,6 +359,25 @@ struct QuantumCacheTests {
         #expect(depot.magazines == 0)
     }
 
+    /// Empty magazines go back to the CPU that emptied them, and a CPU takes
+    /// another's only when its own list is empty (before making a new one).
+    @Test func depotPrefersTheCPUsOwnEmptyMagazines() {
+        var depot = Depot(cpuCount: 2)
+        let a = depot.takeEmpty(capacity: 4, for: 0), b = depot.takeEmpty(capacity: 4, for: 1)
+        #expect(depot.magazines == 2 && depot.emptyCount == 0)
+        depot.pushEmpty(a, from: 0)
+        depot.pushEmpty(b, from: 1)
+        #expect(depot.emptyCount == 2)
+        #expect(depot.takeEmpty(capacity: 4, for: 1).storage == b.storage)
+        #expect(depot.takeEmpty(capacity: 4, for: 1).storage == a.storage, "CPU 1's list is empty: CPU 0's")
+        #expect(depot.magazines == 2, "no new magazine while one was empty")
+        let c = depot.takeEmpty(capacity: 4, for: 0)
+        #expect(depot.magazines == 3 && c.storage != a.storage && c.storage != b.storage)
+        #expect(depot.popEmpty() == nil && depot.emptyCount == 0)
+        for m in [a, b, c] { depot.destroy(m) }
+        #expect(depot.magazines == 0)
+    }
+
     /// The fast CPU number (the rseq area) agrees with the C library's, on
     /// every CPU the test can bind itself to.
     @Test func fastCPUNumberMatchesTheCLibrary() {
