@@ -16,8 +16,8 @@ final class ThreadedRun: @unchecked Sendable {
     /// Of the quantum-cache slabs holding live objects at the end of the
     /// timed phase, the fraction holding live objects of more than one
     /// thread (nil without quantum caches, or with an arena per thread).
-    /// Each checked allocation and free writes its slab's record, so a
-    /// shared slab is a cache line that the CPUs pass back and forth.
+    /// (With one user byte per object a shared slab was a line both CPUs
+    /// wrote; the caches now give each CPU its own line, see `SlabRecord`.)
     var sharedSlabFraction: Double?
 
     init(arenas: [Arena], workload: StandardWorkload, threads: Int, ops: Int, warmup: Int) {

@@ -21,8 +21,8 @@ public struct WorkloadResult: Sendable {
     public var arenaPerThread: Bool = false
     /// Threads sharing one arena with quantum caches: of the slabs holding
     /// live objects at the end, the fraction holding objects of more than one
-    /// thread. Each checked allocation and free writes its slab's record, so
-    /// a shared slab is a cache line that the CPUs pass back and forth.
+    /// thread. (With one user byte per object a shared slab was a line both
+    /// CPUs wrote; the caches now give each CPU its own line.)
     public var sharedSlabFraction: Double? = nil
     /// Rounds in which one and two threads were timed turn about (see
     /// ``WorkloadRunner/runInterleaved(_:ops:warmup:rounds:debugging:arenaPerThread:)``);
