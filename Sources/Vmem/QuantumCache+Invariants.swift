@@ -145,36 +145,29 @@ extension QuantumCache {
             }
         }
 
-        var fullFound = 0
-        for list in 0..<depot.pointee.fullListCount {
-            var m = depot.pointee.fullList(list)
-            while let cur = m {
-                fullFound += 1
-                if fullFound > depot.pointee.fullCount {
-                    return "qcache \(hex(g.objectSize)): depot full lists are longer than their count \(depot.pointee.fullCount)"
+        // The depot's full lists, then its empty lists: one per CPU slot each.
+        func checkDepotLists(_ kind: String, rounds: Int, count: Int, head: (Int) -> Magazine?) -> String? {
+            var found = 0
+            for list in 0..<depot.pointee.fullListCount {
+                var m = head(list)
+                while let cur = m {
+                    found += 1
+                    if found > count {
+                        return "qcache \(hex(g.objectSize)): depot \(kind) lists are longer than their count \(count)"
+                    }
+                    if let e = checkRounds(cur, rounds, "depot \(kind) magazine \(found) (cpu \(list)'s list)") { return e }
+                    m = cur.next
                 }
-                if let e = checkRounds(cur, magazineRounds, "depot full magazine \(fullFound) (cpu \(list)'s list)") { return e }
-                m = cur.next
             }
-        }
-        if fullFound != depot.pointee.fullCount {
-            return "qcache \(hex(g.objectSize)): depot full lists have \(fullFound) magazines, count says \(depot.pointee.fullCount)"
-        }
-        var emptyFound = 0
-        for list in 0..<depot.pointee.fullListCount {
-            var m = depot.pointee.emptyList(list)
-            while let cur = m {
-                emptyFound += 1
-                if emptyFound > depot.pointee.emptyCount {
-                    return "qcache \(hex(g.objectSize)): depot empty lists are longer than their count \(depot.pointee.emptyCount)"
-                }
-                if let e = checkRounds(cur, 0, "depot empty magazine \(emptyFound)") { return e }
-                m = cur.next
+            if found != count {
+                return "qcache \(hex(g.objectSize)): depot \(kind) lists have \(found) magazines, count says \(count)"
             }
+            return nil
         }
-        if emptyFound != depot.pointee.emptyCount {
-            return "qcache \(hex(g.objectSize)): depot empty lists have \(emptyFound) magazines, count says \(depot.pointee.emptyCount)"
-        }
+        if let e = checkDepotLists("full", rounds: magazineRounds, count: depot.pointee.fullCount,
+                                   head: { depot.pointee.fullList($0) }) { return e }
+        if let e = checkDepotLists("empty", rounds: 0, count: depot.pointee.emptyCount,
+                                   head: { depot.pointee.emptyList($0) }) { return e }
         if seenMagazines.count != depot.pointee.magazines {
             return "qcache \(hex(g.objectSize)): \(seenMagazines.count) magazines found, \(depot.pointee.magazines) exist"
         }
