@@ -66,6 +66,29 @@ struct LazyRestoreTests {
         }
     }
 
+    /// A caller dropping both the memory and the restore destroys the
+    /// memory first: finish then copies nothing of what was never touched.
+    @Test func destroyingTheMemoryFirstFetchesNothing() throws {
+        try SnapKit.gated {
+            try SnapKit.withScratch { dir in
+                let g = try GuestMemory(limit: 64 << 20)
+                try g.allocateSegment(id: 0, length: 64 << 20)
+                try g.map(gpa: 0, segment: 0, offset: 0, length: 64 << 20, protection: .readWrite)
+                try writePattern(g, pages: 0 ..< 512)
+                try GuestSnapshotter(memory: g).writeFull(to: dir + "/full")
+                let chain = try SnapshotChain(paths: [dir + "/full"])
+                let m = try chain.newest.makeMemory()
+                let lazy = try LazyRestore(chain, into: m)
+                #expect(try hasPattern(m, page: 3))
+                try m.destroy()
+                try lazy.finish()
+                let s = lazy.statistics
+                #expect(s.faultsServed == 1 && s.prefetched == 0, "\(s)")
+                #expect(lazy.isFinished && LazyRestore.active(on: m) == nil)
+            }
+        }
+    }
+
     /// A full snapshot of a lazily restored memory fetches first: nothing is
     /// missing from it.
     @Test func fullSnapshotOfALazilyRestoredMemory() throws {
