@@ -93,7 +93,6 @@ struct BenchAsCommand: ParsableCommand {
         let o = try options()
         let suite = try HostBenchmarkSuite(options: o)
         let chosen: [HostBenchmarkSuite.Workload] = try BenchWorkloadChoice.chosen(workload)
-        let showProgress = isatty(STDERR_FILENO) == 1
         try BenchCPU.pin(cpu, command: "vmkit bench as")
         if !json {
             print("vmkit bench as: median of \(o.repeats) repeats after \(o.warmup) untimed round, turn about with the C baselines; "
@@ -103,22 +102,11 @@ struct BenchAsCommand: ParsableCommand {
             print(Self.header)
             fflush(nil)
         }
-        for w in chosen {
-            let figures: [HostFigure]
-            if showProgress { Self.progress("\(w.rawValue): setting up") }
-            do throws(HostWorkloadError) {
-                figures = try suite.run(w) { done, total in
-                    if showProgress { Self.progress("\(w.rawValue): round \(done)/\(total)") }
-                }
-            } catch {
-                if showProgress { Self.progress(nil) }
-                Self.stderr("vmkit bench as: \(w.rawValue): \(error)\n")
-                throw ExitCode.failure
-            }
-            if showProgress { Self.progress(nil) }
+        try BenchSuiteLoop.run(chosen, command: "vmkit bench as", { (w, progress) throws(HostWorkloadError) in
+            try suite.run(w, progress: progress)
+        }, emit: { figures in
             for f in figures { print(json ? f.jsonLine : Self.row(f)) }
-            fflush(nil)
-        }
+        })
     }
 
     static let header = "figure                      ns/op        min        max  per      ours/C     GB/s  target"

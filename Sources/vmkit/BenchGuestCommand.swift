@@ -116,19 +116,9 @@ struct BenchGuestCommand: ParsableCommand {
             print(BenchAsCommand.header)
             fflush(nil)
         }
-        for w in chosen {
-            let figures: [GuestFigure]
-            if showProgress { BenchAsCommand.progress("\(w.rawValue): setting up") }
-            do throws(GuestWorkloadError) {
-                figures = try suite.run(w) { done, total in
-                    if showProgress { BenchAsCommand.progress("\(w.rawValue): round \(done)/\(total)") }
-                }
-            } catch {
-                if showProgress { BenchAsCommand.progress(nil) }
-                BenchAsCommand.stderr("vmkit bench guest: \(w.rawValue): \(error)\n")
-                throw ExitCode.failure
-            }
-            if showProgress { BenchAsCommand.progress(nil) }
+        try BenchSuiteLoop.run(chosen, command: "vmkit bench guest", { (w, progress) throws(GuestWorkloadError) in
+            try suite.run(w, progress: progress)
+        }, emit: { figures in
             for f in figures {
                 if json { print(f.jsonLine); continue }
                 print(BenchAsCommand.row(f.figure))
@@ -136,8 +126,7 @@ struct BenchGuestCommand: ParsableCommand {
                     print("  resident growth of one guest: \(m) bytes mapped, \(t) bytes after \(p) pages (\(p * 4096) bytes) written")
                 }
             }
-            fflush(nil)
-        }
+        })
         guard workload == nil, kvmRuns > 0 else { return }
         let kvm: (figures: [GuestFigure], notes: [String])
         do throws(KVMError) {
