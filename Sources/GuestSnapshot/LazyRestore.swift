@@ -48,9 +48,9 @@ public struct LazyRestoreStatistics: Hashable, Sendable {
 /// Keep the object while the memory is in use: ``finish()`` (or deinit)
 /// fetches every page not yet touched, then unregisters and stops the
 /// service. A caller dropping the memory too destroys it first
-/// (``GuestMemory/destroy()``): finish then copies nothing. Call it before changing the memory's map — an unmapped and
-/// re-mapped range is no longer registered. A full snapshot of the memory
-/// fetches everything first.
+/// (`GuestMemory.destroy()`): finish then copies nothing. Call ``finish()``
+/// before changing the memory's map — an unmapped and re-mapped range is no
+/// longer registered. A full snapshot of the memory fetches everything first.
 public final class LazyRestore: @unchecked Sendable {
     public let memory: GuestMemory
     public let chain: SnapshotChain
