@@ -11,6 +11,17 @@ struct KVMDirtyLogTests {
     /// Long-mode code at 0x3000: `mov byte [abs 0x7000], 0x17; hlt`.
     static let longModeSnippet: [UInt8] = [0xC6, 0x04, 0x25, 0x00, 0x70, 0x00, 0x00, 0x17, 0xF4]
 
+    /// Writes `code` at guest address 0x3000 and runs the vCPU from there
+    /// until the code's `hlt`.
+    static func run(_ code: [UInt8], on guest: KVMGuest) throws {
+        try guest.memory.write(0x3000, code)
+        let vcpu = try #require(guest.vcpu)
+        var regs = try vcpu.registers()
+        regs.rip = 0x3000
+        try vcpu.setRegisters(regs)
+        #expect(try guest.run() == [.hlt])
+    }
+
     @Test("each mode reports exactly the pages the guest wrote; abort keeps them; VMM and guest writes in one harvest",
           arguments: [KVMDirtyLogMode.bitmap, .manual, .ring])
     func mode(_ mode: KVMDirtyLogMode) throws {
@@ -33,12 +44,7 @@ struct KVMDirtyLogTests {
 
         // A VMM write (the snippet at page 3) and a guest write (page 7)
         // land in one harvest.
-        try guest.memory.write(0x3000, Self.snippet)
-        let vcpu = try #require(guest.vcpu)
-        var regs = try vcpu.registers()
-        regs.rip = 0x3000
-        try vcpu.setRegisters(regs)
-        #expect(try guest.run() == [.hlt])
+        try Self.run(Self.snippet, on: guest)
         #expect(try guest.memory.read(0x7000, count: 1) == [0x17])
         let h3 = try guest.memory.harvestDirty(0 ..< Self.sysmem)
         #expect(h3.pages == [3, 7])
@@ -81,12 +87,7 @@ struct KVMDirtyLogTests {
             // After the overruns the ring must still be read where KVM
             // writes: one guest store (page 7) is seen, and the whole-memory
             // marking of an overrun does not linger.
-            try guest.memory.write(0x3000, Self.longModeSnippet)
-            let vcpu = try #require(guest.vcpu)
-            var regs = try vcpu.registers()
-            regs.rip = 0x3000
-            try vcpu.setRegisters(regs)
-            #expect(try guest.run() == [.hlt])
+            try Self.run(Self.longModeSnippet, on: guest)
             let h2 = try guest.memory.harvestDirty(0 ..< guest.memory.limit)
             #expect(h2.pages.contains(3) && h2.pages.contains(7))
             #expect(!h2.pages.contains(first))

@@ -13,13 +13,6 @@ import HostTestSupport
 enum HostMemTestKit {
     static let page = HostReservation.pageSize
 
-    /// The process's mappings and `/proc` files (``ProcessMaps``).
-    typealias Mapping = ProcessMaps.Mapping
-    static func readProcFile(_ path: String) -> String { ProcessMaps.read(path) }
-    static func mappings() -> [Mapping] { ProcessMaps.mappings() }
-    static func mapping(containing address: UInt64) -> Mapping? { ProcessMaps.mapping(containing: address) }
-    static func perms(at address: UInt64) -> String { ProcessMaps.perms(at: address) }
-    static func mapsLines() -> [String] { ProcessMaps.lines() }
 
     /// A new file under /tmp holding `bytes`; removed by the caller.
     static func temporaryFile(_ bytes: [UInt8], tag: String = "f") -> String {

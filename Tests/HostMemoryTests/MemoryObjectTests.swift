@@ -1,4 +1,5 @@
 import Testing
+import HostTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -80,12 +81,12 @@ struct MemoryObjectTests {
             #expect(throws: HostMemoryError.protectionExceedsObject(requested: .readWrite, allowed: allowed, object: m.name)) {
                 try r.map(m, offset: 0, at: r.base, length: Kit.page, protection: .readWrite, shared: true)
             }
-            #expect(Kit.perms(at: r.base) == "---p", "a refused map leaves the window alone")
+            #expect(ProcessMaps.perms(at: r.base) == "---p", "a refused map leaves the window alone")
             // Read-only shared and private writable mappings still work; the
             // private write stays private.
             try r.map(m, offset: 0, at: r.base, length: Kit.page, protection: .read, shared: true)
             #expect(Kit.bytes(at: r.base, count: 64) == Array(Kit.patternBytes(pages: 1, seed: 3)[0..<64]))
-            #expect(Kit.perms(at: r.base) == "r--s")
+            #expect(ProcessMaps.perms(at: r.base) == "r--s")
             try r.map(m, offset: Kit.page, at: r.base + Kit.page, length: Kit.page, protection: .readWrite, shared: false)
             r.pointer(r.base + Kit.page).storeBytes(of: 0xEE, as: UInt8.self)
             #expect(try m.read(offset: Kit.page, count: 1) != [0xEE])
@@ -116,7 +117,7 @@ struct MemoryObjectTests {
                     try r.map(m, offset: 0, at: r.base, length: Kit.page, protection: rx, shared: shared)
                 }
             }
-            #expect(Kit.perms(at: r.base) == "---p")
+            #expect(ProcessMaps.perms(at: r.base) == "---p")
             let x = try MemoryObject.memfd(name: "vmk-exec", size: Kit.page, executable: true)
             #expect(x.allowedProtection(shared: true).contains(.execute))
             try x.checkMappable(offset: 0, length: Kit.page, protection: rx, shared: true)

@@ -1,4 +1,5 @@
 import Testing
+import HostTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,7 +25,7 @@ struct ReservationTests {
             #expect(r.window == r.base ..< r.base + size)
 
             // Reserved: one PROT_NONE mapping covers the whole window.
-            let m = try #require(Kit.mapping(containing: r.base))
+            let m = try #require(ProcessMaps.mapping(containing: r.base))
             #expect(m.perms == "---p")
             #expect(m.start <= r.base && m.end >= r.base + size)
             #expect(try r.residentPages(at: r.base, length: size) == 0)
@@ -34,8 +35,8 @@ struct ReservationTests {
             // Mapped: readable and writable, resident once touched.
             let at = r.base + (2 << 20)
             try r.mapAnonymous(at: at, length: 4 * Kit.page, protection: .readWrite)
-            #expect(Kit.perms(at: at) == "rw-p")
-            #expect(Kit.perms(at: at - Kit.page) == "---p")
+            #expect(ProcessMaps.perms(at: at) == "rw-p")
+            #expect(ProcessMaps.perms(at: at - Kit.page) == "---p")
             #expect(try r.residentPages(at: at, length: 4 * Kit.page) == 0)
             r.pointer(at + Kit.page).storeBytes(of: 0xAB, as: UInt8.self)
             #expect(r.pointer(at + Kit.page).load(as: UInt8.self) == 0xAB)
@@ -45,15 +46,15 @@ struct ReservationTests {
 
             // Read-only: a write in a child dies, a read does not.
             try r.protect(at: at, length: 2 * Kit.page, protection: .read)
-            #expect(Kit.perms(at: at) == "r--p")
-            #expect(Kit.perms(at: at + 2 * Kit.page) == "rw-p")
+            #expect(ProcessMaps.perms(at: at) == "r--p")
+            #expect(ProcessMaps.perms(at: at + 2 * Kit.page) == "rw-p")
             let write = try ChildTouch.touch(at + Kit.page, write: true)
             #expect(write.signal == SIGSEGV, "\(write)")
             #expect(try ChildTouch.touch(at + Kit.page, write: false).signal == 0)
 
             // Released: inaccessible again, and the bytes are gone.
             try r.release(at: at, length: 4 * Kit.page)
-            #expect(Kit.perms(at: at + Kit.page) == "---p")
+            #expect(ProcessMaps.perms(at: at + Kit.page) == "---p")
             #expect(try r.residentPages(at: at, length: 4 * Kit.page) == 0)
             #expect(try ChildTouch.touch(at + Kit.page, write: false).signal == SIGSEGV)
             try r.mapAnonymous(at: at, length: Kit.page, protection: .readWrite, populate: true)
@@ -67,13 +68,13 @@ struct ReservationTests {
             let size: UInt64 = 10 << 20
             let r = try HostReservation(size: size)
             let base = r.base
-            #expect(Kit.mappings().contains { $0.start <= base && $0.end >= base + size && $0.perms == "---p" })
+            #expect(ProcessMaps.mappings().contains { $0.start <= base && $0.end >= base + size && $0.perms == "---p" })
             #expect(!r.isDestroyed)
             r.destroy()
             #expect(r.isDestroyed)
             // The window's PROT_NONE span is gone (whatever reuses the range
             // later, nothing maps these 10 MiB PROT_NONE right away).
-            #expect(!Kit.mappings().contains { $0.start <= base && $0.end >= base + size && $0.perms == "---p" })
+            #expect(!ProcessMaps.mappings().contains { $0.start <= base && $0.end >= base + size && $0.perms == "---p" })
             r.destroy()  // idempotent
             #expect(throws: HostMemoryError.destroyed(what: "the reservation at \(Kit.hex(base))")) {
                 try r.check(base, Kit.page)
@@ -85,7 +86,7 @@ struct ReservationTests {
             var inner: HostReservation? = try HostReservation(size: size)
             let innerBase = inner!.base
             inner = nil
-            #expect(!Kit.mappings().contains { $0.start <= innerBase && $0.end >= innerBase + size && $0.perms == "---p" })
+            #expect(!ProcessMaps.mappings().contains { $0.start <= innerBase && $0.end >= innerBase + size && $0.perms == "---p" })
         }
     }
 
@@ -119,8 +120,8 @@ struct ReservationTests {
                 try r.mapAnonymous(at: b + (2 << 20) - 4096, length: 8192, protection: .readWrite)
             }
             // A refused call changed nothing.
-            #expect(Kit.perms(at: b) == "---p")
-            #expect(Kit.perms(at: b + (2 << 20) - 4096) == "---p")
+            #expect(ProcessMaps.perms(at: b) == "---p")
+            #expect(ProcessMaps.perms(at: b + (2 << 20) - 4096) == "---p")
             try r.check(b, 2 << 20)
             #expect(throws: HostMemoryError.zeroLength(address: b)) { try r.protect(at: b, length: 0, protection: .read) }
             #expect(throws: HostMemoryError.self) { try r.residentPages(at: b + (2 << 20), length: 4096) }

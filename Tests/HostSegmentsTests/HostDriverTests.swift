@@ -47,7 +47,7 @@ struct HostDriverTests {
             #expect(host.segments.map(\.base) == [base])
             #expect(host.space.size == 16 * page)
             #expect(host.reservation.window.contains(base) && host.reservation.window.contains(base + 16 * page - 1))
-            #expect(Kit.perms(at: base) == "rw-p")
+            #expect(ProcessMaps.perms(at: base) == "rw-p")
             #expect(host.residentPages(seg) == 0)
 
             // A read maps the zero page, a write a copied page of zeros.
@@ -74,9 +74,9 @@ struct HostDriverTests {
 
             // Read-only pages: the maps say so, a child's write dies, a read lives.
             try host.setProtection(address: base + 2 * page, size: 2 * page, protection: .read)
-            #expect(Kit.perms(at: base + 2 * page) == "r--p")
-            #expect(Kit.perms(at: base + 3 * page) == "r--p")
-            #expect(Kit.perms(at: base + 4 * page) == "rw-p")
+            #expect(ProcessMaps.perms(at: base + 2 * page) == "r--p")
+            #expect(ProcessMaps.perms(at: base + 3 * page) == "r--p")
+            #expect(ProcessMaps.perms(at: base + 4 * page) == "rw-p")
             #expect(try Self.childWriteDies(base + 2 * page + 1))
             #expect(try Self.childReadLives(base + 2 * page + 1))
             #expect(try !Self.childWriteDies(base + page))
@@ -91,13 +91,13 @@ struct HostDriverTests {
             // Trim low: the page goes back to the reservation.
             try host.unmap(address: base, size: page)
             #expect(host.segments.map { [$0.base, $0.size] } == [[base + page, 15 * page]])
-            #expect(Kit.perms(at: base) == "---p")
+            #expect(ProcessMaps.perms(at: base) == "---p")
             #expect(try ChildTouch.touch(base, write: false).signal == SIGSEGV)
             #expect(Kit.load(base + page + 5) == 0x5A, "the rest keeps its bytes")
             // Trim high.
             try host.unmap(address: base + 15 * page, size: page)
             #expect(host.segments.map { [$0.base, $0.size] } == [[base + page, 14 * page]])
-            #expect(Kit.perms(at: base + 15 * page) == "---p")
+            #expect(ProcessMaps.perms(at: base + 15 * page) == "---p")
             #expect(host.space.size == 14 * page)
 
             // Split in the middle: two segments, the upper one with a new driver.
@@ -108,10 +108,10 @@ struct HostDriverTests {
             let upper = Kit.driver(parts[1])
             #expect(upper !== d && upper is HostSegVn)
             #expect(upper.statistics.faults == 0)
-            #expect(Kit.perms(at: base + 6 * page) == "---p" && Kit.perms(at: base + 7 * page) == "---p")
+            #expect(ProcessMaps.perms(at: base + 6 * page) == "---p" && ProcessMaps.perms(at: base + 7 * page) == "---p")
             #expect(Kit.load(base + 10 * page) == 0x10)
             #expect(Kit.load(base + page + 5) == 0x5A)
-            #expect(Kit.perms(at: base + 2 * page) == "r--p", "protections survive the split")
+            #expect(ProcessMaps.perms(at: base + 2 * page) == "r--p", "protections survive the split")
             // A new page in the upper piece is served by its own driver.
             #expect(Kit.load(base + 12 * page + 9) == 0)
             #expect(upper.statistics.faults == 1 && upper.statistics.zeroPages == 1)
@@ -121,7 +121,7 @@ struct HostDriverTests {
             try host.unmap(address: base + page, size: 14 * page)
             #expect(host.segments.isEmpty)
             #expect(host.space.size == 0)
-            #expect(Kit.perms(at: base + 10 * page) == "---p")
+            #expect(ProcessMaps.perms(at: base + 10 * page) == "---p")
             // The same place again: fresh zeros.
             let again = try host.mapAnonymous(size: 16 * page, at: base)
             #expect(Kit.load(base + 10 * page) == 0)
@@ -140,7 +140,7 @@ struct HostDriverTests {
             let base = seg.base
             let d = Kit.driver(seg)
             #expect(d is HostSegDev && d.opsName == "segdev_ops" && d.backing == "shared")
-            #expect(Kit.perms(at: base) == "rw-s")
+            #expect(ProcessMaps.perms(at: base) == "rw-s")
             let minor = host.faultService!.features.contains(.minorShmem)
             #expect(d.modes.contains(.missing) && d.modes.contains(.minor) == minor)
 
@@ -160,7 +160,7 @@ struct HostDriverTests {
             #expect(Kit.load(base + 5 * page + 4) == 0x44)
 
             try host.setProtection(address: base, size: page, protection: .read)
-            #expect(Kit.perms(at: base) == "r--s")
+            #expect(ProcessMaps.perms(at: base) == "r--s")
             #expect(try Self.childWriteDies(base + 1))
             #expect(try Self.childReadLives(base + 1))
             try host.setProtection(address: base, size: page, protection: .readWrite)
@@ -173,7 +173,7 @@ struct HostDriverTests {
             try host.unmap(address: base + 3 * page, size: page)
             #expect(host.segments.map { [$0.base, $0.size] } == [[base + page, 2 * page], [base + 4 * page, 3 * page]])
             #expect(Kit.load(base + 5 * page + 3) == 0x33)
-            #expect(Kit.perms(at: base) == "---p" && Kit.perms(at: base + 3 * page) == "---p")
+            #expect(ProcessMaps.perms(at: base) == "---p" && ProcessMaps.perms(at: base + 3 * page) == "---p")
             #expect(try m.read(offset: 1, count: 1) == [0x99], "unmapping leaves the object alone")
             s = Kit.driver(host.segments[1]).statistics
             #expect(Kit.load(base + 4 * page) == 0)
@@ -195,7 +195,7 @@ struct HostDriverTests {
                                                                           object: sealed.name))) {
                 try host.setProtection(address: ro.base, size: page, protection: .readWrite)
             }
-            #expect(Kit.perms(at: ro.base) == "r--s")
+            #expect(ProcessMaps.perms(at: ro.base) == "r--s")
             // segdev maps memfds only.
             let (file, _) = try Kit.file([UInt8](repeating: 1, count: Int(page)), writable: true)
             #expect(throws: HostSegmentError.self) { try host.mapDevice(file, size: page) }
@@ -213,7 +213,7 @@ struct HostDriverTests {
             #expect(d is HostSegHole && d.opsName == "seghole_ops" && d.servedBy == "none")
             #expect(seg.flags.contains(.hole))
             #expect(host.space.size == 0, "holes are not counted in a_size")
-            #expect(Kit.perms(at: base) == "---p")
+            #expect(ProcessMaps.perms(at: base) == "---p")
             let report = try #require(GuardReporter.report(for: base + 3 * page + 1))
             #expect(report.contains("reserved hole") && report.contains("seghole \"\(name)\""))
             #expect(report.contains("[\(Kit.hex(base)), +\(Kit.hex(8 * page)))"))
@@ -236,7 +236,7 @@ struct HostDriverTests {
             try host.unmap(address: base + page, size: 6 * page)
             #expect(host.segments.isEmpty)
             #expect(GuardReporter.report(for: base + 3 * page) == nil)
-            #expect(Kit.perms(at: base + 3 * page) == "---p")
+            #expect(ProcessMaps.perms(at: base + 3 * page) == "---p")
         }
     }
 
@@ -250,8 +250,8 @@ struct HostDriverTests {
             let d = try #require(seg.driver as? HostStack)
             #expect(seg.size == 10 * page && d.redZone == 2 * page && d.stackBase == base + 2 * page)
             #expect(d.opsName == "segkp_ops" && d.backing == "stack" && d.name == name)
-            #expect(Kit.perms(at: base) == "---p" && Kit.perms(at: base + page) == "---p")
-            #expect(Kit.perms(at: d.stackBase) == "rw-p")
+            #expect(ProcessMaps.perms(at: base) == "---p" && ProcessMaps.perms(at: base + page) == "---p")
+            #expect(ProcessMaps.perms(at: d.stackBase) == "rw-p")
             // The top of the stack is written first; the bottom reads zero.
             Kit.store(base + seg.size - 8, 0x77)
             #expect(Kit.load(base + seg.size - 8) == 0x77)
@@ -265,9 +265,9 @@ struct HostDriverTests {
             // The red zone stays inaccessible, the stack can be made read-only.
             #expect(throws: HostSegmentError.self) { try host.fault(address: base, size: page) }
             #expect(throws: HostSegmentError.self) { try host.setProtection(address: base, size: 3 * page, protection: .readWrite) }
-            #expect(Kit.perms(at: base) == "---p")
+            #expect(ProcessMaps.perms(at: base) == "---p")
             try host.setProtection(address: d.stackBase, size: page, protection: .read)
-            #expect(Kit.perms(at: d.stackBase) == "r--p")
+            #expect(ProcessMaps.perms(at: d.stackBase) == "r--p")
             #expect(try Self.childWriteDies(d.stackBase + 8))
             try host.setProtection(address: d.stackBase, size: page, protection: .readWrite)
 
@@ -280,7 +280,7 @@ struct HostDriverTests {
             try host.unmap(address: base, size: 10 * page)
             #expect(host.segments.isEmpty)
             #expect(GuardReporter.report(for: base + 100) == nil)
-            #expect(Kit.perms(at: base + 9 * page) == "---p")
+            #expect(ProcessMaps.perms(at: base + 9 * page) == "---p")
 
             // Red zones must be whole pages.
             #expect(throws: HostSegmentError.host(.notAligned(what: "red zone", value: 0, alignment: page))) {
@@ -341,7 +341,7 @@ struct HostDriverTests {
             }
             // Part of the segment read-only: the host splits its mapping there.
             try host.setProtection(address: base + 8 * page, size: 2 * page, protection: .read)
-            #expect(Kit.perms(at: base + 8 * page) == "r--p" && Kit.perms(at: base + 7 * page) == "rw-p")
+            #expect(ProcessMaps.perms(at: base + 8 * page) == "r--p" && ProcessMaps.perms(at: base + 7 * page) == "rw-p")
             // A run reaching across the boundary still fills (touched through a
             // system call: a refusal would be EFAULT here, not a dead process).
             let (n, e) = Kit.readVia(base + 6 * page, count: 8)
@@ -369,7 +369,7 @@ struct HostDriverTests {
             #expect(upper.filledPages(pieces[1]) == 6)
             #expect(Kit.bytes(at: b2 + 9 * page, count: Int(6 * page)) == Array(content[Int(9 * page) ..< Int(15 * page)]))
             #expect(Kit.bytes(at: b2 + page, count: Int(6 * page)) == Array(content[Int(page) ..< Int(7 * page)]))
-            #expect(Kit.perms(at: b2) == "---p" && Kit.perms(at: b2 + 8 * page) == "---p")
+            #expect(ProcessMaps.perms(at: b2) == "---p" && ProcessMaps.perms(at: b2 + 8 * page) == "---p")
             try host.space.verify()
         }
     }

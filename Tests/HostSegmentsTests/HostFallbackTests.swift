@@ -1,4 +1,5 @@
 import Testing
+import HostTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -42,7 +43,7 @@ struct HostFallbackTests {
             content.withUnsafeBytes { #expect(Kit.equal(lazy.base, $0.baseAddress! + Int(2 * page), Int(24 * page))) }
             // Read-only lazy fill: filled, then protected.
             let ro = try host.mapLazyFill(file, size: 4 * page, protection: .read)
-            #expect(Kit.perms(at: ro.base) == "r--p")
+            #expect(ProcessMaps.perms(at: ro.base) == "r--p")
             #expect(Kit.bytes(at: ro.base, count: Int(4 * page)) == Array(content[0..<Int(4 * page)]))
             #expect(try ChildTouch.touch(ro.base, write: true).signal == SIGSEGV)
 
@@ -62,7 +63,7 @@ struct HostFallbackTests {
             try host.fault(address: anon.base, size: 4 * page, access: .write)
             #expect(Kit.driver(anon).statistics.faults == 1)
             try host.setProtection(address: anon.base, size: page, protection: .read)
-            #expect(Kit.perms(at: anon.base) == "r--p")
+            #expect(ProcessMaps.perms(at: anon.base) == "r--p")
             try host.unmap(address: lazy.base + 8 * page, size: 4 * page)
             #expect(Kit.bytes(at: lazy.base + 12 * page, count: Int(page)) == Array(content[Int(14 * page) ..< Int(15 * page)]))
             try host.space.verify()

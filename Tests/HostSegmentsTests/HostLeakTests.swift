@@ -33,8 +33,8 @@ struct HostLeakTests {
         let anonymousBytes: UInt64
 
         static func take() -> Snapshot {
-            let maps = Kit.mapsLines()
-            let anonymous = Kit.mappings().filter { $0.path.isEmpty }.reduce(0) { $0 + ($1.end - $1.start) }
+            let maps = ProcessMaps.lines()
+            let anonymous = ProcessMaps.mappings().filter { $0.path.isEmpty }.reduce(0) { $0 + ($1.end - $1.start) }
             // Host tests waiting at the gate hold a descriptor of the gate's file.
             let fds = Kit.openDescriptors().filter { !$0.hasSuffix(HostTestGate.path) }
             return Snapshot(maps: maps, fds: fds, guards: GuardReporter.count,

@@ -16,13 +16,6 @@ enum HostSegTestKit {
 
     // MARK: The process
 
-    /// The process's mappings and `/proc` files (``ProcessMaps``).
-    typealias Mapping = ProcessMaps.Mapping
-    static func readProcFile(_ path: String) -> String { ProcessMaps.read(path) }
-    static func mappings() -> [Mapping] { ProcessMaps.mappings() }
-    static func mapping(containing address: UInt64) -> Mapping? { ProcessMaps.mapping(containing: address) }
-    static func perms(at address: UInt64) -> String { ProcessMaps.perms(at: address) }
-    static func mapsLines() -> [String] { ProcessMaps.lines() }
 
     /// `/proc/self/fd` entries and what they point at.
     static func openDescriptors() -> [String] {

@@ -32,7 +32,7 @@ struct HostSharingTests {
             for s in [a, b] {
                 let d = Kit.driver(s)
                 #expect(d is HostSegVn && d.backing == "private" && d.servedBy == "kernel" && d.modes.isEmpty)
-                #expect(Kit.perms(at: s.base) == "rw-p")
+                #expect(ProcessMaps.perms(at: s.base) == "rw-p")
                 #expect(Kit.bytes(at: s.base, count: content.count) == content)
             }
             Kit.store(a.base + 10, 0xA1)
@@ -43,7 +43,7 @@ struct HostSharingTests {
             #expect(try file.read(offset: 0, count: content.count) == content, "private writes never reach the file")
 
             let s = try host.mapFile(file, size: 4 * page, protection: .readWrite, shared: true)
-            #expect(Kit.driver(s).backing == "shared" && Kit.perms(at: s.base) == "rw-s")
+            #expect(Kit.driver(s).backing == "shared" && ProcessMaps.perms(at: s.base) == "rw-s")
             Kit.store(s.base + 10, 0xC3)
             Kit.store(s.base + 2 * page + 9, 0xC4)
             #expect(try file.read(offset: 10, count: 1) == [0xC3])
@@ -71,7 +71,7 @@ struct HostSharingTests {
                                                                           object: ro.name))) {
                 try host.setProtection(address: rs.base, size: page, protection: .readWrite)
             }
-            #expect(Kit.perms(at: rs.base) == "r--s")
+            #expect(ProcessMaps.perms(at: rs.base) == "r--s")
             let rp = try host.mapFile(ro, size: page, protection: .readWrite, shared: false)
             Kit.store(rp.base, 0xD5)
             #expect(try ro.read(offset: 0, count: 1) != [0xD5])
