@@ -279,18 +279,17 @@ struct ArenaCore {
         return t
     }
 
-    /// Resizes the table to between 1.5 and 3 buckets per allocated segment
-    /// (twice the power of two illumos `vmem_hash_rescale` picks), on demand
-    /// rather than from a timer; the grow-at-2x / shrink-at-1/8 hysteresis
-    /// keeps the cost amortised O(1). With illumos's size, 43% of frees read
-    /// a second tag down a chain; twice the buckets made `instant` 4% and
-    /// `small-nocache` 7% faster (7 interleaved runs each, 2026-12-05, Intel
-    /// Xeon guest) for 3.3 bytes more per allocated segment, which the free
-    /// lists' shrinking (``compactFreeList(_:)``) pays for.
+    /// Resizes the table to between 0.75 and 1.5 buckets per allocated
+    /// segment (the power of two illumos `vmem_hash_rescale` picks), on
+    /// demand rather than from a timer; the grow-at-2x / shrink-at-1/8
+    /// hysteresis keeps the cost amortised O(1). Twice that many buckets
+    /// measured no faster on the benchmarks (chains were shorter, but the
+    /// larger table missed the L2 more often) and cost 3.3 more bytes per
+    /// allocated segment.
     @usableFromInline
     mutating func rescaleHash() {
         let n = stats.allocatedSegments
-        let target = max(Self.initialHashBits, highbit(3 &* n &+ 4) - 1)
+        let target = max(Self.initialHashBits, highbit(3 &* n &+ 4) - 2)
         if target == hashBits { return }
         let old = hashBuckets, oldCount = 1 << hashBits
         setHashBits(target)

@@ -103,14 +103,12 @@ extension ArenaCore {
         l.pointee.live = live
         if l.pointee.count > live &+ (live &>> 1) &+ 32 {
             // Sweep once a third of the list is tombstones. An array's
-            // capacity follows the highest count it reaches until a sweep
-            // finds it less than half used, so this threshold sets the
-            // metadata of a long run: sweeping at half left instant fit at
-            // 64.8 bytes per allocated segment after 40 million pairs (63.5
-            // after 2 million); at a third it stayed at 61.0 (both with the
-            // smaller hash and no shrinking). It costs instant fit 11
-            // instructions per pair and no time that paired runs could see
-            // (ratios 0.98-1.01).
+            // capacity follows the highest count it ever reaches, so this
+            // threshold sets the metadata of a long run: sweeping at half
+            // left instant fit at 64.8 bytes per allocated segment after 40
+            // million pairs (63.5 after 2 million); at a third it stays at
+            // 61.0. It costs instant fit 11 instructions per pair and no
+            // time that paired runs could see (ratios 0.98-1.01).
             compactFreeList(i)
         }
     }
@@ -171,9 +169,6 @@ extension ArenaCore {
         lists[i].capacity = newCapacity
     }
 
-    /// Sweeps the tombstones out of list `i`, keeping the order of the rest
-    /// (and their positions in their tags), and shrinks an array less than
-    /// half used.
     @usableFromInline
     mutating func compactFreeList(_ i: Int) {
         guard let e = lists[i].entries else { return }
@@ -194,19 +189,5 @@ extension ArenaCore {
             r &+= 1
         }
         lists[i].count = w
-        // Give back what the list no longer needs: a list that was long once
-        // kept its array for good, and its slack was the largest share of
-        // the free lists' bytes (3 of their 7.3 per allocated segment under
-        // instant fit). A quarter spare, as growth leaves, so that the list
-        // grows again only after it has gained that much.
-        let capacity = lists[i].capacity
-        if capacity > 64 && w &* 2 < capacity {
-            let newCapacity = max(16, w + w / 4)
-            let fresh = UnsafeMutablePointer<FreeEntry>.allocate(capacity: newCapacity)
-            fresh.moveInitialize(from: e, count: w)
-            e.deallocate()
-            lists[i].entries = fresh
-            lists[i].capacity = newCapacity
-        }
     }
 }
