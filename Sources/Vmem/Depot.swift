@@ -48,7 +48,8 @@ struct Depot: ~Copyable {
     // field (stored properties are laid out in declaration order).
     /// The full lists, one per CPU slot of the cache.
     @usableFromInline let fullLists: UnsafeMutablePointer<Magazine?>
-    @usableFromInline let fullListCount: Int
+    /// CPU slots: the length of `fullLists` and of `emptyLists`.
+    @usableFromInline let listCount: Int
     /// Full magazines on all lists.
     @usableFromInline var fullCount = 0
     /// The empty lists, one per CPU slot too: a magazine's lines stay in the
@@ -69,23 +70,23 @@ struct Depot: ~Copyable {
     /// A depot for a cache with `cpuCount` CPU slots (at least 1).
     @usableFromInline
     init(cpuCount: Int) {
-        fullListCount = max(cpuCount, 1)
-        fullLists = .allocate(capacity: fullListCount)
-        fullLists.initialize(repeating: nil, count: fullListCount)
-        emptyLists = .allocate(capacity: fullListCount)
-        emptyLists.initialize(repeating: nil, count: fullListCount)
+        listCount = max(cpuCount, 1)
+        fullLists = .allocate(capacity: listCount)
+        fullLists.initialize(repeating: nil, count: listCount)
+        emptyLists = .allocate(capacity: listCount)
+        emptyLists.initialize(repeating: nil, count: listCount)
         lock = SpinLock()
     }
 
     deinit {
         // The owner drains first; this only frees buffers of a cache that was
         // dropped without a drain (their rounds are then lost with the cache).
-        for i in 0..<fullListCount {
+        for i in 0..<listCount {
             var list = fullLists[i]
             while let m = list { list = m.next; m.deallocate() }
         }
         fullLists.deallocate()
-        for i in 0..<fullListCount {
+        for i in 0..<listCount {
             var list = emptyLists[i]
             while let m = list { list = m.next; m.deallocate() }
         }
@@ -109,7 +110,7 @@ struct Depot: ~Copyable {
     @usableFromInline
     mutating func popFull() -> Magazine? {
         if fullCount == 0 { return nil }
-        for i in 0..<fullListCount {
+        for i in 0..<listCount {
             if let m = popFull(fromList: i) { return m }
         }
         return nil
@@ -136,26 +137,26 @@ struct Depot: ~Copyable {
     /// any list; nil when the depot has none.
     @inlinable
     mutating func popEmpty(preferring cpu: Int) -> Magazine? {
-        if let m = emptyLists[cpu] {
-            emptyLists[cpu] = m.next
-            emptyCount &-= 1
-            return m
-        }
-        return popEmpty()
+        popEmpty(fromList: cpu) ?? popEmpty()
     }
 
     /// Any empty magazine (drains, and CPUs whose own list is empty).
     @usableFromInline
     mutating func popEmpty() -> Magazine? {
         if emptyCount == 0 { return nil }
-        for i in 0..<fullListCount {
-            if let m = emptyLists[i] {
-                emptyLists[i] = m.next
-                emptyCount &-= 1
-                return m
-            }
+        for i in 0..<listCount {
+            if let m = popEmpty(fromList: i) { return m }
         }
         return nil
+    }
+
+    /// The head of empty list `i`, taken off it; nil when that list is empty.
+    @inlinable @inline(__always)
+    mutating func popEmpty(fromList i: Int) -> Magazine? {
+        guard let m = emptyLists[i] else { return nil }
+        emptyLists[i] = m.next
+        emptyCount &-= 1
+        return m
     }
 
     /// Puts an empty magazine on the list of CPU slot `cpu`, which emptied it.

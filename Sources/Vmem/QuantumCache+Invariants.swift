@@ -57,7 +57,7 @@ extension QuantumCache {
         let magazineBytes = ((1 + 2 * magazineRounds) * 8 + 63) & ~63
         var bytes = cpus.count * CPUCacheTable.slotStride
         bytes += depot.pointee.magazines * magazineBytes
-        bytes += MemoryLayout<Depot>.stride + 2 * depot.pointee.fullListCount * MemoryLayout<Magazine?>.stride
+        bytes += MemoryLayout<Depot>.stride + 2 * depot.pointee.listCount * MemoryLayout<Magazine?>.stride
         bytes += MemoryLayout<SlabLayer>.stride
         bytes += slabs.pointee.chunks.count * slabs.pointee.chunkBytes
         bytes += slabs.pointee.directory.tableBytes
@@ -148,7 +148,7 @@ extension QuantumCache {
         // The depot's full lists, then its empty lists: one per CPU slot each.
         func checkDepotLists(_ kind: String, rounds: Int, count: Int, head: (Int) -> Magazine?) -> String? {
             var found = 0
-            for list in 0..<depot.pointee.fullListCount {
+            for list in 0..<depot.pointee.listCount {
                 var m = head(list)
                 while let cur = m {
                     found += 1
