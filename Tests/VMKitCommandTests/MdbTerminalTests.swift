@@ -67,7 +67,8 @@ struct MdbTerminalTests {
         // Ctrl-D leaves with status 0 and the history is on disk.
         try t.awaitLineEditor()
         t.send("\u{04}")
-        #expect(try t.waitForExit() == 0)
+        let status = try t.waitForExit()
+        #expect(status == 0, "exit status \(status); what it printed last: \(t.unread)")
         let history = try String(contentsOf: home.appendingPathComponent(".vmkit_history"), encoding: .utf8)
         #expect(history.contains("::walkers") && history.contains("::memstat"))
         #expect(!history.contains("junk"), "a dropped line is not history")
@@ -90,7 +91,8 @@ struct MdbTerminalTests {
         let all = try t.expect("segkp ")
         #expect(!all.contains("--More--"))
         t.send("$q\n")
-        #expect(try t.waitForExit() == 0)
+        let status = try t.waitForExit()
+        #expect(status == 0, "exit status \(status); what it printed last: \(t.unread)")
     }
 
     static func temporaryHome() throws -> URL {
@@ -160,7 +162,15 @@ final class PseudoTerminal {
         posix_spawnattr_setsigdefault(&attributes, &signals)
         let binary = CommandLineTests.binary.path
         let words: [String] = [binary] + arguments
-        let variables: [String] = ["HOME=" + home.path, "TERM=xterm", "PATH=/usr/bin:/bin", "LANG=C.UTF-8"]
+        // The sanitizers' options too, when the tests run under one: the
+        // child is built with it, and its leak check at exit must use the
+        // suppressions .ci/run gives the test process.
+        let names: [String] = ["ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"]
+        let sanitizer: [String] = names.compactMap { name in
+            guard let value = getenv(name) else { return nil }
+            return name + "=" + String(cString: value)
+        }
+        let variables: [String] = ["HOME=" + home.path, "TERM=xterm", "PATH=/usr/bin:/bin", "LANG=C.UTF-8"] + sanitizer
         let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
         let env: [UnsafeMutablePointer<CChar>?] = variables.map { strdup($0) } + [nil]
         defer { (argv + env).forEach { free($0) } }
@@ -244,6 +254,10 @@ final class PseudoTerminal {
             exited = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         }
     }
+
+    /// The output not yet consumed by ``expect(_:timeout:)`` (after an
+    /// exit: what the process printed last, a sanitizer's report included).
+    var unread: String { String(decoding: buffer, as: UTF8.self) }
 
     /// The exit status, waiting up to `timeout` seconds (then killing it).
     func waitForExit(timeout: Double = 20) throws -> Int32 {
