@@ -25,7 +25,6 @@ public enum DumpRendering {
             case "kzioseg": note = "  (not dumped: ZFS file data)"
             case "kvmmseg": note = "  (not dumped: guest memory)"
             case "kpmseg": note = "  (not dumped: its pages belong to other segments)"
-            case "redzone": note = "  (a hole)"
             default: note = ""
             }
             let n = counts[s.name] ?? 0

@@ -30,6 +30,8 @@ extension MdbSession {
                   walk: { s, a in s.segmentWalk(a, .allocated, "vmem_alloc") }),
         MdbWalker(name: "vmem_free", address: .required, summary: "an arena's free segments",
                   walk: { s, a in s.segmentWalk(a, .free, "vmem_free") }),
+        MdbWalker(name: "vmem_postfix", address: .optional, summary: "every arena, children before their source (post-order), or those under ADDR",
+                  walk: { s, a in s.arenaWalk(a).map { s.postfix($0) } }),
         MdbWalker(name: "vmem_seg", address: .required, summary: "all of an arena's segments, spans and markers included",
                   walk: { s, a in s.segmentWalk(a, [.allocated, .free, .spans, .markers], "vmem_seg") }),
         MdbWalker(name: "vmem_span", address: .required, summary: "an arena's spans",
@@ -46,6 +48,21 @@ extension MdbSession {
         let depth = order[at].depth
         let rest = order[(at + 1)...].prefix { $0.depth > depth }
         return .success([start] + rest.map(\.arena.address))
+    }
+
+    /// `preorder` (arena addresses in ``arenaWalk(_:)``'s order, one subtree)
+    /// rearranged so that every arena follows the arenas that import from it.
+    func postfix(_ preorder: [UInt64]) -> [UInt64] {
+        let depth = Dictionary(kernel.arenas.preorder.map { ($0.arena.address, $0.depth) }, uniquingKeysWith: { a, _ in a })
+        var out: [UInt64] = [], open: [UInt64] = []
+        for a in preorder {
+            let d = depth[a] ?? 0
+            // Everything open at this depth or deeper has no children left.
+            while let last = open.last, depth[last] ?? 0 >= d { out.append(open.removeLast()) }
+            open.append(a)
+        }
+        out.append(contentsOf: open.reversed())
+        return out
     }
 
     /// The boundary tags of an arena's segments that `mask` selects, in address order.

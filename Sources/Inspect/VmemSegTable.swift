@@ -24,7 +24,8 @@ public enum VmemSegTable {
     public static func row(_ s: Segment, _ o: Options = .init()) -> String {
         var line = MdbFormat.pointer(s.tagAddress) + " " + MdbFormat.right(s.kind.mdbName, 4) + " "
             + MdbFormat.pointer(s.start) + " "
-            + (o.showSize ? MdbFormat.right(String(s.size), 16) : MdbFormat.pointer(s.end))
+            // `-s` puts the size in END's `%0?p` slot: zero-padded hex, as mdb prints it.
+            + MdbFormat.pointer(o.showSize ? s.size : s.end)
         if s.kind == .allocated, let audit = s.audit, let who = caller(audit.stack) { line += " " + who }
         return line
     }

@@ -25,11 +25,13 @@ extension Layout {
             if !kpmFitsBelowValloc { failed.insert(.kpmBelowValloc) }
             if heapSize < physmem + physmem / 2 { failed.insert(.heapAtLeast1_5xPhysmem) }
             if adjustment.clamp == .toDefault { failed.insert(.segkpmBaseAboveDefault) }
-            if adjustment.clamp == .toFloor || kernelbase < AMD64.vaHoleEnd {
-                failed.insert(.kernelbaseAboveHole)
-            }
+            // kernel-layout.md §3: kernelbase stays above the VA hole plus 1 TiB.
+            // A floored segkpm_base always fails it (kernelbase is then
+            // 512 GiB short); so does one that lands less than 512 GiB above
+            // the floor without needing the clamp.
+            if kernelbase < AMD64.segkpmFloor { failed.insert(.kernelbaseAboveHole) }
         case .i386:
-            if kernelbase < I386.kernelBaseABIMinimum { failed.insert(.kernelbaseABIMinimum) }
+            break
         }
         return failed
     }
@@ -156,14 +158,10 @@ extension Layout {
             if adjustment.clamp == .toFloor {
                 return "adjustment wanted segkpm_base \(h(adjustment.candidateSegkpmBase)) below \(h(AMD64.segkpmFloor)) (VA hole end + 1 TiB); clamped there, kernelbase \(h(kernelbase)) and the layout is short of VA"
             }
-            if kernelbase < AMD64.vaHoleEnd {
-                return "kernelbase \(h(kernelbase)) is below the VA hole end \(h(AMD64.vaHoleEnd))"
+            if kernelbase < AMD64.segkpmFloor {
+                return "kernelbase \(h(kernelbase)) is below \(h(AMD64.segkpmFloor)) (VA hole end + 1 TiB): segkpm_base \(h(segkpmBase)) is less than the 512 GiB red zone above it"
             }
-            return "kernelbase \(h(kernelbase)), segkpm_base \(h(segkpmBase)) >= \(h(AMD64.segkpmFloor)) (VA hole end + 1 TiB)"
-        case .kernelbaseABIMinimum:
-            return kernelbase >= I386.kernelBaseABIMinimum
-                ? "kernelbase \(h(kernelbase)) >= KERNELBASE_ABI_MIN \(h(I386.kernelBaseABIMinimum))"
-                : "kernelbase \(h(kernelbase)) < KERNELBASE_ABI_MIN \(h(I386.kernelBaseABIMinimum)): system is not i386 ABI compliant"
+            return "kernelbase \(h(kernelbase)) >= \(h(AMD64.segkpmFloor)) (VA hole end + 1 TiB)"
         case .noWrap:
             let limit = model == .i386 ? "2^32" : "2^64"
             return wrapped
@@ -209,6 +207,9 @@ extension Layout {
         }
         if notes.contains(.physmaxClamped) {
             messages.append("memory above 64 GiB is not addressable with PAE; physmax clamped to \(h(physmax))")
+        }
+        if notes.contains(.kernelbaseBelowABIMinimum) {
+            messages.append("kernelbase \(h(kernelbase)) is below KERNELBASE_ABI_MIN \(h(I386.kernelBaseABIMinimum)): system is not i386 ABI compliant")
         }
         if notes.contains(.physmemCapped) {
             messages.append("Due to virtual address space limiting physmem to \(h(npages)) pages")

@@ -53,6 +53,7 @@ extension Layout {
             kernelbase = t.sub(I386.kernelBase, t.roundUp(t.mul(2, valloc.total), I386.fourMeg))
         }
         userlimit = kernelbase
+        if kernelbase < I386.kernelBaseABIMinimum { notes.insert(.kernelbaseBelowABIMinimum) }
 
         // layout_kernel_va(), 32-bit branch.
         segmapStart = t.add(t.roundUp(kernelbase, large), I386.kernelRedzoneSize)

@@ -130,7 +130,7 @@ extension Layout {
             case .kpmBelowValloc: names = [.segkpm, .valloc]
             case .heapNonempty, .heapAtLeast1_5xPhysmem: names = [.heap]
             case .segkpmBaseAboveDefault, .kernelbaseAboveHole: names = [.segkpm]
-            case .aligned2M, .kernelbaseABIMinimum, .noWrap: names = []
+            case .aligned2M, .noWrap: names = []
             }
             return (check, detail(of: check), Set(names.map(\.name)))
         }

@@ -18,12 +18,11 @@ public enum LayoutCheck: String, CaseIterable, Sendable, Hashable {
     /// The adjustment computed a `segkpm_base` above `SEGKPM_BASE` and the
     /// clamp pulled it back: the pre-12608 miscalculation.
     case segkpmBaseAboveDefault = "segkpm-base-above-default"
-    /// The adjustment wanted `segkpm_base` below `AMD64_VA_HOLE_END + 1 TiB`
-    /// and was clamped to that floor, so kernelbase stays above the VA hole
-    /// but the layout is short of the VA its rule asked for.
+    /// kernelbase is at or above `AMD64_VA_HOLE_END + 1 TiB` (kernel-layout.md
+    /// §3). It fails whenever the adjustment floors `segkpm_base` there
+    /// (kernelbase is then 512 GiB lower), and when `segkpm_base` lands less
+    /// than 512 GiB above the floor.
     case kernelbaseAboveHole = "kernelbase-above-hole"
-    /// i386: kernelbase at or above `KERNELBASE_ABI_MIN` (0xC0000000).
-    case kernelbaseABIMinimum = "kernelbase-abi-minimum"
     /// No address computation wrapped past 2^64 (2^32 on i386).
     case noWrap = "no-wrap"
 
@@ -37,7 +36,8 @@ public enum LayoutCheck: String, CaseIterable, Sendable, Hashable {
             return [.regionsOrderedNoOverlap, .aligned2M, .kpmBelowValloc, .heapNonempty,
                     .heapAtLeast1_5xPhysmem, .segkpmBaseAboveDefault, .kernelbaseAboveHole, .noWrap]
         case .i386:
-            return [.regionsOrderedNoOverlap, .aligned2M, .heapNonempty, .kernelbaseABIMinimum, .noWrap]
+            // KERNELBASE_ABI_MIN is a logged note on i386 (LayoutNotes), not an invariant.
+            return [.regionsOrderedNoOverlap, .aligned2M, .heapNonempty, .noWrap]
         }
     }
 
@@ -51,8 +51,7 @@ public enum LayoutCheck: String, CaseIterable, Sendable, Hashable {
         case .heapAtLeast1_5xPhysmem: return 1 << 4
         case .segkpmBaseAboveDefault: return 1 << 5
         case .kernelbaseAboveHole: return 1 << 6
-        case .kernelbaseABIMinimum: return 1 << 7
-        case .noWrap: return 1 << 8
+        case .noWrap: return 1 << 7
         }
     }
 }

@@ -29,4 +29,7 @@ public struct LayoutNotes: OptionSet, Sendable, Hashable {
     public static let physmaxClamped = LayoutNotes(rawValue: 1 << 10)
     /// physmem or physmax was not a whole number of pages and was rounded.
     public static let sizeRoundedToPages = LayoutNotes(rawValue: 1 << 11)
+    /// i386: kernelbase below `KERNELBASE_ABI_MIN` (0xC0000000), which the
+    /// kernel only logs ("not i386 ABI compliant"): a note, not a failed check.
+    public static let kernelbaseBelowABIMinimum = LayoutNotes(rawValue: 1 << 12)
 }

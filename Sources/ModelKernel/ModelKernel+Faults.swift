@@ -12,7 +12,8 @@ extension ModelKernel {
     /// What a kernel load or store at `address` does: translated by the
     /// HAT, or a page fault handled as illumos's `trap()` → `pagefault()`
     /// would: a touch of a segkp red zone is a stack overflow (what
-    /// `segkp_map_red` panics with on amd64); otherwise `as_fault(F_INVAL)`
+    /// `segkp_map_red` panics with on amd64); a touch of the red zone below
+    /// `kernelbase` is `FC_NOMAP` there; otherwise `as_fault(F_INVAL)`
     /// asks the segment's driver, and an address outside every segment is
     /// `FC_NOMAP`. Returns the frame the access reached.
     @discardableResult
@@ -29,6 +30,8 @@ extension ModelKernel {
                                  segmentBase: seg?.base ?? 0, address: address,
                                  stackBase: r.mappedBase, stackSize: r.mappedLength)
         }
+        // No segment holds the red zone; name it rather than answer a bare FC_NOMAP.
+        if redZone.contains(address) { throw .fault(code: .noMapping, address: address, segment: "redzone") }
         try fault(address, type: .invalid, access: access)
         guard let t = hat.translation(of: address) else {
             throw .fault(code: .noMapping, address: address, segment: segment(containing: address)?.name ?? "?")

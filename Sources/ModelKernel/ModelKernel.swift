@@ -62,10 +62,19 @@ public final class ModelKernel: @unchecked Sendable {
 
     public var model: LayoutModel { layout.model }
 
+    /// The red zone, `[kernelbase, segkpm_base)` on amd64 (512 GiB) and
+    /// `[kernelbase, segmap)` on i386: no segment and no mapping, so a touch
+    /// there is `FC_NOMAP`, reported as a fault in "redzone".
+    public var redZone: Range<UInt64> {
+        let end = layout.model.isAMD64 ? layout.segkpmBase : layout.segmapStart
+        return layout.kernelbase ..< max(layout.kernelbase, end)
+    }
+
     /// Boots the model: layout, page frames, HAT, the nucleus, the arena
     /// tree, then the segments in `startup_vm` order (ktextseg, kvalloc,
     /// kvseg, kvseg_core, kvmmseg, kzioseg, kdebugseg, segkp, kpmseg,
-    /// kmapseg) and the red zone as a hole, and the segkp stack caches.
+    /// kmapseg), and the segkp stack caches. The red zone below `kernelbase`
+    /// gets no segment (``redZone``).
     public init(_ configuration: ModelKernelConfiguration) throws(ModelKernelError) {
         self.configuration = configuration
         let layout: Layout
@@ -198,13 +207,9 @@ public final class ModelKernel: @unchecked Sendable {
         do { try kas.setLockFreeFaultSegment(kmapseg) } catch { throw .addressSpace(error) }
         segmap = map
 
-        // The red zone below the kernel: no access, a hole.
-        let redzoneEnd = layout.model.isAMD64 ? layout.segkpmBase : layout.segmapStart
-        if redzoneEnd > layout.kernelbase {
-            _ = try attach("redzone", layout.kernelbase, redzoneEnd - layout.kernelbase,
-                           SegHole(name: "redzone", dataAddress: try bootData.allocate(0x20)),
-                           segAddress: try bootData.allocate(KernelSymbols.segmentStructSize), flags: .hole)
-        }
+        // The red zone below the kernel has no segment (kernel-layout.md,
+        // region 14): kvm_init's as_setprot(0) leaves it unmappable, and an
+        // access there finds no segment, so kas lists the seed's segments only.
         segments = attached
 
         // thread_init's stack caches.

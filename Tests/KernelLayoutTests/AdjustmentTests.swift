@@ -49,7 +49,21 @@ struct PostAdjustmentTests {
         #expect(layout.isSound)
     }
 
-    @Test("15.75 TiB: the shift is exactly SEGKPM_BASE - floor; no clamp yet")
+    @Test("15.6875 TiB: segkpm_base 512 GiB above the floor puts kernelbase exactly at the VA hole + 1 TiB: sound")
+    func lastSound() throws {
+        let pmax = 15 * TiB + 11 * TiB / 16
+        let layout = try Layout.compute(model: .post12608, physmem: pmax)
+        #expect(layout.adjustment.clamp == .none)
+        #expect(layout.segkpmBase == 0xFFFF_8180_0000_0000)
+        #expect(layout.kernelbase == AMD64.segkpmFloor)
+        #expect(layout.isSound, "\(layout.checkResults().filter { !$0.ok })")
+        // One page more rounds the shift up by 512 GiB: kernelbase drops below hole + 1 TiB.
+        let over = try Layout.compute(model: .post12608, physmem: pmax + 4096)
+        #expect(over.adjustment.clamp == .none && over.kernelbase == 0xFFFF_8080_0000_0000)
+        #expect(over.failedChecks == LayoutCheckSet([.kernelbaseAboveHole]))
+    }
+
+    @Test("15.75 TiB: the shift is exactly SEGKPM_BASE - floor; no clamp yet, but kernelbase is below the hole + 1 TiB")
     func clampPoint() throws {
         let pmax = 15 * TiB + 3 * TiB / 4
         let layout = try Layout.compute(model: .post12608, physmem: pmax)
@@ -59,7 +73,7 @@ struct PostAdjustmentTests {
         #expect(layout.segkpmBase == 0xFFFF_8100_0000_0000)
         #expect(layout.vallocBase == 0xFFFF_90C0_0000_0000)
         #expect(layout.kernelbase == 0xFFFF_8080_0000_0000)
-        #expect(layout.isSound, "\(layout.checkResults().filter { !$0.ok })")
+        #expect(layout.failedChecks == LayoutCheckSet([.kernelbaseAboveHole]), "\(layout.checkResults().filter { !$0.ok })")
     }
 
     @Test("one page above 15.75 TiB: clamped to the floor, reported")

@@ -5,20 +5,24 @@ import VmemWorkloads
 private let GiB: UInt64 = 1 << 30
 private let TiB: UInt64 = 1 << 40
 private let clampPoint: UInt64 = 15 * TiB + 3 * TiB / 4
+/// The largest physmax whose segkpm_base stays 512 GiB above the floor, so
+/// that kernelbase is at least the VA hole + 1 TiB (the 8x rule: 64 GiB of
+/// physmax per 512 GiB of VA below the clamp point).
+private let lastSound: UInt64 = clampPoint - 64 * GiB
 
 @Suite("post-12608 invariants over random memory sizes")
 struct PropertyTests {
     static func pages(_ bytes: UInt64) -> UInt64 { bytes & ~0xFFF }
 
-    @Test("1 GiB .. 15.75 TiB (up to the clamp): every check passes, every formula holds")
+    @Test("1 GiB .. 15.6875 TiB (kernelbase at or above the hole + 1 TiB): every check passes, every formula holds")
     func belowClamp() throws {
         var random = SplitMix64(seed: 0x12608)
         for _ in 0..<4000 {
             // Log-uniform sizes so that small and large memories are both covered.
             let exponent = UInt64.random(in: 30...43, using: &random)
-            let physmem = Self.pages(min(max(GiB, (UInt64(1) << exponent) + UInt64.random(in: 0..<(UInt64(1) << exponent), using: &random)), clampPoint))
+            let physmem = Self.pages(min(max(GiB, (UInt64(1) << exponent) + UInt64.random(in: 0..<(UInt64(1) << exponent), using: &random)), lastSound))
             let hole = Bool.random(using: &random) ? Self.pages(UInt64.random(in: 0...(4 * GiB), using: &random)) : 0
-            let physmax = min(physmem + hole, clampPoint)
+            let physmax = min(physmem + hole, lastSound)
             let layout = try Layout(LayoutConfiguration(physmem: physmem, physmax: physmax))
             let failed = layout.failedChecks
             #expect(failed.isEmpty, "physmem \(Hex.lower(physmem)) physmax \(Hex.lower(physmax)): \(layout.checkResults().filter { !$0.ok }.map(\.detail))")
@@ -51,11 +55,12 @@ struct PropertyTests {
         for _ in 0..<3000 {
             let physmem = Self.pages(UInt64.random(in: GiB...(64 * TiB), using: &random))
             let layout = try Layout.compute(model: .post12608, physmem: physmem)
-            if physmem <= clampPoint {
+            if physmem <= lastSound {
                 #expect(layout.isSound, "physmem \(Hex.lower(physmem))")
             } else {
                 #expect(layout.failedChecks.contains(.kernelbaseAboveHole), "physmem \(Hex.lower(physmem))")
-                #expect(layout.segkpmBase == AMD64.segkpmFloor)
+                #expect(layout.kernelbase < AMD64.segkpmFloor)
+                if physmem > clampPoint { #expect(layout.segkpmBase == AMD64.segkpmFloor) }
             }
             // The same physmem through the other models must not trap either.
             _ = try Layout.compute(model: .pre12608, physmem: physmem).failedChecks

@@ -11,13 +11,13 @@ let MiB: UInt64 = 1 << 20
 func expectedSegments(_ model: LayoutModel) -> [String] {
     switch model {
     case .post12608:
-        return ["redzone", "kpmseg", "kvalloc", "kpseg", "kvmmseg", "kzioseg", "kmapseg", "kvseg", "kvseg_core",
+        return ["kpmseg", "kvalloc", "kpseg", "kvmmseg", "kzioseg", "kmapseg", "kvseg", "kvseg_core",
                 "ktextseg", "kdebugseg"]
     case .pre12608:
-        return ["redzone", "kpmseg", "kvalloc", "kpseg", "kzioseg", "kmapseg", "kvseg", "kvseg_core", "ktextseg",
+        return ["kpmseg", "kvalloc", "kpseg", "kzioseg", "kmapseg", "kvseg", "kvseg_core", "ktextseg",
                 "kdebugseg"]
     case .i386:
-        return ["redzone", "kmapseg", "kvseg", "kvalloc", "ktextseg", "kdebugseg"]
+        return ["kmapseg", "kvseg", "kvalloc", "ktextseg", "kdebugseg"]
     }
 }
 
@@ -38,7 +38,7 @@ struct BootTests {
         #expect(names == expectedSegments(model))
         let attachOrder = k.segments.map(\.name)
         let startup = ["ktextseg", "kvalloc", "kvseg", "kvseg_core", "kvmmseg", "kzioseg", "kdebugseg", "kpseg",
-                       "kpmseg", "kmapseg", "redzone"].filter { attachOrder.contains($0) }
+                       "kpmseg", "kmapseg"].filter { attachOrder.contains($0) }
         #expect(attachOrder == startup)
         // Segment bases and sizes come straight from the layout.
         let L = k.layout
@@ -56,8 +56,9 @@ struct BootTests {
             #expect(kpm.base == L.segkpmBase && kpm.size == L.kpmSize && kpm.opsName == "segkpm_ops")
             let zio = try #require(k.segment(named: "kzioseg"))
             #expect(zio.base == L.segzioBase && zio.size == L.segzioSize)
-            let red = try #require(k.segment(named: "redzone"))
-            #expect(red.base == L.kernelbase && red.size == AMD64.kernelRedzoneSize && red.opsName == "seghole_ops")
+            // The red zone: no segment anywhere in it, and 512 GiB below segkpm.
+            #expect(k.redZone == L.kernelbase ..< L.segkpmBase && k.redZone.count == Int(AMD64.kernelRedzoneSize))
+            #expect(k.kas.segments.allSatisfy { $0.base >= k.redZone.upperBound || $0.base + $0.size <= k.redZone.lowerBound })
             // kpm: VA = kpm_vbase + pfn × 4096, through the HAT.
             let pfn = L.physmax / 4096 - 1
             #expect(k.segkpm?.address(of: pfn) == L.segkpmBase + pfn * 4096)

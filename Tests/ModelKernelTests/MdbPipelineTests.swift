@@ -44,6 +44,15 @@ struct MdbPipelineTests {
             while let q = p, q !== heap { p = q.parent }
             #expect(p === heap, "\(Self.hex(a)) is not under heap")
         }
+        // vmem_postfix: the same arenas, each after every arena that imports from it.
+        let post = Self.addresses(s.execute("::walk vmem_postfix"))
+        #expect(post.sorted() == k.arenas.preorder.map(\.arena.address).sorted() && post != Self.addresses(s.execute("::walk vmem")))
+        for arena in k.arenas.arenas {
+            guard let parent = arena.parent, let i = post.firstIndex(of: arena.address) else { continue }
+            #expect(post.firstIndex(of: parent.address).map { $0 > i } == true, "\(arena.name) after its source \(parent.name)")
+        }
+        let heapPost = Self.addresses(s.execute("\(Self.hex(heap.address))::walk vmem_postfix"))
+        #expect(heapPost.last == heap.address && heapPost.sorted() == under.sorted())
         for arena in k.arenas.arenas {
             let at = Self.hex(arena.address)
             #expect(Self.addresses(s.execute("\(at)::walk vmem_seg")) == arena.segments([.allocated, .free, .spans, .markers]).map(\.tagAddress))
@@ -96,7 +105,7 @@ struct MdbPipelineTests {
                 #expect(t.rows.count == segs.count)
                 for (row, seg) in zip(t.rows, segs) {
                     #expect(UInt64(row[0], radix: 16) == seg.tagAddress && types.contains(row[1]))
-                    #expect(UInt64(row[2], radix: 16) == seg.start && UInt64(row[3]) == seg.size)
+                    #expect(UInt64(row[2], radix: 16) == seg.start && UInt64(row[3], radix: 16) == seg.size)
                 }
             }
         }
@@ -176,7 +185,7 @@ struct MdbPipelineTests {
         }
         let walkers = s.execute("::walkers").text.split(separator: "\n").map { String($0.split(separator: " ")[0]) }
         #expect(s.execute("::walkers").text.split(separator: "\n").allSatisfy { $0.hasPrefix("  ") && $0.contains(" - ") })
-        #expect(Set(walkers) == ["dump", "memmap", "page", "seg", "vm", "vmem", "vmem_alloc", "vmem_free", "vmem_seg", "vmem_span"])
+        #expect(Set(walkers) == ["dump", "memmap", "page", "seg", "vm", "vmem", "vmem_alloc", "vmem_free", "vmem_postfix", "vmem_seg", "vmem_span"])
         for d in MdbSession.dcmds {
             let help = s.execute("::help \(d.name)")
             #expect(!help.isError && help.text.contains(d.usage) && help.text.contains(d.summary))

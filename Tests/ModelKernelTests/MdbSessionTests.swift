@@ -54,9 +54,10 @@ struct MdbSessionTests {
         let s = MdbSession(kernel: k)
         let lines = s.execute("kas::walk seg | ::seg").text.split(separator: "\n").map(String.init)
         #expect(lines[0] == "             SEG             BASE             SIZE             DATA OPS")
-        #expect(lines.count == 1 + 11)
+        // The seed's nine segments plus kvmmseg; the red zone has none.
+        #expect(lines.count == 1 + 10)
         #expect(lines.dropFirst().map { String($0.split(separator: " ").last ?? "") } ==
-                ["seghole_ops", "segkpm_ops", "segkmem_ops", "segkp_ops", "segkmem_ops", "segkmem_ops", "segmap_ops",
+                ["segkpm_ops", "segkmem_ops", "segkp_ops", "segkmem_ops", "segkmem_ops", "segmap_ops",
                  "segkmem_ops", "segkmem_ops", "segkmem_ops", "segkmem_ops"])
         let kvseg = try #require(k.segment(named: "kvseg"))
         let row = try #require(lines.first { $0.contains(" " + String(kvseg.base, radix: 16) + " ") })
@@ -66,7 +67,7 @@ struct MdbSessionTests {
         let bases = lines.dropFirst().map { UInt64($0.split(separator: " ")[1], radix: 16) ?? 0 }
         #expect(bases == bases.sorted())
         // The walk alone prints the seg addresses; ADDR::seg prints one.
-        #expect(s.execute("kas::walk seg").text.split(separator: "\n").count == 11)
+        #expect(s.execute("kas::walk seg").text.split(separator: "\n").count == 10)
         #expect(s.execute("\(String(kvseg.address, radix: 16))::seg").text.split(separator: "\n").last.map(String.init) == row)
     }
 
@@ -97,7 +98,10 @@ struct MdbSessionTests {
         #expect(segs.filter { $0.contains(" SPAN ") }.count == 1 && segs.filter { $0.contains(" ALLC ") }.count == 1)
         let alloc = try #require(segs.first { $0.contains(" ALLC ") })
         let tag = String(alloc.prefix(16))
-        #expect(s.execute("\(tag)::vmem_seg -s").text.contains("16777216"))
+        // -s puts the size where END goes, as zero-padded hex (mdb's %0?p).
+        let sized = s.execute("\(tag)::vmem_seg -s").text.split(separator: "\n").map(String.init)
+        #expect(sized.first == "            ADDR TYPE            START             SIZE WHO")
+        #expect(sized.count == 2 && sized[1].hasPrefix(tag + " ALLC ") && sized[1].contains(" 0000000001000000"))
         #expect(s.execute("\(String(vmm.address, radix: 16))::vmem_seg -T FREE").text.split(separator: "\n").count == 1)
         let walk = s.execute("::walk dump").text.split(separator: "\n")
         #expect(walk.count == k.dumpPages().count)
