@@ -1,5 +1,6 @@
 import HostMemory
 import Synchronization
+import class Vmem.Arena
 
 /// A guest's physical memory: up to 16 memory segments, up to 32 mappings
 /// of segment ranges at guest-physical addresses, all inside one host
@@ -23,12 +24,33 @@ public final class GuestMemory: @unchecked Sendable {
     /// Each guard region: 4 MiB (FreeBSD `VM_MMAP_GUARD_SIZE`).
     public static let guardSize: UInt64 = 4 << 20
 
+    /// Where guest-physical addresses live on the host.
+    public enum HostLayout: Sendable, Hashable {
+        /// Guest-physical `gpa` at host `hostBase + gpa`, in a window of the
+        /// whole guest space (FreeBSD's layout, and the default).
+        case direct
+        /// Mappings packed into a host window of `windowBytes`, each placed
+        /// first fit (2 MiB aligned from 2 MiB up) with a 4 MiB guard after
+        /// it: for a sparse guest-physical space larger than the host can
+        /// reserve in one piece (up to 2^47 on a host whose whole user space
+        /// is 2^47).
+        case packed(windowBytes: UInt64)
+    }
+
     /// The guest-physical space is `[0, limit)`; a mapping must end by it.
     public let limit: UInt64
-    /// The host window: guard, guest space, guard.
+    /// How mappings are placed in the host window.
+    public let hostLayout: HostLayout
+    /// The host window: guard, guest space (or the packed window), guard.
     public let reservation: HostReservation
-    /// Host address of guest-physical 0 (2 MiB aligned).
+    /// Start of the host window (2 MiB aligned): with ``HostLayout/direct``,
+    /// the host address of guest-physical 0.
     public let hostBase: UInt64
+    /// Bytes of the host window between the guards.
+    let windowBytes: UInt64
+    /// ``HostLayout/packed(windowBytes:)``: the window's free ranges, a vmem
+    /// arena handing out each mapping's place and its trailing guard.
+    private let packer: Arena?
 
     let lock = RWLock()
     private var segmentTable: [MemorySegment?] = Array(repeating: nil, count: GuestMemory.maxSegments)
@@ -56,15 +78,27 @@ public final class GuestMemory: @unchecked Sendable {
     /// Who backs system-memory segments (``GuestPageProvider``); nil: the guest itself.
     public internal(set) var pageProvider: (any GuestPageProvider)?
 
-    /// Reserves a guest-physical space of `limit` bytes (page aligned,
-    /// rounded up to 2 MiB on the host) between two 4 MiB guard regions,
-    /// with a nested page table in `nested`'s format and A/D mode.
-    public init(limit: UInt64, nested mode: NestedTableMode = NestedTableMode()) throws(GuestMemoryError) {
+    /// Reserves a guest-physical space of `limit` bytes (page aligned) with
+    /// a nested page table in `nested`'s format and A/D mode. The host
+    /// window, rounded up to 2 MiB, lies between two 4 MiB guard regions:
+    /// `limit` bytes with the direct layout, `windowBytes` packed.
+    ///
+    /// - Complexity: O(1); a packed map or unmap is O(log n) in the window's free ranges.
+    public init(limit: UInt64, nested mode: NestedTableMode = NestedTableMode(),
+                hostLayout: HostLayout = .direct) throws(GuestMemoryError) {
         guard limit > 0, limit <= Self.addressLimit else {
             throw .beyondGuestSpace(gpa: 0, length: limit, limit: Self.addressLimit)
         }
         guard limit % Self.pageSize == 0 else { throw .notPageAligned(what: "guest space limit", value: limit) }
-        let rounded = (limit + HostReservation.alignment - 1) & ~(HostReservation.alignment - 1)
+        let window: UInt64
+        switch hostLayout {
+        case .direct: window = limit
+        case .packed(let bytes):
+            guard bytes > 0, bytes < Self.addressLimit else { throw .invalidHostWindow(bytes: bytes) }
+            guard bytes % Self.pageSize == 0 else { throw .notPageAligned(what: "host window size", value: bytes) }
+            window = bytes
+        }
+        let rounded = (window + HostReservation.alignment - 1) & ~(HostReservation.alignment - 1)
         nested = try GuestNestedTable(limit: limit, mode: mode)
         do {
             reservation = try HostReservation(size: rounded + 2 * Self.guardSize)
@@ -72,7 +106,15 @@ public final class GuestMemory: @unchecked Sendable {
             throw .host(error)
         }
         self.limit = limit
+        self.hostLayout = hostLayout
         hostBase = reservation.base + Self.guardSize
+        windowBytes = rounded
+        if case .packed = hostLayout {
+            // Cannot fail: a valid name, a power-of-two quantum, a span in range.
+            packer = try? Arena(name: "guest host window", base: hostBase, size: rounded, quantum: Self.pageSize)
+        } else {
+            packer = nil
+        }
         flat = .allocate(capacity: Self.maxMappings)
     }
 
@@ -112,8 +154,11 @@ public final class GuestMemory: @unchecked Sendable {
         [reservation.base ..< hostBase, reservation.base + reservation.size - Self.guardSize ..< reservation.base + reservation.size]
     }
 
-    /// The host range that guest-physical `[0, limit)` maps onto.
-    public var hostWindow: Range<UInt64> { hostBase ..< hostBase + limit }
+    /// The host range guest memory is mapped into: guest-physical
+    /// `[0, limit)` with the direct layout, the packed window otherwise.
+    public var hostWindow: Range<UInt64> {
+        hostBase ..< hostBase + (packer == nil ? limit : windowBytes)
+    }
 
     // MARK: Segments
 
@@ -207,18 +252,20 @@ public final class GuestMemory: @unchecked Sendable {
                                                   && offset < $0.info.offset + $0.info.length }) {
                 throw .anonymousAlias(id: segmentID, offset: offset, length: length, mappedGPA: other.gpa)
             }
-            let host = hostBase + gpa
+            let host = try hostPlace(gpa: gpa, length: length)
             do throws(HostMemoryError) {
                 try reservation.map(segment.object, offset: offset, at: host, length: length,
                                     protection: protection.hostProtection, shared: true, populate: wired)
             } catch {
                 try? reservation.release(at: host, length: length)
+                hostUnplace(host, length: length)
                 throw .host(error)
             }
             let info = GuestMapping(gpa: gpa, length: length, segmentID: segmentID, offset: offset,
                                     protection: protection, wired: wired, hostAddress: host)
             do throws(GuestMemoryError) { try nestedAdd(info) } catch {
                 try? reservation.release(at: host, length: length)
+                hostUnplace(host, length: length)
                 throw error
             }
             let index = entries.firstIndex { $0.gpa > gpa } ?? entries.count
@@ -251,6 +298,24 @@ public final class GuestMemory: @unchecked Sendable {
         }
     }
 
+    /// Where a new mapping of `[gpa, gpa + length)` goes on the host. Under the write lock.
+    private func hostPlace(gpa: UInt64, length: UInt64) throws(GuestMemoryError) -> UInt64 {
+        guard let packer else { return hostBase + gpa }
+        // The guard after each mapping keeps a stray access past it from
+        // reaching the next; 2 MiB alignment lets the host use huge pages.
+        let align: UInt64 = length >= HostReservation.alignment ? HostReservation.alignment : Self.pageSize
+        let (span, o) = length.addingReportingOverflow(Self.guardSize)
+        guard !o, let host = try? packer.xalloc(span, align: align) else {
+            throw .hostWindowFull(gpa: gpa, length: length, windowBytes: windowBytes)
+        }
+        return host
+    }
+
+    /// Gives a mapping's place in a packed window back. Under the write lock.
+    private func hostUnplace(_ host: UInt64, length: UInt64) {
+        try? packer?.xfree(host, size: length + Self.guardSize)
+    }
+
     /// Removes the entries at `indices` (ascending): all or none. Under the write lock.
     private func remove(_ indices: [Int]) throws(GuestMemoryError) {
         for i in indices {
@@ -265,6 +330,7 @@ public final class GuestMemory: @unchecked Sendable {
             } catch {
                 throw .host(error)
             }
+            hostUnplace(e.info.hostAddress, length: e.info.length)
             entries.remove(at: i)
         }
     }

@@ -72,6 +72,11 @@ public enum GuestMemoryError: Error, Hashable, Sendable {
     /// An attached dirty log (KVM's) could not be drained: its name and why.
     /// The pages it held stay in it for the next harvest.
     case dirtyLogFailed(log: String, reason: String)
+    /// A packed host window (``GuestMemory/HostLayout/packed(windowBytes:)``)
+    /// of `windowBytes` has no room left for this mapping and its guard.
+    case hostWindowFull(gpa: UInt64, length: UInt64, windowBytes: UInt64)
+    /// A packed host window size that is 0 or not below 2^47.
+    case invalidHostWindow(bytes: UInt64)
 
     /// bhyve's answer for this refusal.
     public enum Kind: String, Hashable, Sendable {
@@ -84,11 +89,12 @@ public enum GuestMemoryError: Error, Hashable, Sendable {
         case .segmentExists, .segmentNameInUse: return .exists
         case .tooManyMappings: return .nospace
         case .beyondGuestSpace, .overlap, .anonymousAlias, .rangeWraps, .unmapped, .protectionDenied,
-             .crossesMapping, .misaligned, .crossesPage, .destroyed, .host, .nestedTable, .dirtyLogFailed:
+             .crossesMapping, .misaligned, .crossesPage, .destroyed, .host, .nestedTable, .dirtyLogFailed,
+             .hostWindowFull:
             return .fault
         case .invalidSegmentID, .invalidSegmentLength, .invalidSegmentName, .segmentConflict, .noSuchSegment,
              .notPageAligned, .zeroLength, .invalidProtection, .rangeBeyondSegment, .noSuchMapping,
-             .mappingHeld, .invalidAccessSize, .negativeCount:
+             .mappingHeld, .invalidAccessSize, .negativeCount, .invalidHostWindow:
             return .invalid
         }
     }
@@ -132,6 +138,9 @@ extension GuestMemoryError: CustomStringConvertible {
         case let .host(e): return "host: \(e)"
         case let .nestedTable(e): return "nested page table: \(e)"
         case let .dirtyLogFailed(l, r): return "dirty log \(l) could not be drained: \(r)"
+        case let .hostWindowFull(g, l, w):
+            return "no room for [\(hex(g)), +\(hex(l))) and its guard in the packed host window of \(hex(w)) bytes"
+        case let .invalidHostWindow(b): return "a packed host window of \(hex(b)) bytes (1 page up to below 2^47)"
         }
     }
 }

@@ -395,6 +395,32 @@ struct GuestTraceTests {
         ])
     }
 
+    /// §7's guest-physical space is [0, 2^47): a mapping ending exactly at
+    /// 2^47 maps (the host window is packed when the whole space cannot be
+    /// reserved), one page further is `fault`.
+    @Test func memmapsUpTo2To47() {
+        Self.expectGolden("""
+            memseg 0 16K
+            memmap 0 0 0 8K rw
+            memmap 0x7fffffffe000 0 0x1000 8K rw
+            memmap 0x7ffffffff000 0 0 8K rw
+            write 0x7fffffffe000 c3
+            read 0x1000 1
+            touch 0x7ffffffff000 w
+            dirty 0x7fffffffe000 0x2000
+            translate 0x7ffffffff000 1 r
+            maps
+            """, [
+            "memmap 0x7ffffffff000 error fault",
+            "read 0x1000 c3",
+            "touch 0x7ffffffff000 ok",
+            "dirty 0x7fffffffe000 34359738366 34359738367",
+            "translate 0x7ffffffff000 seg=0 off=0x2000",
+            "map 0x0 0x2000 seg=0 off=0x0 prot=rw",
+            "map 0x7fffffffe000 0x2000 seg=0 off=0x1000 prot=rw",
+        ])
+    }
+
     @Test func memmapPastASmallWindowIsUnsupportedNotFault() {
         var out: [String] = []
         GuestKit.gated {

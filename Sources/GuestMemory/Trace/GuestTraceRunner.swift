@@ -14,12 +14,16 @@
 /// - `line N: error: MESSAGE` for a line that cannot be parsed, breaks §7's
 ///   limits, or that the host refuses.
 ///
-/// A bad line never stops the replay. The guest is created on first use,
-/// in a host window of ``guestSpace`` bytes (memmaps past it but below
-/// 2^47 answer `unsupported`; ``replay(_:)`` sizes the window from the
-/// trace so that none does).
+/// A bad line never stops the replay. The guest is created on first use
+/// with a guest-physical space of ``guestSpace`` bytes (memmaps past it but
+/// below 2^47 answer `unsupported`; ``replay(_:)`` sizes the space from the
+/// trace so that none does), in one host window when the host can reserve
+/// it, otherwise packed (``GuestMemory/HostLayout/packed(windowBytes:)``):
+/// then only the mapped bytes need host address space, so a trace may map
+/// pages anywhere up to 2^47.
 public struct GuestTraceRunner {
-    /// The size of the guest-physical window reserved on the host.
+    /// The size of the guest-physical space (reserved on the host in one
+    /// piece when it can be, see ``memory()``).
     public private(set) var guestSpace: UInt64
     private var guest: GuestMemory?
     private var guestFailure: String?
@@ -81,33 +85,49 @@ public struct GuestTraceRunner {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// The guest, created on first use; halves the window until the host
-    /// can reserve it.
+    /// The guest, created on first use: the direct layout when the host
+    /// can reserve the whole guest space in one piece, else the packed
+    /// layout over the same guest space in the largest window it can
+    /// reserve (halving down to 2 MiB), so that every GPA below the space's
+    /// end still maps.
     private mutating func memory() throws(GuestTraceError) -> GuestMemory {
         if let guest { return guest }
         if let guestFailure { throw GuestTraceError(guestFailure) }
-        var space = guestSpace
-        while true {
+        let mode = NestedTableMode(format: vmMode.format == .rvi ? .rvi : .ept,
+                                   accessedDirty: vmMode.ad == .emulated ? .emulated : .hardware)
+        var lastError: GuestMemoryError
+        do {
+            let g = try GuestMemory(limit: guestSpace, nested: mode)
+            guest = g
+            return g
+        } catch {
+            lastError = error
+        }
+        var window = min(guestSpace, Self.largestPackedWindow)
+        while window >= 2 << 20 {
             do {
-                let mode = NestedTableMode(format: vmMode.format == .rvi ? .rvi : .ept,
-                                           accessedDirty: vmMode.ad == .emulated ? .emulated : .hardware)
-                let g = try GuestMemory(limit: space, nested: mode)
+                let g = try GuestMemory(limit: guestSpace, nested: mode, hostLayout: .packed(windowBytes: window))
                 guest = g
-                guestSpace = space
                 return g
             } catch {
-                if space > 2 << 20 { space /= 2; continue }
-                guestFailure = "cannot create the guest: \(error)"
-                throw GuestTraceError(guestFailure!)
+                lastError = error
+                window /= 2
             }
         }
+        guestFailure = "cannot create the guest: \(lastError)"
+        throw GuestTraceError(guestFailure!)
     }
+
+    /// The first packed window tried: 16 TiB of address space, reserved
+    /// (`PROT_NONE`, no swap) but never backed unless mapped.
+    static let largestPackedWindow: UInt64 = 1 << 44
 
     /// A host refusal is not one of §7's answers: it is a line error.
     private func hostCheck(_ error: GuestMemoryError) throws(GuestTraceError) {
         if case .host = error { throw GuestTraceError(error.description) }
         if case .destroyed = error { throw GuestTraceError(error.description) }
         if case .nestedTable = error { throw GuestTraceError(error.description) }
+        if case .hostWindowFull = error { throw GuestTraceError(error.description) }
     }
 
     private mutating func execute(_ command: GuestTraceCommand) throws(GuestTraceError) {
