@@ -55,10 +55,14 @@ extension MdbSession {
                 summary: "every arena, depth first, or one (ADDR from ::vmem)",
                 details: "Columns: ADDR NAME INUSE TOTAL SUCCEED FAIL; names are indented by ancestry.",
                 run: { s, i in s.vmem(i) }),
-        MdbDcmd(name: "vmem_seg", address: .required, arguments: "[-s] [-T TYPE] [-m MIN] [-M MAX]",
+        MdbDcmd(name: "vmem_seg", address: .required,
+                arguments: "[-sv] [-c CALLER] [-e EARLIEST] [-l LATEST] [-m MIN] [-M MAX] [-t THREAD] [-T TYPE]",
                 summary: "the segments of an arena, or one vmem_seg",
                 details: "ADDR is an arena (::vmem) or a boundary tag (::walk vmem_seg). -s prints SIZE for END; "
-                    + "-T TYPE keeps one type (ALLC, FREE, SPAN, ROTR, WLKR); -m and -M bound the size.",
+                    + "-v prints the size in decimal, then the allocating thread, the timestamp and the stack of an "
+                    + "audited segment; -T TYPE keeps one type (ALLC, FREE, SPAN, ROTR, WLKR); -m and -M bound the "
+                    + "size; -c CALLER (a function or an address in one), -e/-l (timestamps) and -t THREAD keep "
+                    + "audited segments only. In the middle of a pipeline it passes on the addresses it selects.",
                 run: { s, i in s.vmemSeg(i) }),
         MdbDcmd(name: "walk", address: .optional, arguments: "NAME",
                 summary: "the addresses a walker yields (::walkers lists them)",
@@ -197,37 +201,59 @@ extension MdbSession {
         return Self.ok(header + PageRendering.row(address, p, vnodeAddress: p.vnode.flatMap(kernel.vnodeAddress)) + "\n")
     }
 
-    func vmemSeg(_ i: MdbInvocation) -> Output {
-        let address = i.address ?? 0
-        let options = i.arguments
+    /// `::vmem_seg`'s options, or the usage error naming the bad one.
+    func vmemSegOptions(_ options: [String]) -> Result<VmemSegTable.Options, Output.Failure> {
         var o = VmemSegTable.Options()
         var k = 0
+        func fail(_ reason: String) -> Result<VmemSegTable.Options, Output.Failure> {
+            .failure(.init(Self.usage("vmem_seg", reason)))
+        }
         while k < options.count {
-            switch options[k] {
+            let flag = options[k]
+            switch flag {
             case "-s": o.showSize = true
-            case "-T", "-m", "-M":
-                guard k + 1 < options.count else { return Self.usage("vmem_seg", "option \(options[k]) needs a value") }
+            case "-v": o.verbose = true
+            case "-T", "-m", "-M", "-c", "-e", "-l", "-t":
+                guard k + 1 < options.count else { return fail("option \(flag) needs a value") }
                 let value = options[k + 1]
                 k += 1
-                if options[k - 1] == "-T" {
+                switch flag {
+                case "-T":
                     let kinds: [String: SegmentKind] = ["ALLC": .allocated, "ALLOC": .allocated, "FREE": .free,
                                                         "SPAN": .span, "ROTR": .rotor, "ROTOR": .rotor,
                                                         "WLKR": .walker, "WALKER": .walker]
                     guard let kind = kinds[value.uppercased()] else {
-                        return Self.usage("vmem_seg", "unknown segment type \"\(value)\" (ALLC, FREE, SPAN, ROTR, WLKR)")
+                        return fail("unknown segment type \"\(value)\" (ALLC, FREE, SPAN, ROTR, WLKR)")
                     }
                     o.kinds = [kind]
-                } else {
-                    guard let n = resolve(value) else { return Self.usage("vmem_seg", "bad size \"\(value)\"") }
-                    if options[k - 1] == "-m" { o.minSize = n } else { o.maxSize = n }
+                case "-c":
+                    o.caller = value
+                default:
+                    guard let n = resolve(value) else {
+                        let what = ["-e": "timestamp", "-l": "timestamp", "-t": "thread"][flag] ?? "size"
+                        return fail("bad \(what) \"\(value)\" for \(flag)")
+                    }
+                    switch flag {
+                    case "-m": o.minSize = n
+                    case "-M": o.maxSize = n
+                    case "-e": o.earliest = n
+                    case "-l": o.latest = n
+                    default: o.thread = n
+                    }
                 }
             default:
-                return Self.usage("vmem_seg", "unknown option \"\(options[k])\"")
+                return fail("unknown option \"\(flag)\"")
             }
             k += 1
         }
+        return .success(o)
+    }
+
+    /// The segments `::vmem_seg` shows for `address`: an arena's that pass
+    /// the filters, or the one boundary tag's if it passes.
+    func vmemSegSelection(_ address: UInt64, _ o: VmemSegTable.Options) -> Result<[Vmem.Segment], Output.Failure> {
         if let arena = kernel.arenas.arenas.first(where: { $0.address == address }) {
-            return Self.ok(Self.table(VmemSegTable.render(arena, o), header: i.printsHeader))
+            return .success(arena.segments([.allocated, .free, .spans, .markers]).filter { VmemSegTable.selects($0, o) })
         }
         if segmentsByTag == nil {
             var index: [UInt64: Vmem.Segment] = [:]
@@ -237,13 +263,28 @@ extension MdbSession {
             segmentsByTag = index
         }
         guard let s = segmentsByTag?[address] else {
-            return Self.error("\(String(address, radix: 16)) is neither an arena nor a vmem_seg")
+            return .failure(.init(Self.error("\(String(address, radix: 16)) is neither an arena nor a vmem_seg")))
         }
-        let header = i.printsHeader ? VmemSegTable.header(o) + "\n" : ""
-        let shown = o.kinds.map { $0.contains(s.kind) } ?? true
-        if !shown || o.minSize.map({ s.size < $0 }) == true || o.maxSize.map({ s.size > $0 }) == true {
-            return Self.ok(header)
+        return .success(VmemSegTable.selects(s, o) ? [s] : [])
+    }
+
+    /// `::vmem_seg` in the middle of a pipeline (mdb's `DCMD_PIPE_OUT`): only
+    /// the addresses of the segments it would print, for the next stage.
+    func vmemSegAddresses(_ address: UInt64, _ arguments: [String]) -> Result<[UInt64], Output.Failure> {
+        vmemSegOptions(arguments).flatMap { o in vmemSegSelection(address, o).map { $0.map(\.tagAddress) } }
+    }
+
+    func vmemSeg(_ i: MdbInvocation) -> Output {
+        let o: VmemSegTable.Options
+        switch vmemSegOptions(i.arguments) {
+        case .failure(let f): return f.output
+        case .success(let parsed): o = parsed
         }
-        return Self.ok(header + VmemSegTable.row(s, o) + "\n")
+        switch vmemSegSelection(i.address ?? 0, o) {
+        case .failure(let f): return f.output
+        case .success(let segs):
+            let header = i.printsHeader ? VmemSegTable.header(o) + "\n" : ""
+            return Self.ok(header + segs.map { VmemSegTable.row($0, o) + "\n" }.joined())
+        }
     }
 }

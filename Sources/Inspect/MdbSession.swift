@@ -8,9 +8,10 @@ import struct Vmem.Segment
 ///
 /// A line is a pipeline of stages separated by `|`, optionally followed by
 /// `! CMD` (the text is for the shell; the caller runs it). Every stage but
-/// the last is a walk, `[ADDR]::walk NAME`; the last is a walk or a dcmd,
-/// `[ADDR]::NAME [args]` (``dcmds`` and ``walkers`` list them). A walk's
-/// addresses feed the next stage one at a time, as `ADDR::NAME`. `$q`,
+/// the last is a walk, `[ADDR]::walk NAME`, or `::vmem_seg`, which then passes
+/// on only the addresses it selects (mdb's `DCMD_PIPE_OUT`); the last is a
+/// walk or a dcmd, `[ADDR]::NAME [args]` (``dcmds`` and ``walkers`` list
+/// them). A stage's addresses feed the next one at a time, as `ADDR::NAME`. `$q`,
 /// `::quit` and `::q` end the session. Addresses are hex, as in mdb (a `0x`
 /// prefix is accepted, `0t` means decimal), or the symbols `kas` and `kvps`.
 ///
@@ -100,7 +101,22 @@ public final class MdbSession {
                 continue
             }
             guard last else {
-                return Self.error("::\(cmd.command) is a dcmd, not a walker: only ::walk may feed a pipeline (::walkers)")
+                // mdb's DCMD_PIPE_OUT: ::vmem_seg then yields only the addresses it selects.
+                guard cmd.command == "vmem_seg" else {
+                    return Self.error("::\(cmd.command) is a dcmd that does not feed a pipeline: only ::walk and ::vmem_seg do (::walkers)")
+                }
+                guard let starts = fed ?? address.map({ [$0] }) else {
+                    return Self.usage("vmem_seg", "needs an address")
+                }
+                var addresses: [UInt64] = []
+                for start in starts {
+                    switch vmemSegAddresses(start, cmd.arguments) {
+                    case .failure(let f): return f.output
+                    case .success(let a): addresses += a
+                    }
+                }
+                fed = addresses
+                continue
             }
             guard let dcmd = Self.dcmds.first(where: { $0.name == cmd.command }) else {
                 return Self.error("unknown command ::\(cmd.command); ::dcmds lists them")

@@ -6,22 +6,70 @@ public enum VmemSegTable {
     public struct Options: Sendable {
         /// `-s`: print SIZE instead of END.
         public var showSize = false
+        /// `-v`: two-line header, decimal size, then thread, timestamp and stack.
+        public var verbose = false
         /// `-T`: only segments of these kinds.
         public var kinds: Set<SegmentKind>? = nil
         /// `-m` / `-M`: size bounds.
         public var minSize: UInt64? = nil
         public var maxSize: UInt64? = nil
+        /// `-c`: only segments one of whose stack frames is in this function
+        /// (a symbol name, or an address inside the function).
+        public var caller: String? = nil
+        /// `-e` / `-l`: only segments allocated at or after / at or before
+        /// this timestamp (monotonic nanoseconds, as `-v` prints them).
+        public var earliest: UInt64? = nil
+        public var latest: UInt64? = nil
+        /// `-t`: only segments allocated by this thread.
+        public var thread: UInt64? = nil
         public init(showSize: Bool = false, kinds: Set<SegmentKind>? = nil, minSize: UInt64? = nil, maxSize: UInt64? = nil) {
             self.showSize = showSize; self.kinds = kinds; self.minSize = minSize; self.maxSize = maxSize
         }
+
+        /// Whether a filter needs the audit record (`-c`, `-e`, `-l`, `-t`):
+        /// then a segment without one is not shown, as in mdb.
+        var needsAudit: Bool { caller != nil || earliest != nil || latest != nil || thread != nil }
     }
 
     public static func header(_ o: Options = .init()) -> String {
-        MdbFormat.right("ADDR", 16) + " " + MdbFormat.right("TYPE", 4) + " " + MdbFormat.right("START", 16) + " "
+        if o.verbose {
+            // mdb underlines the second line on a terminal; the words are the same.
+            return MdbFormat.right("ADDR", 16) + " " + MdbFormat.right("TYPE", 4) + " " + MdbFormat.right("START", 16) + " "
+                + MdbFormat.right("END", 16) + " " + MdbFormat.right("SIZE", 16) + "\n"
+                + MdbFormat.right("", 16) + " " + MdbFormat.right("", 4) + " " + MdbFormat.right("THREAD", 16) + " "
+                + MdbFormat.right("TIMESTAMP", 16) + " " + MdbFormat.right("", 16)
+        }
+        return MdbFormat.right("ADDR", 16) + " " + MdbFormat.right("TYPE", 4) + " " + MdbFormat.right("START", 16) + " "
             + MdbFormat.right(o.showSize ? "SIZE" : "END", 16) + " WHO"
     }
 
+    /// Whether `s` passes the type, size and audit filters of `o`.
+    public static func selects(_ s: Segment, _ o: Options) -> Bool {
+        if let k = o.kinds, !k.contains(s.kind) { return false }
+        if let m = o.minSize, s.size < m { return false }
+        if let m = o.maxSize, s.size > m { return false }
+        guard o.needsAudit else { return true }
+        guard let a = s.audit, !a.stack.isEmpty else { return false }
+        if let t = o.thread, a.thread != t { return false }
+        if let e = o.earliest, a.timestamp < e { return false }
+        if let l = o.latest, a.timestamp > l { return false }
+        if let c = o.caller, !a.stack.contains(where: { frame($0, isIn: c) }) { return false }
+        return true
+    }
+
+    /// The row (or, with `-v`, the lines) for `s`, without a final newline.
     public static func row(_ s: Segment, _ o: Options = .init()) -> String {
+        if o.verbose {
+            var lines = [MdbFormat.hexRight(s.tagAddress) + " " + MdbFormat.right(s.kind.mdbName, 4) + " "
+                         + MdbFormat.hexRight(s.start) + " " + MdbFormat.hexRight(s.end) + " "
+                         + MdbFormat.right(String(s.size), 16)]
+            guard let a = s.audit, !a.stack.isEmpty else { return lines[0] }
+            lines.append(MdbFormat.right("", 16) + " " + MdbFormat.right("", 4) + " " + MdbFormat.hexRight(a.thread) + " "
+                         + MdbFormat.hexRight(a.timestamp))
+            lines += a.stack.map { String(repeating: " ", count: 17) + symbol($0) }
+            lines.append("")
+            return lines.joined(separator: "\n")
+        }
         var line = MdbFormat.pointer(s.tagAddress) + " " + MdbFormat.right(s.kind.mdbName, 4) + " "
             + MdbFormat.pointer(s.start) + " "
             // `-s` puts the size in END's `%0?p` slot: zero-padded hex, as mdb prints it.
@@ -32,23 +80,42 @@ public enum VmemSegTable {
 
     public static func render(_ arena: Arena, _ o: Options = .init()) -> String {
         var lines = [header(o)]
-        for s in arena.segments([.allocated, .free, .spans, .markers]) {
-            if let k = o.kinds, !k.contains(s.kind) { continue }
-            if let m = o.minSize, s.size < m { continue }
-            if let m = o.maxSize, s.size > m { continue }
+        for s in arena.segments([.allocated, .free, .spans, .markers]) where selects(s, o) {
             lines.append(row(s, o))
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `%a`: `symbol+0xoff`, or the raw address when there is no symbol.
+    static func symbol(_ pc: UInt) -> String {
+        guard let (name, off) = symbolized(pc) else { return "0x" + String(pc, radix: 16) }
+        return "\(name)+0x\(String(off, radix: 16))"
+    }
+
+    static func symbolized(_ pc: UInt) -> (name: String, offset: UInt)? {
+        var buf = [CChar](repeating: 0, count: 256)
+        var off: UInt = 0
+        guard cvmem_symbolize(pc, &buf, UInt(buf.count), &off) != 0 else { return nil }
+        return (String(cString: buf), off)
+    }
+
+    /// Whether return address `pc` lies in the function `caller` names: its
+    /// symbol, or an address whose function is the same as `pc`'s.
+    static func frame(_ pc: UInt, isIn caller: String) -> Bool {
+        guard let (name, off) = symbolized(pc) else {
+            return UInt(caller.hasPrefix("0x") ? String(caller.dropFirst(2)) : caller, radix: 16) == pc
+        }
+        if name == caller { return true }
+        let digits = caller.hasPrefix("0x") ? String(caller.dropFirst(2)) : caller
+        guard let address = UInt(digits, radix: 16), let (other, otherOff) = symbolized(address) else { return false }
+        return other == name && address &- otherOff == pc &- off
     }
 
     /// The first frame whose symbol is not part of the allocator itself (mdb
     /// skips `vmem_*` frames), as `symbol+0xoff`, or the raw address.
     static func caller(_ stack: [UInt]) -> String? {
         for pc in stack {
-            var buf = [CChar](repeating: 0, count: 256)
-            var off: UInt = 0
-            if cvmem_symbolize(pc, &buf, UInt(buf.count), &off) != 0 {
-                let name = String(cString: buf)
+            if let (name, off) = symbolized(pc) {
                 if name.contains("4Vmem") || name.hasPrefix("cvmem_") { continue }
                 return "\(name)+0x\(String(off, radix: 16))"
             }

@@ -43,7 +43,7 @@ public struct KernelArenas: Sendable {
 
     public subscript(name: String) -> Arena? { arenas.first { $0.name == name } }
 
-    static func build(layout: Layout, memory: KernelMemory) throws(ModelKernelError) -> KernelArenas {
+    static func build(layout: Layout, memory: KernelMemory, audit: Bool = false) throws(ModelKernelError) -> KernelArenas {
         let specs = layout.arenaSpecs
         var made: [String: Arena] = [:]
         var arenas: [Arena] = []
@@ -61,7 +61,8 @@ public struct KernelArenas: Sendable {
             let arena: Arena
             do {
                 arena = try Arena(name: spec.name, base: spec.base, size: spec.size, quantum: spec.quantum,
-                                  source: source, quantumCacheMax: spec.qcacheMax)
+                                  source: source, quantumCacheMax: spec.qcacheMax,
+                                  debugging: ArenaDebugging(audit: audit))
                 if spec.preallocated != 0 { _ = try arena.allocExact(at: spec.base, size: spec.preallocated) }
             } catch {
                 throw .vmem(error, arena: spec.name)

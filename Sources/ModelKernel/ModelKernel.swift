@@ -121,7 +121,7 @@ public final class ModelKernel: @unchecked Sendable {
 
         // startup_kmem / kmem_init / segkmem_zio_init / segkmem_kvmm_init:
         // the arena tree, with segkmem imports.
-        let arenas = try KernelArenas.build(layout: layout, memory: memory)
+        let arenas = try KernelArenas.build(layout: layout, memory: memory, audit: configuration.auditArenas)
         self.arenas = arenas
         guard let kmemDefault = arenas["kmem_default"], let heap = arenas["heap"],
               let segkpArena = arenas["segkp"] else {

@@ -10,12 +10,18 @@ public struct ModelKernelConfiguration: Sendable, Hashable {
     public var backing: PhysicalMemory.Backing
     /// `kpf_max` of the `segkp_thread` and `segkp_lwp` freelist caches.
     public var stackCacheDepth: Int
+    /// `kmem_flags` with `KMF_AUDIT`: every arena records the thread, the
+    /// time and the stack of each allocation, which `::vmem_seg` shows (WHO,
+    /// `-v`) and filters by (`-c`, `-e`, `-l`, `-t`). Off by default, as on
+    /// a production kernel.
+    public var auditArenas: Bool
 
     public init(layout: LayoutConfiguration, backing: PhysicalMemory.Backing = .metadataOnly,
-                stackCacheDepth: Int = 32) {
+                stackCacheDepth: Int = 32, auditArenas: Bool = false) {
         self.layout = layout
         self.backing = backing
         self.stackCacheDepth = stackCacheDepth
+        self.auditArenas = auditArenas
     }
 
     /// `physmem` bytes under `model`, every tunable at its default.

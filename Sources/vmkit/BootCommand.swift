@@ -39,7 +39,7 @@ struct BootCommand: ParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now
         let progress = BootProgress(clock: clock, start: start)
-        let kernel = try KernelCommandSupport.boot(model: machine.model, physmem: memory)
+        let kernel = try KernelCommandSupport.boot(model: machine.model, physmem: memory, audit: machine.audit)
         let booted = clock.now
         if !machine.noWorkload || machine.guests > 0 {
             try KernelCommandSupport.run(machine.workload(physmem: memory), on: kernel, model: machine.model, physmem: memory) { done, all in
@@ -135,9 +135,10 @@ enum KernelCommandSupport {
             + "(\(HumanSize.format(free)) is free once the kernel and its other consumers have theirs)"
     }
 
-    static func boot(model: LayoutModel, physmem: UInt64) throws -> ModelKernel {
+    static func boot(model: LayoutModel, physmem: UInt64, audit: Bool = false) throws -> ModelKernel {
         do {
-            return try ModelKernel(model: model, physmem: physmem)
+            return try ModelKernel(ModelKernelConfiguration(layout: LayoutConfiguration(model: model, physmem: physmem),
+                                                            auditArenas: audit))
         } catch {
             throw ValidationError(error.description)
         }

@@ -31,7 +31,7 @@ struct MdbCommand: ParsableCommand {
 
     func run() throws {
         let memory = try machine.memory()
-        let kernel = try KernelCommandSupport.boot(model: machine.model, physmem: memory)
+        let kernel = try KernelCommandSupport.boot(model: machine.model, physmem: memory, audit: machine.audit)
         try KernelCommandSupport.run(machine.workload(physmem: memory), on: kernel, model: machine.model, physmem: memory)
         let session = MdbSession(kernel: kernel)
         let interactive = isatty(STDIN_FILENO) != 0

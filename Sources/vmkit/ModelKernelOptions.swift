@@ -24,6 +24,9 @@ struct ModelKernelOptions: ParsableArguments {
     @Flag(name: .customLong("no-workload"), help: "Boot only; run no consumers.")
     var noWorkload = false
 
+    @Flag(help: "Audit every arena (kmem_flags KMF_AUDIT): ::vmem_seg shows who allocated each segment, and -v, -c, -e, -l and -t work.")
+    var audit = false
+
     func validate() throws {
         if guests < 0 || guests > 1 << 20 { throw ValidationError("--guests must be in [0, 1048576], got \(guests)") }
         if guestSize == 0 { throw ValidationError("--guest-size must not be 0") }

@@ -191,7 +191,7 @@ struct MdbPipelineTests {
             #expect(!help.isError && help.text.contains(d.usage) && help.text.contains(d.summary))
             #expect(s.execute("::help ::\(d.name)").text == help.text)
         }
-        #expect(s.execute("::help vmem_seg").text.contains("ADDR::vmem_seg [-s] [-T TYPE] [-m MIN] [-M MAX]"))
+        #expect(s.execute("::help vmem_seg").text.contains("ADDR::vmem_seg [-sv] [-c CALLER] [-e EARLIEST] [-l LATEST] [-m MIN] [-M MAX] [-t THREAD] [-T TYPE]"))
         #expect(s.execute("::help nosuch").isError)
         #expect(s.execute("::help").text.contains("::walk NAME"))
     }

@@ -101,7 +101,7 @@ struct MdbCommandTests {
         let walkers = try Self.mdb("::walkers\n").stdout.split(separator: "\n").map { String($0.split(separator: " ")[0]) }
         #expect(Set(walkers).isSuperset(of: ["seg", "vmem", "vmem_seg", "vmem_alloc", "vmem_free", "vmem_span", "page", "vm"]))
         let help = try Self.mdb("::help vmem_seg\n")
-        #expect(help.status == 0 && help.stdout.contains("SYNOPSIS") && help.stdout.contains("ADDR::vmem_seg [-s] [-T TYPE]"))
+        #expect(help.status == 0 && help.stdout.contains("SYNOPSIS") && help.stdout.contains("ADDR::vmem_seg [-sv] [-c CALLER]"))
         let bad = try Self.mdb("::help nosuch\n")
         #expect(bad.status == 1 && bad.stderr.hasPrefix("mdb: "))
     }
