@@ -28,8 +28,10 @@ extension MdbSession {
                 details: "Columns: ID KIND NAME LENGTH BACKING DIRTY; BACKING is the kvmmseg VA of the segment's "
                     + "KV_VVP pages.",
                 run: { s, i in s.guestCommand("memseg", i) }),
-        MdbDcmd(name: "memstat", address: .none, arguments: "", summary: "pages by use (Kernel, ZFS File Data, VMM Memory, ...)",
-                details: "", run: { s, i in s.noArguments("memstat", i) ?? MdbSession.ok(s.kernel.memstat().rendered()) }),
+        MdbDcmd(name: "memstat", address: .none, arguments: "[-s SIZE]", summary: "pages by use (Kernel, ZFS File Data, VMM Memory, ...)",
+                details: "-s SIZE is mdb's internal option that sizes the vnode hash used while counting; "
+                    + "the model counts pages by vnode directly, so it checks SIZE and changes nothing.",
+                run: { s, i in s.memstat(i) }),
         MdbDcmd(name: "npt", address: .required, arguments: "[-g ADDR]",
                 summary: "the nested-table walk of a guest-physical address",
                 details: "ADDR is the guest-physical address; -g names the guest (a vm_t from ::vm) and may be "
@@ -199,6 +201,22 @@ extension MdbSession {
             return Self.ok(header + PageRendering.freeRow(address, pfn: pfn) + "\n")
         }
         return Self.ok(header + PageRendering.row(address, p, vnodeAddress: p.vnode.flatMap(kernel.vnodeAddress)) + "\n")
+    }
+
+    /// `::memstat [-s SIZE]`: `-s` sizes mdb's vnode hash, which the model
+    /// does not need; a value is still required and must be a number.
+    func memstat(_ i: MdbInvocation) -> Output {
+        var k = 0
+        while k < i.arguments.count {
+            guard i.arguments[k] == "-s" else { return Self.usage("memstat", "unexpected argument \"\(i.arguments[k])\"") }
+            guard k + 1 < i.arguments.count else { return Self.usage("memstat", "option -s needs a value") }
+            guard let n = resolve(i.arguments[k + 1]), n > 0 else {
+                return Self.usage("memstat", "bad vnode hash size \"\(i.arguments[k + 1])\" for -s")
+            }
+            _ = n
+            k += 2
+        }
+        return Self.ok(kernel.memstat().rendered())
     }
 
     /// `::vmem_seg`'s options, or the usage error naming the bad one.

@@ -196,10 +196,18 @@ struct MdbPipelineTests {
         #expect(s.execute("::help").text.contains("::walk NAME"))
     }
 
+    @Test("::memstat -s SIZE (mdb's internal vnode hash size) prints the same table")
+    func memstatHashSize() throws {
+        let (_, s) = try Self.setUp()
+        #expect(s.execute("::memstat -s 0t1024").text == s.execute("::memstat").text)
+        #expect(!s.execute("::memstat -s 400").isError)
+    }
+
     @Test("unknown options and extra arguments print the dcmd's usage",
           arguments: ["::memstat junk", "::vmem extra", "heap::vmem_seg -x", "::dcmds x", "::walkers all", "::seg",
                       "::walk vmem extra", "::set -q", "::set -o", "::set -o color", "::vm x", "::help a b",
-                      "::dump -v", "::walk", "::whatis kas kas", "1000::npt -z", "heap::vmem_seg -m"])
+                      "::dump -v", "::walk", "::whatis kas kas", "1000::npt -z", "heap::vmem_seg -m",
+                      "::memstat -s", "::memstat -s zz", "::memstat -s 0"])
     func usageErrors(line: String) throws {
         let (k, s) = try Self.setUp()
         let heap = try #require(k.arenas["heap"])
