@@ -159,7 +159,7 @@ extension Layout {
                 return "adjustment wanted segkpm_base \(h(adjustment.candidateSegkpmBase)) below \(h(AMD64.segkpmFloor)) (VA hole end + 1 TiB); clamped there, kernelbase \(h(kernelbase)) and the layout is short of VA"
             }
             if kernelbase < AMD64.segkpmFloor {
-                return "kernelbase \(h(kernelbase)) is below \(h(AMD64.segkpmFloor)) (VA hole end + 1 TiB): segkpm_base \(h(segkpmBase)) is less than the 512 GiB red zone above it"
+                return "kernelbase \(h(kernelbase)) (segkpm_base \(h(segkpmBase)) - 512 GiB) is below \(h(AMD64.segkpmFloor)) (VA hole end + 1 TiB)"
             }
             return "kernelbase \(h(kernelbase)) >= \(h(AMD64.segkpmFloor)) (VA hole end + 1 TiB)"
         case .noWrap:
