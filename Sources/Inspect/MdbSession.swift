@@ -105,12 +105,17 @@ public final class MdbSession {
                 guard cmd.command == "vmem_seg" else {
                     return Self.error("::\(cmd.command) is a dcmd that does not feed a pipeline: only ::walk and ::vmem_seg do (::walkers)")
                 }
+                var arguments = cmd.arguments
+                if fed == nil, address == nil, let first = arguments.first, !first.hasPrefix("-"), let a = resolve(first) {
+                    address = a
+                    arguments.removeFirst()
+                }
                 guard let starts = fed ?? address.map({ [$0] }) else {
                     return Self.usage("vmem_seg", "needs an address")
                 }
                 var addresses: [UInt64] = []
                 for start in starts {
-                    switch vmemSegAddresses(start, cmd.arguments) {
+                    switch vmemSegAddresses(start, arguments) {
                     case .failure(let f): return f.output
                     case .success(let a): addresses += a
                     }
@@ -137,6 +142,14 @@ public final class MdbSession {
 
     /// Checks the address against the dcmd's usage, then runs it.
     func call(_ dcmd: MdbDcmd, _ invocation: MdbInvocation) -> Output {
+        var invocation = invocation
+        // `::vmem_seg ADDR` (the form ARCHITECTURE.md's command table uses) is
+        // `ADDR::vmem_seg`: a leading argument that is an address, not an option.
+        if dcmd.address != .none, dcmd.name != "whatis", invocation.address == nil,
+           let first = invocation.arguments.first, !first.hasPrefix("-"), let a = resolve(first) {
+            invocation.address = a
+            invocation.arguments.removeFirst()
+        }
         // A dcmd that takes no address ignores one, as mdb's do (`kas::memstat`).
         switch dcmd.address {
         case .required where invocation.address == nil:

@@ -196,6 +196,20 @@ struct MdbPipelineTests {
         #expect(s.execute("::help").text.contains("::walk NAME"))
     }
 
+    @Test("::DCMD ADDR, the form of ARCHITECTURE.md's command table, is ADDR::DCMD")
+    func addressAfterTheName() throws {
+        let (k, s) = try Self.setUp()
+        let heap = try #require(k.arenas["heap"])
+        let at = Self.hex(heap.address)
+        #expect(s.execute("::vmem_seg \(at)").text == s.execute("\(at)::vmem_seg").text)
+        #expect(s.execute("::vmem_seg \(at) -T SPAN -s").text == s.execute("\(at)::vmem_seg -T SPAN -s").text)
+        #expect(s.execute("::vmem \(at)").text == s.execute("\(at)::vmem").text)
+        let kvseg = try #require(k.segment(named: "kvseg"))
+        #expect(s.execute("::seg \(Self.hex(kvseg.address))").text == s.execute("\(Self.hex(kvseg.address))::seg").text)
+        #expect(s.execute("::vmem_seg \(at) -T ALLC | ::vmem_seg -s").text == s.execute("\(at)::vmem_seg -T ALLC -s").text)
+        #expect(s.execute("::vmem_seg nothex").isError)
+    }
+
     @Test("::memstat -s SIZE (mdb's internal vnode hash size) prints the same table")
     func memstatHashSize() throws {
         let (_, s) = try Self.setUp()
