@@ -21,8 +21,11 @@ public final class KernelHAT: HAT, @unchecked Sendable {
     let frames: PhysicalMemoryTableAllocator
     private let mutex = _OwnedMutex()
 
-    init(memory: PhysicalMemory) throws(ModelKernelError) {
-        frames = PhysicalMemoryTableAllocator(memory: memory, vnode: .kvp, offsetBase: Self.tableIdentityBase)
+    /// - Parameter tableIdentityBase: where this table's page identities
+    ///   start; a process's HAT takes its own range higher in the VA hole
+    ///   (``ModelKernel/createProcessAddressSpace(name:)``).
+    init(memory: PhysicalMemory, tableIdentityBase: UInt64 = KernelHAT.tableIdentityBase) throws(ModelKernelError) {
+        frames = PhysicalMemoryTableAllocator(memory: memory, vnode: .kvp, offsetBase: tableIdentityBase)
         do {
             table = try PageTable(frames: frames)
         } catch {
