@@ -13,6 +13,10 @@ import PhysicalMemory
 ///
 /// One mutex serialises the table; `as_fault` readers and allocating
 /// threads all come through here.
+///
+/// A process address space (``ModelKernel/createProcessAddressSpace(name:)``)
+/// has a HAT of this kind too, its table pages named in a range of the hole
+/// of their own.
 public final class KernelHAT: HAT, @unchecked Sendable {
     /// Where the identities of page-table pages start on `kvps[KV_KVP]`.
     public static let tableIdentityBase: UInt64 = 0x0000_8000_0000_0000

@@ -113,6 +113,10 @@ public final class SegVMM: SegmentDriver, @unchecked Sendable {
     /// the address space's lock, after its own (overlap, user limit).
     ///
     /// - Parameters:
+    ///   - space: the (user) address space to map into.
+    ///   - address: the segment's base; page-rounded with `size` as `as_map` does.
+    ///   - size: its length in bytes.
+    ///   - arguments: `kaddr`, the protections and the object to hold.
     ///   - userLimit: the kernel's `_userlimit`, for the create checks.
     ///   - kernelHAT: the kernel's HAT (`kas.a_hat`), read on faults.
     @discardableResult
