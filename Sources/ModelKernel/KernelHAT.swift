@@ -13,6 +13,10 @@ import PhysicalMemory
 ///
 /// One mutex serialises the table; `as_fault` readers and allocating
 /// threads all come through here.
+///
+/// A process address space (``ModelKernel/createProcessAddressSpace(name:)``)
+/// has a HAT of this kind too, its table pages named in a range of the hole
+/// of their own.
 public final class KernelHAT: HAT, @unchecked Sendable {
     /// Where the identities of page-table pages start on `kvps[KV_KVP]`.
     public static let tableIdentityBase: UInt64 = 0x0000_8000_0000_0000
@@ -21,8 +25,11 @@ public final class KernelHAT: HAT, @unchecked Sendable {
     let frames: PhysicalMemoryTableAllocator
     private let mutex = _OwnedMutex()
 
-    init(memory: PhysicalMemory) throws(ModelKernelError) {
-        frames = PhysicalMemoryTableAllocator(memory: memory, vnode: .kvp, offsetBase: Self.tableIdentityBase)
+    /// - Parameter tableIdentityBase: where this table's page identities
+    ///   start; a process's HAT takes its own range higher in the VA hole
+    ///   (``ModelKernel/createProcessAddressSpace(name:)``).
+    init(memory: PhysicalMemory, tableIdentityBase: UInt64 = KernelHAT.tableIdentityBase) throws(ModelKernelError) {
+        frames = PhysicalMemoryTableAllocator(memory: memory, vnode: .kvp, offsetBase: tableIdentityBase)
         do {
             table = try PageTable(frames: frames)
         } catch {

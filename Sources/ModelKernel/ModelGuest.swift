@@ -34,6 +34,61 @@ public final class ModelGuest: @unchecked Sendable {
     public var backings: [(segment: Int, address: UInt64, length: UInt64)] {
         memory.segments.compactMap { s in s.pageBacking.map { (s.id, $0.address, s.length) } }
     }
+
+    private let objectLock = _OwnedMutex()
+    // Guarded by `objectLock`.
+    private var objectTable: [Int: VMMObject] = [:]
+    private var objectsClosed = false
+
+    /// The `vm_object` of segment `id`, made on first use: what `segvmm`
+    /// mappings of the segment hold. Nil when the segment does not exist,
+    /// has no pages in `kvmmseg` (device memory is the guest's own), or the
+    /// guest is being destroyed.
+    public func object(forSegment id: Int) -> VMMObject? {
+        guard let s = memory.segment(id), let b = s.pageBacking else { return nil }
+        objectLock.lock()
+        defer { objectLock.unlock() }
+        guard !objectsClosed else { return nil }
+        // A segment made again at another address is another object.
+        if let o = objectTable[id], o.kernelAddress == b.address, o.length == s.length { return o }
+        let o = VMMObject(guestAddress: address, segment: id, kernelAddress: b.address, length: s.length)
+        objectTable[id] = o
+        return o
+    }
+
+    /// The objects made so far, by segment id.
+    public var objects: [VMMObject] {
+        objectLock.lock()
+        defer { objectLock.unlock() }
+        return objectTable.keys.sorted().compactMap { objectTable[$0] }
+    }
+
+    /// Retires every object and makes no new ones, for ``ModelKernel/destroyGuest(_:)``:
+    /// all or nothing. Returns the first object a mapping still holds (and
+    /// changes nothing) or nil.
+    func closeObjects() -> VMMObject? {
+        objectLock.lock()
+        defer { objectLock.unlock() }
+        var retired: [VMMObject] = []
+        for id in objectTable.keys.sorted() {
+            guard let o = objectTable[id] else { continue }
+            guard o.retire() else {
+                for r in retired { r.unretire() }
+                return o
+            }
+            retired.append(o)
+        }
+        objectsClosed = true
+        return nil
+    }
+
+    /// Undoes ``closeObjects()`` (the guest could not be destroyed after all).
+    func reopenObjects() {
+        objectLock.lock()
+        defer { objectLock.unlock() }
+        objectsClosed = false
+        for o in objectTable.values { o.unretire() }
+    }
 }
 
 extension ModelKernel {
@@ -81,13 +136,19 @@ extension ModelKernel {
 
     /// Destroys a hosted guest: its GuestMemory (which gives its pages back
     /// to `vmm_alloc_arena`) and its `vm_t`. Refused, changing nothing, while
-    /// the guest has page holds.
+    /// the guest has page holds or a process maps its memory (`segvmm`).
     public func destroyGuest(_ guest: ModelGuest) throws(ModelKernelError) {
         guard withState({ hostedGuestTable[guest.address] === guest }) else {
             throw .unknownAllocation(kind: "guest (vm_t)", address: guest.address)
         }
+        // A process still maps the pages (segvmm holds the object): freeing
+        // them would leave its translations on frames given to others.
+        if let held = guest.closeObjects() {
+            throw .guestMemoryMapped(guest: guest.address, segment: held.segment, holds: max(held.mappingHolds, 1))
+        }
         _ = guestFailures.take()
         do { try guest.memory.destroy() } catch {
+            guest.reopenObjects()
             throw .guestMemory(error, context: "destroying the guest at 0x\(String(guest.address, radix: 16))")
         }
         _ = withState { hostedGuestTable.removeValue(forKey: guest.address) }

@@ -18,7 +18,10 @@ extension ModelKernel {
     /// 4. every segkp red-zone page has no translation and no page;
     /// 5. `::memstat` adds up: counted pages + free list = physmem;
     /// 6. every hosted guest's system segment is backed by a live
-    ///    `vmm_alloc_arena` allocation of exactly its length.
+    ///    `vmm_alloc_arena` allocation of exactly its length;
+    /// 7. every process address space passes its `verify()`, and every hold
+    ///    on a hosted guest's memory object is a segvmm segment of a live
+    ///    process address space that maps inside the object.
     public func verify() throws(ModelKernelError) {
         func fail(_ s: String) -> ModelKernelError { .invariantViolated(s) }
         func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
@@ -27,6 +30,10 @@ extension ModelKernel {
         }
         do { try physicalMemory.verify() } catch { throw .physicalMemory(error, context: "verify") }
         do { try kas.verify() } catch { throw .addressSpace(error) }
+        let processes = processAddressSpaces
+        for p in processes {
+            do { try p.verify() } catch { throw .addressSpace(error) }
+        }
 
         let page = PhysicalMemory.pageSize
         // Every kernel translation, ascending, walked once for rule 3.
@@ -97,6 +104,9 @@ extension ModelKernel {
             }
         }
         expected[.kvp, default: 0] += UInt64(hat.tablePages)
+        // Process HATs' tables are kernel memory too, as long as the HATs live.
+        let liveHATs = withState { self.processHATs.compactMap { $0.hat } }
+        for h in liveHATs { expected[.kvp, default: 0] += UInt64(h.tablePages) }
         for (vnode, count) in expected {
             let actual: UInt64
             do { actual = try physicalMemory.pageCount(of: vnode) } catch { throw .physicalMemory(error, context: "verify") }
@@ -119,6 +129,23 @@ extension ModelKernel {
                 guard let b = s.pageBacking, allocations[b.address] == s.length else {
                     throw fail("guest \(hex(g.address)) segment \(s.id) of \(hex(s.length)) bytes has no vmm_alloc_arena allocation of its length")
                 }
+            }
+        }
+        // Rule 7.
+        var holds: [ObjectIdentifier: Int] = [:]
+        for p in processes {
+            for seg in p.segments {
+                guard let d = seg.driver as? SegVMM, d.holdsObject, let o = d.object as? VMMObject else { continue }
+                guard d.kernelAddress >= o.kernelAddress, d.kernelAddress - o.kernelAddress <= o.length,
+                      seg.size <= o.length - (d.kernelAddress - o.kernelAddress) else {
+                    throw fail("\(p.name) segvmm [\(hex(seg.base)), +\(hex(seg.size))) maps \(hex(d.kernelAddress)) outside guest \(hex(o.guestAddress)) segment \(o.segment)")
+                }
+                holds[ObjectIdentifier(o), default: 0] += 1
+            }
+        }
+        for g in hostedGuests {
+            for o in g.objects where o.mappingHolds != holds[ObjectIdentifier(o), default: 0] {
+                throw fail("guest \(hex(g.address)) segment \(o.segment) has \(o.mappingHolds) segvmm hold(s); \(holds[ObjectIdentifier(o), default: 0]) segment(s) map it")
             }
         }
     }

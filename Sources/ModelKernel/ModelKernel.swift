@@ -53,6 +53,14 @@ public final class ModelKernel: @unchecked Sendable {
     var liveGuests: [UInt64: UInt64] = [:]
     /// Guests hosted through GuestMemory, by the address of their `vm_t`.
     var hostedGuestTable: [UInt64: ModelGuest] = [:]
+    /// Process address spaces, by the address of their `struct as`.
+    var processTable: [UInt64: _ProcessSpace] = [:]
+    /// The next identity range for a process HAT's table pages (never reused:
+    /// a destroyed process's HAT lives on while its caller keeps it).
+    var nextProcessTableSlot: UInt64 = 1
+    /// Every process HAT still alive, live process or not, for the
+    /// page-table pages ``verify()`` accounts for.
+    var processHATs: [_WeakHAT] = []
     /// Why the page provider refused, for the thread that asked (GuestMemory
     /// can carry only its own error type across the hook).
     let guestFailures = _FailureLog()

@@ -42,6 +42,9 @@ public enum ModelKernelError: Error, Hashable, Sendable {
     case fault(code: FaultCode, address: UInt64, segment: String)
     /// The guest-memory layer refused a hosted guest's segment or mapping.
     case guestMemory(GuestMemoryError, context: String)
+    /// A hosted guest's memory segment is still mapped into a process
+    /// address space: `holds` segvmm mappings hold its object.
+    case guestMemoryMapped(guest: UInt64, segment: Int, holds: Int)
     /// ``ModelKernel/verify()`` found a broken invariant; the text says which.
     case invariantViolated(String)
 }
@@ -67,6 +70,8 @@ extension ModelKernelError: CustomStringConvertible {
         case .noMapping(let a): return "model kernel: no segment maps \(hex(a)) (FC_NOMAP)"
         case let .fault(code, address, segment): return "model kernel: \(code) at \(hex(address)) in \(segment)"
         case let .guestMemory(e, context): return "model kernel: \(context): \(e)"
+        case let .guestMemoryMapped(guest, segment, holds):
+            return "model kernel: guest \(hex(guest)) segment \(segment) is mapped into a process (\(holds) segvmm hold(s))"
         case .invariantViolated(let s): return "model kernel: invariant violated: \(s)"
         }
     }
