@@ -2,8 +2,9 @@
 import PackageDescription
 
 // Layers (arrows point down only): vmkit -> Inspect -> ModelKernel -> {KernelLayout,
-// AddressSpace} -> {PhysicalMemory, PageTables} -> Vmem; HostSegments -> {AddressSpace,
-// HostMemory}; HostMemory -> CHostMemory (libc only). See shared/design/ARCHITECTURE.md.
+// AddressSpace} -> {PhysicalMemory, PageTables} -> {Vmem, HostMemory}; HostSegments ->
+// {AddressSpace, HostMemory}; HostMemory -> CHostMemory (libc only): the one place that
+// maps host memory. See shared/design/ARCHITECTURE.md.
 let package = Package(
     name: "VMKit",
     products: [
@@ -43,8 +44,8 @@ let package = Package(
         .target(name: "CGuestKVM"),
         .target(name: "GuestKVM", dependencies: ["GuestMemory", "HostMemory", "PageTables", "CGuestKVM", "GuestSnapshot"]),
         .target(name: "KernelLayout", dependencies: ["Vmem"]),
-        .target(name: "PhysicalMemory", dependencies: ["Vmem"]),
-        .target(name: "PageTables", dependencies: ["PhysicalMemory"]),
+        .target(name: "PhysicalMemory", dependencies: ["Vmem", "HostMemory"]),
+        .target(name: "PageTables", dependencies: ["PhysicalMemory", "HostMemory"]),
         .target(name: "AddressSpace", dependencies: ["PhysicalMemory", "PageTables", "Vmem"]),
         // Segment drivers over real memory: segvn, segdev, seghole, stacks, lazy fill.
         .target(name: "HostSegments", dependencies: ["AddressSpace", "HostMemory", "CHostMemory", "PhysicalMemory"]),

@@ -1,9 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import CGuestMemory
+import HostMemory
 import Synchronization
 
 /// One bit per page of a segment, set by every VMM write (copies, atomic
@@ -22,8 +18,8 @@ import Synchronization
 ///
 /// A taken buffer is zeroed and kept as a spare when the harvest is
 /// released; a harvest of a small part of the segment takes its words with
-/// fetch-and on the active buffer instead. Buffers come from anonymous
-/// memory with no swap reserved, so a bitmap costs memory only where pages
+/// fetch-and on the active buffer instead. Buffers are `AnonymousMemory`
+/// (no swap reserved), so a bitmap costs memory only where pages
 /// were marked: a 128 TiB segment's 4 GiB of bits is free until written.
 public final class DirtyBitmap: @unchecked Sendable {
     /// Pages covered.
@@ -35,7 +31,8 @@ public final class DirtyBitmap: @unchecked Sendable {
     /// Zeroed buffers ready to be swapped in, and every buffer made (freed
     /// in deinit); under `poolLock`.
     private var spares: [UnsafeMutablePointer<UInt64>] = []
-    private var made: [(words: UnsafeMutablePointer<UInt64>, heap: Bool)] = []
+    /// (A buffer's mapping is nil when it is on the heap.)
+    private var made: [(words: UnsafeMutablePointer<UInt64>, mapping: AnonymousMemory?)] = []
     private let poolLock = RWLock()
 
     init(pages: UInt64) {
@@ -46,25 +43,21 @@ public final class DirtyBitmap: @unchecked Sendable {
     }
 
     deinit {
-        for (w, heap) in made {
-            if heap { w.deallocate() } else { munmap(w, byteCount) }
-        }
+        // Mapped buffers go with their mappings; only heap ones are freed by hand.
+        for (w, mapping) in made where mapping == nil { w.deallocate() }
     }
 
-    /// A zeroed buffer: `mmap` (no swap reserved), the heap if that fails.
+    /// A zeroed buffer: anonymous memory (no swap reserved), the heap if the host refuses.
     private func makeBuffer() -> UnsafeMutablePointer<UInt64> {
-        let raw = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         let words: UnsafeMutablePointer<UInt64>
-        let heap: Bool
-        if let raw, raw != MAP_FAILED {
-            words = raw.bindMemory(to: UInt64.self, capacity: max(wordCount, 1))
-            heap = false
+        let mapping = try? AnonymousMemory(length: UInt64(byteCount))
+        if let mapping {
+            words = mapping.base.bindMemory(to: UInt64.self, capacity: max(wordCount, 1))
         } else {
             words = .allocate(capacity: max(wordCount, 1))
             words.initialize(repeating: 0, count: max(wordCount, 1))
-            heap = true
         }
-        poolLock.writing { made.append((words, heap)) }
+        poolLock.writing { made.append((words, mapping)) }
         return words
     }
 

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import GuestMemory
+import HostMemory
 
 /// Where a snapshot reads a segment's bytes: the guest's own host window
 /// where a readable mapping covers the page (already populated by whoever
@@ -13,7 +14,9 @@ import GuestMemory
 /// hold data are read (`SEEK_DATA`, the dirty harvest), so a read never
 /// allocates a page behind a hole.
 struct SegmentSource {
+    /// `mapping.base`, kept here so that reaching a page needs no second load.
     private let view: UnsafeRawPointer?
+    private let mapping: FileMapping?
     private let length: UInt64
     private let fd: Int32
     /// (first segment page, end page, host address of the first), by first page.
@@ -26,16 +29,23 @@ struct SegmentSource {
         }.sorted { $0.0 < $1.0 }
         fd = segment.object.fd
         if fd >= 0 {
-            let (p, e) = SnapshotIO.mapReadOnly(fd, length)
-            guard let p else { throw .io(path: path, call: "mmap of segment \(segment.id)", errno: e, segment: segment.id, page: nil) }
-            view = p
+            do throws(HostMemoryError) {
+                mapping = try FileMapping(fd: fd, length: length, access: .readOnly)
+            } catch {
+                throw .io(path: path, call: "mmap of segment \(segment.id)", errno: error.errnoValue, segment: segment.id, page: nil)
+            }
+            view = mapping?.base
         } else {
+            mapping = nil
             view = nil
         }
     }
 
+    /// The end of the source's use: `view` must not be read after it. (The
+    /// mapping goes with the last copy of the source; this keeps it at least
+    /// until here, so a pointer read through `view` never outlives it.)
     func close() {
-        if let view { munmap(UnsafeMutableRawPointer(mutating: view), Int(length)) }
+        withExtendedLifetime(mapping) {}
     }
 
     /// The bytes of segment page `p`, or nil where they do not exist (an

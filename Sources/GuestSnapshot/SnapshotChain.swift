@@ -96,15 +96,19 @@ public struct SnapshotChain: Sendable {
 
     /// Reads segment `i`'s newest pages into it; returns the pages read.
     private func restoreSegment(_ i: Int, _ s: MemorySegment, mappings: [GuestMapping]) throws(GuestSnapshotError) -> UInt64 {
-        let target: UnsafeMutableRawPointer?
+        let mapping: FileMapping?
         if s.object.fd >= 0 {
-            let (p, e) = SnapshotIO.mapReadWrite(s.object.fd, s.length)
-            guard let p else { throw .io(path: newest.path, call: "mmap of segment \(s.id)", errno: e, segment: s.id, page: nil) }
-            target = p
+            do throws(HostMemoryError) {
+                mapping = try FileMapping(fd: s.object.fd, length: s.length, access: .readWrite)
+            } catch {
+                throw .io(path: newest.path, call: "mmap of segment \(s.id)", errno: error.errnoValue, segment: s.id, page: nil)
+            }
         } else {
-            target = nil
+            mapping = nil
         }
-        defer { if let target { munmap(target, Int(s.length)) } }
+        let target = mapping?.writableBase
+        // `target` is a raw pointer into the mapping: keep the mapping until the last pread through it.
+        defer { withExtendedLifetime(mapping) {} }
         func destination(_ p: UInt64) -> UnsafeMutableRawPointer? {
             if let target { return target + Int(p * SnapshotLayout.pageSize) }
             for m in mappings where m.segmentID == s.id && p >= m.offset / 4096 && p < (m.offset + m.length) / 4096 {

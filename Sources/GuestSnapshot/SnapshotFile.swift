@@ -33,7 +33,7 @@ public final class SnapshotFile: @unchecked Sendable {
     let bitmaps: [[UInt64]]
     let fd: Int32
     private let mapLock = HostLock()
-    private var mapped: UnsafeRawPointer?
+    private var mapped: FileMapping?
 
     /// Opens and checks `path`. Every refusal names the file and the value.
     public init(path: String) throws(GuestSnapshotError) {
@@ -57,8 +57,7 @@ public final class SnapshotFile: @unchecked Sendable {
     }
 
     deinit {
-        if let mapped { munmap(UnsafeMutableRawPointer(mutating: mapped), Int(fileSize)) }
-        close(fd)
+        close(fd)  // the mapping, if any, outlives the descriptor until it is released
     }
 
     /// The segment record of `id`, if the file has one.
@@ -86,11 +85,14 @@ public final class SnapshotFile: @unchecked Sendable {
     /// The whole file mapped read-only (once; kept until deinit).
     func mapping() throws(GuestSnapshotError) -> UnsafeRawPointer {
         try mapLock.withLock { () throws(GuestSnapshotError) -> UnsafeRawPointer in
-            if let mapped { return mapped }
-            let (p, e) = SnapshotIO.mapReadOnly(fd, fileSize)
-            guard let p else { throw .io(path: path, call: "mmap", errno: e, segment: nil, page: nil) }
-            mapped = p
-            return p
+            if let mapped { return mapped.base }
+            do throws(HostMemoryError) {
+                let m = try FileMapping(fd: fd, length: fileSize, access: .readOnly)
+                mapped = m
+                return m.base
+            } catch {
+                throw .io(path: path, call: "mmap", errno: error.errnoValue, segment: nil, page: nil)
+            }
         }
     }
 

@@ -84,22 +84,6 @@ enum SnapshotIO {
         return UInt64(st.st_blocks) * 512
     }
 
-    /// A read-only shared mapping of `[0, length)` of `fd`; nil with errno on failure.
-    static func mapReadOnly(_ fd: Int32, _ length: UInt64) -> (UnsafeRawPointer?, Int32) {
-        guard length > 0 else { return (nil, EINVAL) }
-        let r = mmap(nil, Int(length), PROT_READ, MAP_SHARED | MAP_NORESERVE, fd, 0)
-        guard let r, r != MAP_FAILED else { return (nil, errno) }
-        return (UnsafeRawPointer(r), 0)
-    }
-
-    /// A read-write shared mapping of `[0, length)` of `fd`; nil with errno on failure.
-    static func mapReadWrite(_ fd: Int32, _ length: UInt64) -> (UnsafeMutableRawPointer?, Int32) {
-        guard length > 0 else { return (nil, EINVAL) }
-        let r = mmap(nil, Int(length), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0)
-        guard let r, r != MAP_FAILED else { return (nil, errno) }
-        return (r, 0)
-    }
-
     /// Monotonic nanoseconds.
     static func now() -> UInt64 {
         var ts = timespec()

@@ -55,6 +55,14 @@ extension HostMemoryError: CustomStringConvertible {
         }
     }
 
+    /// The errno that stands for this failure where a caller reports errnos:
+    /// the system call's own, else `EINVAL` (the value was refused before
+    /// any call was made).
+    public var errnoValue: Int32 {
+        if case let .system(_, e, _) = self { return e }
+        return 22  // EINVAL
+    }
+
     /// `EINVAL (22)` style names for the errnos a host operation meets.
     public static func errnoName(_ e: Int32) -> String {
         let names: [Int32: String] = [1: "EPERM", 2: "ENOENT", 4: "EINTR", 9: "EBADF", 11: "EAGAIN", 12: "ENOMEM",

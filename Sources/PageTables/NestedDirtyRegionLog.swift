@@ -1,10 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import HostMemory
 import Synchronization
 
 /// Which 2 MiB regions of a nested table may hold a dirty leaf: one bit per
@@ -22,9 +16,9 @@ import Synchronization
 /// some), which costs one leaf table's read, never a lost page.
 ///
 /// The words are set with atomic fetch-or by the concurrent access path and
-/// read or cleared by the owner; they live in anonymous `MAP_NORESERVE`
-/// memory, so a log over the whole 2^48 space costs address space only
-/// (16 MiB of it) until regions are marked.
+/// read or cleared by the owner; they live in `AnonymousMemory` (no swap
+/// reserved; the heap if the host refuses), so a log over the whole 2^48
+/// space costs address space only (16 MiB of it) until regions are marked.
 public final class NestedDirtyRegionLog: @unchecked Sendable {
     /// Bytes per region: one leaf table's reach.
     public static let regionSize: UInt64 = 1 << 21
@@ -32,34 +26,27 @@ public final class NestedDirtyRegionLog: @unchecked Sendable {
     /// Regions covered: `[0, regions × 2 MiB)`.
     public let regions: UInt64
     let words: UnsafeMutablePointer<UInt64>
-    private let byteCount: Int
+    /// The mapping that holds `words`; nil when they are on the heap.
+    private let mapping: AnonymousMemory?
 
     /// A log over guest-physical `[0, limit)` (rounded up to 2 MiB; at most 2^48).
     init(limit: UInt64) {
         let limit = min(max(limit, 1), 1 << PageTableGeometry.addressBits)
         regions = (limit + Self.regionSize - 1) / Self.regionSize
         let wordCount = Int((regions + 63) / 64)
-        byteCount = wordCount * 8
-        #if os(Linux)
-        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
-        #else
-        let flags = MAP_PRIVATE | MAP_ANON
-        #endif
-        let raw = mmap(nil, byteCount, PROT_READ | PROT_WRITE, flags, -1, 0)
-        if let raw, raw != MAP_FAILED {
-            words = raw.bindMemory(to: UInt64.self, capacity: wordCount)
-            mapped = true
+        // Where the host refuses the mapping, the heap: all of it committed, but the log works.
+        if let m = try? AnonymousMemory(length: UInt64(wordCount) * 8) {
+            words = m.base.bindMemory(to: UInt64.self, capacity: wordCount)
+            mapping = m
         } else {
             words = .allocate(capacity: wordCount)
             words.initialize(repeating: 0, count: wordCount)
-            mapped = false
+            mapping = nil
         }
     }
 
-    private let mapped: Bool
-
     deinit {
-        if mapped { munmap(words, byteCount) } else { words.deallocate() }
+        if mapping == nil { words.deallocate() }
     }
 
     @inline(__always)

@@ -1,10 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import HostMemory
 
 /// Where the 4 KiB frames that hold page tables come from, and how the walker
 /// reaches their entries.
@@ -41,13 +35,15 @@ final class _ScratchTable: @unchecked Sendable {
 /// Table frames in host memory, numbered from `physicalBase` upwards as if
 /// they were physical frames.
 ///
-/// The frames are one reservation of `frameLimit × 4 KiB` made up front with
-/// `MAP_NORESERVE` (the host commits a frame when it is first written), so
-/// reaching a table is one addition: no lookup, no lock, no reference count on
-/// the walk. Freed frames go on a stack and are reused, so map and unmap reach
+/// The frames are one `AnonymousMemory` (HostMemory) of `frameLimit × 4 KiB`
+/// made up front with no swap reserved (the host commits a frame when it is
+/// first written), so reaching a table is one addition: no lookup, no lock,
+/// no reference count on the walk. Freed frames go on a stack and are reused, so map and unmap reach
 /// a steady state that allocates nothing.
 public final class HostTableAllocator: TableFrameAllocator {
+    /// `memory.base`, kept here so that reaching a table needs no second load.
     @usableFromInline let base: UnsafeMutableRawPointer
+    private let memory: AnonymousMemory
     @usableFromInline let physicalBase: UInt64
     /// The most frames this allocator holds, so a runaway mapping fails
     /// instead of eating the host.
@@ -67,22 +63,14 @@ public final class HostTableAllocator: TableFrameAllocator {
               (physicalBase + UInt64(frameLimit) << 12) >> PageTableGeometry.physicalAddressBits == 0 else {
             throw .tableAllocationFailed("bad host allocator geometry: base 0x\(String(physicalBase, radix: 16)), \(frameLimit) frames")
         }
-        #if os(Linux)
-        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
-        #else
-        let flags = MAP_PRIVATE | MAP_ANON
-        #endif
-        let p = mmap(nil, frameLimit << 12, PROT_READ | PROT_WRITE, flags, -1, 0)
-        guard let p, p != MAP_FAILED else {
-            throw .tableAllocationFailed("mmap of \(frameLimit) frames failed (errno \(errno))")
+        do throws(HostMemoryError) {
+            memory = try AnonymousMemory(length: UInt64(frameLimit) << 12)
+        } catch {
+            throw .tableAllocationFailed("mmap of \(frameLimit) frames failed (errno \(error.errnoValue))")
         }
-        self.base = p
+        self.base = memory.base
         self.physicalBase = physicalBase
         self.frameLimit = frameLimit
-    }
-
-    deinit {
-        munmap(base, frameLimit << 12)
     }
 
     public func allocateTableFrame() throws(PageTableError) -> UInt64 {

@@ -78,7 +78,7 @@ struct _PageFrameTable {
         slab.deallocate()
         frames.deallocate()
         identities.deallocate()
-        backing?.unmap()
+        // The backing's mapping goes when the table is deinitialised.
     }
 
     // MARK: Frame numbers
