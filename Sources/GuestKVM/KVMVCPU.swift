@@ -1,4 +1,5 @@
 internal import CGuestKVM
+import HostMemory
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -18,6 +19,9 @@ public final class KVMVCPU: @unchecked Sendable {
     let fd: Int32
     let runArea: UnsafeMutablePointer<kvm_run>
     let runSize: Int
+    /// The mappings `runArea` and `ring` point into (HostMemory maps, this keeps them).
+    let runMapping: FileMapping
+    let ringMapping: FileMapping?
     let gate: KVMPauseGate
     /// The dirty ring, when the VM logs with one; its entry count.
     let ring: UnsafeMutablePointer<kvm_dirty_gfn>?
@@ -31,24 +35,32 @@ public final class KVMVCPU: @unchecked Sendable {
     init(id: UInt32, vmFD: Int32, device: KVMDevice, gate: KVMPauseGate, ringBytes: UInt32) throws(KVMError) {
         let fd = vkvm_create_vcpu(vmFD, UInt(id))
         guard fd >= 0 else { throw .system(call: "KVM_CREATE_VCPU \(id)", errno: -fd) }
-        guard let p = vkvm_mmap_shared(fd, device.vcpuMapSize, 0) else {
-            let e = errno
+        let run: FileMapping
+        do throws(HostMemoryError) {
+            run = try FileMapping(fd: fd, length: UInt64(device.vcpuMapSize), access: .readWrite)
+        } catch {
             close(fd)
-            throw .system(call: "mmap of vCPU \(id)'s kvm_run", errno: e)
+            throw .system(call: "mmap of vCPU \(id)'s kvm_run", errno: error.errnoValue)
         }
         var ring: UnsafeMutablePointer<kvm_dirty_gfn>?
+        var ringMapping: FileMapping?
         if ringBytes > 0 {
-            guard let r = vkvm_mmap_shared(fd, Int(ringBytes), vkvm_dirty_ring_page_offset()) else {
-                let e = errno
-                munmap(p, device.vcpuMapSize)
+            do throws(HostMemoryError) {
+                let m = try FileMapping(fd: fd, length: UInt64(ringBytes),
+                                        offset: UInt64(vkvm_dirty_ring_page_offset()) * HostReservation.pageSize,
+                                        access: .readWrite)
+                ringMapping = m
+                ring = UnsafeMutableRawPointer(mutating: m.base).assumingMemoryBound(to: kvm_dirty_gfn.self)
+            } catch {
                 close(fd)
-                throw .system(call: "mmap of vCPU \(id)'s dirty ring", errno: e)
+                throw .system(call: "mmap of vCPU \(id)'s dirty ring", errno: error.errnoValue)
             }
-            ring = r.assumingMemoryBound(to: kvm_dirty_gfn.self)
         }
         self.id = id
         self.fd = fd
-        self.runArea = p.assumingMemoryBound(to: kvm_run.self)
+        self.runMapping = run
+        self.ringMapping = ringMapping
+        self.runArea = UnsafeMutableRawPointer(mutating: run.base).assumingMemoryBound(to: kvm_run.self)
         self.runSize = device.vcpuMapSize
         self.gate = gate
         self.ring = ring
@@ -56,8 +68,7 @@ public final class KVMVCPU: @unchecked Sendable {
     }
 
     deinit {
-        if let ring { munmap(ring, Int(ringEntries) * vkvm_dirty_gfn_size()) }
-        munmap(runArea, runSize)
+        // The mappings go with the object; they keep the file open until then.
         close(fd)
     }
 

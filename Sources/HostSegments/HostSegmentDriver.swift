@@ -101,8 +101,10 @@ public class HostSegmentDriver: SegmentDriver, @unchecked Sendable {
             return
         }
         let advice: Int32 = write ? vmk_madv_populate_write() : vmk_madv_populate_read()
-        guard madvise(hat.reservation.pointer(address), Int(size), advice) == 0 else {
-            throw .fault(.objectError(errno: errno), address: address)
+        do throws(HostMemoryError) {
+            try hat.reservation.advise(at: address, length: size, advice: advice)
+        } catch {
+            throw .fault(.objectError(errno: error.errnoValue), address: address)
         }
         counters.bytes.add(size, ordering: .relaxed)
     }
@@ -314,8 +316,10 @@ public class HostSegmentDriver: SegmentDriver, @unchecked Sendable {
     public func gettype(_ segment: Segment, address: UInt64) throws(SegmentError) -> MappingType { sharing }
 
     public func advise(_ segment: Segment, address: UInt64, size: UInt64, advice: Advice) throws(SegmentError) {
-        guard madvise(hat.reservation.pointer(address), Int(size), advice.rawValue) == 0 else {
-            throw .errno(errno, operation: .advise)
+        do throws(HostMemoryError) {
+            try hat.reservation.advise(at: address, length: size, advice: advice.rawValue)
+        } catch {
+            throw .errno(error.errnoValue, operation: .advise)
         }
     }
 

@@ -36,6 +36,27 @@ struct FileMappingTests {
         }
     }
 
+    @Test func aMappingAtAnOffsetSeesThoseBytes() throws {
+        try Kit.gated {
+            let pattern = Kit.patternBytes(pages: 3, seed: 17)
+            let path = Kit.temporaryFile(pattern, tag: "fm-off")
+            defer { unlink(path) }
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            try #require(fd >= 0)
+            defer { close(fd) }
+            let m = try FileMapping(fd: fd, length: 8192, offset: 4096, access: .readOnly)
+            #expect(m.offset == 4096)
+            #expect(Array(UnsafeRawBufferPointer(start: m.base, count: 8192)) == Array(pattern[4096..<12288]))
+            #expect(throws: HostMemoryError.notAligned(what: "file offset", value: 100, alignment: HostReservation.pageSize)) {
+                _ = try FileMapping(fd: fd, length: 4096, offset: 100, access: .readOnly)
+            }
+            // The file ends before offset + length: refused, naming both.
+            #expect(throws: HostMemoryError.objectTooShort(object: "fd \(fd)", objectSize: 12288, offset: 8192, length: 8192)) {
+                _ = try FileMapping(fd: fd, length: 8192, offset: 8192, access: .readOnly)
+            }
+        }
+    }
+
     @Test func aReadWriteMappingWritesThroughToTheFile() throws {
         try Kit.gated {
             let path = Kit.temporaryFile([UInt8](repeating: 0, count: 2 * Int(Kit.page)), tag: "fm-rw")

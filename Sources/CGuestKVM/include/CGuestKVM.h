@@ -142,11 +142,6 @@ static inline void vkvm_dirty_gfn_reset_release(struct kvm_dirty_gfn *ring, uint
     __atomic_store_n(&ring[i].flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
 }
 
-static inline void *vkvm_mmap_shared(int fd, size_t length, long page_offset) {
-    void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, page_offset * 4096L);
-    return p == MAP_FAILED ? NULL : p;
-}
-
 /* The kick that takes a vCPU thread out of KVM_RUN: a no-op handler installed
  * without SA_RESTART, so the ioctl returns EINTR. */
 static inline void vkvm_kick_handler(int signo) { (void)signo; }
