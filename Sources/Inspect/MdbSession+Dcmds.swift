@@ -172,8 +172,9 @@ extension MdbSession {
     func seg(_ i: MdbInvocation) -> Output {
         if let bad = noArguments("seg", i) { return bad }
         let address = i.address ?? 0
-        guard let seg = kernel.kas.segments.first(where: { $0.address == address }) else {
-            return Self.error("\(String(address, radix: 16)) is not a segment of kas")
+        let spaces = [kernel.kas] + kernel.processAddressSpaces
+        guard let seg = spaces.lazy.compactMap({ $0.segments.first { $0.address == address } }).first else {
+            return Self.error("\(String(address, radix: 16)) is not a segment of kas or of a process (::walk as)")
         }
         return Self.ok((i.printsHeader ? SegRendering.header + "\n" : "") + SegRendering.row(seg) + "\n")
     }

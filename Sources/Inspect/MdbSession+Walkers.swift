@@ -9,18 +9,20 @@ import struct Vmem.WalkMask
 extension MdbSession {
     /// Every walker, in the order `::walkers` lists them.
     public static let walkers: [MdbWalker] = [
+        MdbWalker(name: "as", address: .none, summary: "every address space: kas, then each process's struct as (| ::walk seg)",
+                  walk: { s, _ in .success([s.kernel.kas.address] + s.kernel.processAddressSpaces.map(\.address)) }),
         MdbWalker(name: "dump", address: .none, summary: "the kernel addresses of the pages a crash dump would contain",
                   walk: { s, _ in .success(s.kernel.dumpPages().map(\.address)) }),
         MdbWalker(name: "memmap", address: .required, summary: "a guest's mappings, as their GPAs (ADDR a vm_t; | ::npt -g ADDR)",
                   walk: { s, a in s.hostedGuest(a, command: "walk memmap").map { $0.memory.mappings.map(\.gpa) } }),
         MdbWalker(name: "page", address: .optional, summary: "every page_t with an identity, or a kernel vnode's (kvps::walk page)",
                   walk: { s, a in s.pageWalk(a) }),
-        MdbWalker(name: "seg", address: .required, summary: "the segments of an address space (kas::walk seg)",
+        MdbWalker(name: "seg", address: .required, summary: "the segments of an address space (kas::walk seg, or a struct as from ::walk as)",
                   walk: { s, a in
-                      guard a == s.kernel.kas.address else {
-                          return .failure(.init(MdbSession.error("\(String(a ?? 0, radix: 16)) is not an address space (try kas)")))
+                      guard let space = s.addressSpace(at: a ?? 0) else {
+                          return .failure(.init(MdbSession.error("\(String(a ?? 0, radix: 16)) is not an address space (try kas, or ::walk as)")))
                       }
-                      return .success(s.kernel.kas.segments.map(\.address))
+                      return .success(space.segments.map(\.address))
                   }),
         MdbWalker(name: "vm", address: .none, summary: "the hosted guests' vm_t",
                   walk: { s, _ in .success(s.kernel.hostedGuests.map(\.address)) }),
@@ -37,6 +39,12 @@ extension MdbSession {
         MdbWalker(name: "vmem_span", address: .required, summary: "an arena's spans",
                   walk: { s, a in s.segmentWalk(a, .spans, "vmem_span") }),
     ]
+
+    /// kas or a process's address space, by its `struct as` address.
+    func addressSpace(at address: UInt64) -> AddressSpace? {
+        if address == kernel.kas.address { return kernel.kas }
+        return kernel.processAddressSpaces.first { $0.address == address }
+    }
 
     /// The arenas in `::vmem`'s order; from an arena, it and its descendants.
     func arenaWalk(_ start: UInt64?) -> Result<[UInt64], Output.Failure> {

@@ -1,3 +1,4 @@
+import AddressSpace
 import GuestMemory
 import PhysicalMemory
 
@@ -17,11 +18,16 @@ public struct KernelWorkload: Sendable, Hashable {
     /// Guests and the memory of each, from `vmm_alloc_arena` (post-12608).
     public var guests: Int
     public var guestSize: UInt64
+    /// Whether each guest gets a `bhyve` process whose address space maps
+    /// the guest's system memory through `segvmm` (`vm_segmap_obj`), as a
+    /// VMM process maps its guest's RAM to emulate devices.
+    public var guestProcesses: Bool
     /// Seed of the size choices.
     public var seed: UInt64
 
     public init(kmemAllocations: Int = 512, threads: Int = 64, lwps: Int = 16, zfsBuffers: Int = 256,
-                fileBytes: UInt64 = 256 << 10, guests: Int = 0, guestSize: UInt64 = 0, seed: UInt64 = 0x5EED) {
+                fileBytes: UInt64 = 256 << 10, guests: Int = 0, guestSize: UInt64 = 0, guestProcesses: Bool = true,
+                seed: UInt64 = 0x5EED) {
         self.kmemAllocations = kmemAllocations
         self.threads = threads
         self.lwps = lwps
@@ -29,6 +35,7 @@ public struct KernelWorkload: Sendable, Hashable {
         self.fileBytes = fileBytes
         self.guests = guests
         self.guestSize = guestSize
+        self.guestProcesses = guestProcesses
         self.seed = seed
     }
 
@@ -51,6 +58,8 @@ public struct WorkloadResult: Sendable {
     public var file: Vnode?
     /// The hosted guests (``ModelKernel/createGuest(size:nested:)``).
     public var guests: [ModelGuest] = []
+    /// Each guest's `bhyve` process address space, when the workload makes them.
+    public var processes: [AddressSpace] = []
 }
 
 extension ModelKernel {
@@ -96,7 +105,14 @@ extension ModelKernel {
         }
         for i in 0..<w.guests {
             progress?(i, w.guests)
-            result.guests.append(try createGuest(size: w.guestSize))
+            let guest = try createGuest(size: w.guestSize)
+            result.guests.append(guest)
+            if w.guestProcesses {
+                let process = try createProcessAddressSpace(name: "bhyve")
+                try mapGuestSegment(guest, segment: 0, offset: 0, length: guest.size,
+                                    protection: [.read, .write, .user], into: process)
+                result.processes.append(process)
+            }
         }
         return result
     }

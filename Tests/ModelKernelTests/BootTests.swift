@@ -104,6 +104,9 @@ struct BootTests {
         for (a, s) in r.kmem { try k.kmemFree(a, size: s) }
         for s in r.stacks { try k.freeStack(s) }
         for b in r.zfsBuffers { try k.zioBufFree(b, size: 128 << 10) }
+        // Each guest's bhyve process maps it through segvmm: the processes go first.
+        #expect(r.processes.count == r.guests.count)
+        for p in r.processes { try k.destroyProcessAddressSpace(p) }
         for g in r.guests { try k.destroyGuest(g) }
         try k.verify()
         #expect(k.memstat().vmmMemory == 0 && k.memstat().zfsFileData == 0)

@@ -61,6 +61,14 @@ struct MdbPipelineTests {
             #expect(Self.addresses(s.execute("\(at)::walk vmem_span")) == arena.segments(.spans).map(\.tagAddress))
         }
         #expect(Self.addresses(s.execute("kas::walk seg")) == k.kas.segments.map(\.address))
+        // Each guest's bhyve process: ::walk as lists kas and them; their one segment is segvmm's.
+        let spaces = Self.addresses(s.execute("::walk as"))
+        #expect(spaces == [k.kas.address] + k.processAddressSpaces.map(\.address) && spaces.count == 1 + k.hostedGuests.count)
+        for a in spaces.dropFirst() {
+            let rows = s.execute("\(Self.hex(a))::walk seg | ::seg").text.split(separator: "\n")
+            #expect(rows.count == 2 && rows[1].hasSuffix(" segvmm_ops"), "\(rows)")
+        }
+        #expect(s.execute("1234::walk seg").text.hasPrefix("mdb: 1234 is not an address space"))
         #expect(Self.addresses(s.execute("::walk vm")) == k.hostedGuests.map(\.address))
         let guest = try #require(k.hostedGuests.first)
         #expect(Self.addresses(s.execute("\(Self.hex(guest.address))::walk memmap")) == guest.memory.mappings.map(\.gpa))
@@ -185,7 +193,7 @@ struct MdbPipelineTests {
         }
         let walkers = s.execute("::walkers").text.split(separator: "\n").map { String($0.split(separator: " ")[0]) }
         #expect(s.execute("::walkers").text.split(separator: "\n").allSatisfy { $0.hasPrefix("  ") && $0.contains(" - ") })
-        #expect(Set(walkers) == ["dump", "memmap", "page", "seg", "vm", "vmem", "vmem_alloc", "vmem_free", "vmem_postfix", "vmem_seg", "vmem_span"])
+        #expect(Set(walkers) == ["as", "dump", "memmap", "page", "seg", "vm", "vmem", "vmem_alloc", "vmem_free", "vmem_postfix", "vmem_seg", "vmem_span"])
         for d in MdbSession.dcmds {
             let help = s.execute("::help \(d.name)")
             #expect(!help.isError && help.text.contains(d.usage) && help.text.contains(d.summary))
