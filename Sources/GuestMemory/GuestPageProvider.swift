@@ -54,7 +54,7 @@ public struct GuestPageBacking: Sendable {
 }
 
 extension GuestMemory {
-    /// A guest-physical space like ``init(limit:nested:)`` whose system-memory
+    /// A guest-physical space like ``init(limit:nested:hostLayout:)`` whose system-memory
     /// segments take their backing from `pageProvider`.
     public convenience init(limit: UInt64, nested mode: NestedTableMode = NestedTableMode(),
                             pageProvider: any GuestPageProvider) throws(GuestMemoryError) {

@@ -23,7 +23,7 @@
 /// pages anywhere up to 2^47.
 public struct GuestTraceRunner {
     /// The size of the guest-physical space (reserved on the host in one
-    /// piece when it can be, see ``memory()``).
+    /// piece when it can be, else packed; see the type's overview).
     public private(set) var guestSpace: UInt64
     private var guest: GuestMemory?
     private var guestFailure: String?
