@@ -140,6 +140,8 @@ extension ModelKernel {
         guard withState({ liveStacks[stack.base] == stack }) else {
             throw .unknownAllocation(kind: "kernel stack", address: stack.base)
         }
+        // A thread that exits while lent its red page gives it back first.
+        if lentRedPage(of: stack) != nil { try segkpUnmapRed(on: stack) }
         try segkp.release(stack.base)
         _ = withState { liveStacks.removeValue(forKey: stack.base) }
     }

@@ -16,11 +16,29 @@ extension ModelKernel {
     /// `kernelbase` is `FC_NOMAP` there; otherwise `as_fault(F_INVAL)`
     /// asks the segment's driver, and an address outside every segment is
     /// `FC_NOMAP`. Returns the frame the access reached.
+    ///
+    /// With `thread` (the stack the faulting thread runs on and its frame
+    /// pointer), a fault first goes through ``segkpMapRed(on:framePointer:)``
+    /// as `trap()` does: on amd64 a thread with less than `red_minavail`
+    /// bytes of stack left panics; on i386 it is lent its red-zone page for
+    /// the fault (so a touch of that page then succeeds), given back before
+    /// this returns.
     @discardableResult
-    public func touch(_ address: UInt64, access: KernelAccess = .read) throws(ModelKernelError) -> PageFrameNumber {
-        if let t = hat.translation(of: address) {
-            let needed: Protection = access == .write ? .write : access == .execute ? .execute : .read
-            if t.protection.contains(needed) { return t.pfn }
+    public func touch(_ address: UInt64, access: KernelAccess = .read,
+                      thread: (stack: KernelStack, framePointer: UInt64)? = nil) throws(ModelKernelError) -> PageFrameNumber {
+        let needed: Protection = access == .write ? .write : access == .execute ? .execute : .read
+        if let t = hat.translation(of: address), t.protection.contains(needed) { return t.pfn }
+        guard let thread else { return try pageFault(address, access: access) }
+        let lent = try segkpMapRed(on: thread.stack, framePointer: thread.framePointer)
+        defer { if lent { try? segkpUnmapRed(on: thread.stack) } }
+        if let t = hat.translation(of: address), t.protection.contains(needed) { return t.pfn }
+        return try pageFault(address, access: access)
+    }
+
+    /// The page-fault path of ``touch(_:access:thread:)`` once the HAT has no
+    /// translation that allows the access.
+    func pageFault(_ address: UInt64, access: KernelAccess) throws(ModelKernelError) -> PageFrameNumber {
+        if hat.translation(of: address) != nil {
             try fault(address, type: .protection, access: access)
             throw .fault(code: .protection, address: address, segment: segment(containing: address)?.name ?? "?")
         }

@@ -50,6 +50,10 @@ public final class ModelKernel: @unchecked Sendable {
     let bootData: _BootData
     let stateLock = _OwnedMutex()
     var liveStacks: [UInt64: KernelStack] = [:]
+    /// i386: the red-zone pages `segkp_map_red` has mapped (`t_red_pp`), by stack base.
+    var redPages: [UInt64: UInt64] = [:]
+    /// `red_nmapped`, `red_closest`, `red_ndoubles`.
+    var redStatistics = RedZoneStatistics()
     var liveGuests: [UInt64: UInt64] = [:]
     /// Guests hosted through GuestMemory, by the address of their `vm_t`.
     var hostedGuestTable: [UInt64: ModelGuest] = [:]
