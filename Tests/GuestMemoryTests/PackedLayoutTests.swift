@@ -1,4 +1,6 @@
 import Testing
+import Foundation
+import Synchronization
 import HostMemory
 import GuestMemory
 
@@ -55,6 +57,54 @@ struct PackedLayoutTests {
             #expect(g.mappings.map(\.gpa) == [1 << 30])
             // Refusals the direct layout makes are unchanged.
             #expect(GuestKit.kind { () throws(GuestMemoryError) in try g.map(gpa: (1 << 40) - Self.page, segment: 0, offset: 0, length: 2 * Self.page, protection: .read) } == .fault)
+        }
+    }
+
+    /// Threads map, use and unmap their own segment ranges at far-apart GPAs
+    /// while a reader keeps using a steady mapping: every place the packer
+    /// hands out is a mapping's own, so no thread sees another's bytes.
+    /// CI runs this under the thread sanitizer.
+    @Test func concurrentMapsKeepTheirOwnPlaces() throws {
+        try GuestKit.gated {
+            let g = try GuestMemory(limit: GuestMemory.addressLimit, hostLayout: .packed(windowBytes: 64 * Self.mib))
+            defer { try? g.destroy() }
+            try g.allocateSegment(id: 0, length: 8 * Self.mib)
+            let steady: UInt64 = 0x7fff_0000_0000
+            try g.map(gpa: steady, segment: 0, offset: 6 * Self.mib, length: 2 * Self.mib, protection: .readWrite)
+            try g.write(steady, [0xA5])
+            let wrong = Atomic<Int>(0), done = Atomic<Int>(0)
+            let group = DispatchGroup()
+            for t in 0..<3 {
+                group.enter()
+                Thread {
+                    for i in 0..<100 {
+                        let gpa = UInt64(t + 1) << 40 | UInt64(i % 4) << 32
+                        do {
+                            try g.map(gpa: gpa, segment: 0, offset: UInt64(t) * 2 * Self.mib, length: 2 * Self.mib,
+                                      protection: .readWrite)
+                            try g.write(gpa + 64, [UInt8(t), UInt8(i)])
+                            if try g.read(gpa + 64, count: 2) != [UInt8(t), UInt8(i)] { wrong.add(1, ordering: .relaxed) }
+                            try g.unmap(gpa: gpa, length: 2 * Self.mib)
+                        } catch {
+                            wrong.add(1, ordering: .relaxed)
+                        }
+                    }
+                    done.add(1, ordering: .releasing)
+                    group.leave()
+                }.start()
+            }
+            var reads = 0
+            while done.load(ordering: .acquiring) < 3 {
+                if (try? g.read(steady, count: 1)) != [0xA5] { wrong.add(1, ordering: .relaxed) }
+                reads += 1
+            }
+            group.wait()
+            #expect(wrong.load(ordering: .relaxed) == 0 && reads > 0)
+            #expect(g.mappings.map(\.gpa) == [steady])
+            // Everything the threads placed came back: three fresh 2 MiB mappings fit again.
+            for t in 0..<3 {
+                try g.map(gpa: UInt64(t) << 30, segment: 0, offset: UInt64(t) * 2 * Self.mib, length: 2 * Self.mib, protection: .read)
+            }
         }
     }
 
