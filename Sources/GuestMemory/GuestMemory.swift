@@ -300,12 +300,12 @@ public final class GuestMemory: @unchecked Sendable {
 
     /// Where a new mapping of `[gpa, gpa + length)` goes on the host. Under the write lock.
     private func hostPlace(gpa: UInt64, length: UInt64) throws(GuestMemoryError) -> UInt64 {
-        guard let packer else { return hostBase + gpa }
+        guard case .packed = hostLayout else { return hostBase + gpa }
         // The guard after each mapping keeps a stray access past it from
         // reaching the next; 2 MiB alignment lets the host use huge pages.
         let align: UInt64 = length >= HostReservation.alignment ? HostReservation.alignment : Self.pageSize
         let (span, o) = length.addingReportingOverflow(Self.guardSize)
-        guard !o, let host = try? packer.xalloc(span, align: align) else {
+        guard !o, let packer, let host = try? packer.xalloc(span, align: align) else {
             throw .hostWindowFull(gpa: gpa, length: length, windowBytes: windowBytes)
         }
         return host
