@@ -75,13 +75,18 @@ struct DemoCommand: ParsableCommand {
             let size = min(max((memory / 8) & ~((1 << 20) - 1), 1 << 20), 1 << 30)
             workload.guests = 1
             workload.guestSize = size
-            guestNote = "one guest of \(size >> 20) MiB from vmm_alloc_arena (VMM Memory; not in a crash dump)"
+            guestNote = "one guest of \(size >> 20) MiB from vmm_alloc_arena (VMM Memory; not in a crash dump), "
+                + "mapped into a bhyve process through segvmm"
         }
-        do { try kernel.run(workload) } catch { throw ValidationError(error.description) }
+        let result: WorkloadResult
+        do { result = try kernel.run(workload) } catch { throw ValidationError(error.description) }
         print("kernel consumers: \(workload.kmemAllocations) kmem allocations, \(workload.threads) thread and "
               + "\(workload.lwps) LWP stacks, \(workload.zfsBuffers) ZFS buffers, a file read; \(guestNote)\n")
         let session = MdbSession(kernel: kernel)
-        for command in ["::memstat", "kas::walk seg | ::seg"] {
+        var commands = ["::memstat", "kas::walk seg | ::seg"]
+        // The bhyve process: its one segment is the guest's RAM, faulted in from kvmmseg.
+        if let process = result.processes.first { commands.append(String(process.address, radix: 16) + "::walk seg | ::seg") }
+        for command in commands {
             print("> \(command)")
             print(session.execute(command).text)
         }

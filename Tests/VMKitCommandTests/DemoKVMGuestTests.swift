@@ -10,6 +10,9 @@ struct DemoKVMGuestTests {
         let r = try CommandLineTests.run(["demo", "--physmem", "4G", "--ops", "100"])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let lines = r.stdout.split(separator: "\n").map(String.init)
+        // The model's guest is mapped into a bhyve process: its segment list is one segvmm row.
+        let walk = try #require(lines.firstIndex { $0.hasPrefix("> ") && $0.hasSuffix("::walk seg | ::seg") && !$0.hasPrefix("> kas") })
+        #expect(lines[walk + 1].hasSuffix(" OPS") && lines[walk + 2].hasSuffix(" segvmm_ops") && lines[walk + 3].hasPrefix("a crash dump"))
         let start = try #require(lines.firstIndex { $0.hasPrefix("== a guest on KVM") })
         let section = lines[start...].prefix { !$0.hasPrefix("== a vmem") }
         if section.contains(where: { $0.hasPrefix("kvm: not usable") }) {
