@@ -20,13 +20,16 @@ public struct KernelWorkload: Sendable, Hashable {
     public var guestSize: UInt64
     /// Whether each guest gets a `bhyve` process whose address space maps
     /// the guest's system memory through `segvmm` (`vm_segmap_obj`), as a
-    /// VMM process maps its guest's RAM to emulate devices.
+    /// VMM process maps its guest's RAM to emulate devices. Off by default:
+    /// a guest so mapped cannot be destroyed before its process
+    /// (``ModelKernel/destroyProcessAddressSpace(_:)``). `vmkit boot`, `mdb`
+    /// and `demo` turn it on.
     public var guestProcesses: Bool
     /// Seed of the size choices.
     public var seed: UInt64
 
     public init(kmemAllocations: Int = 512, threads: Int = 64, lwps: Int = 16, zfsBuffers: Int = 256,
-                fileBytes: UInt64 = 256 << 10, guests: Int = 0, guestSize: UInt64 = 0, guestProcesses: Bool = true,
+                fileBytes: UInt64 = 256 << 10, guests: Int = 0, guestSize: UInt64 = 0, guestProcesses: Bool = false,
                 seed: UInt64 = 0x5EED) {
         self.kmemAllocations = kmemAllocations
         self.threads = threads

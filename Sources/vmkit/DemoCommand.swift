@@ -69,6 +69,7 @@ struct DemoCommand: ParsableCommand {
         print("== the model kernel booted on that layout ==\n")
         let kernel = try KernelCommandSupport.boot(model: model, physmem: memory)
         var workload = KernelWorkload.standard(physmem: memory)
+        workload.guestProcesses = true
         var guestNote = "no guest: only the post-12608 model has vmm_alloc_arena"
         if kernel.arenas["vmm_alloc_arena"] != nil {
             // A guest of an eighth of memory, whole MiB, between 1 MiB and 1 GiB.

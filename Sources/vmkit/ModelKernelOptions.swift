@@ -40,6 +40,7 @@ struct ModelKernelOptions: ParsableArguments {
         var w = noWorkload ? KernelWorkload(kmemAllocations: 0, threads: 0, lwps: 0, zfsBuffers: 0, fileBytes: 0)
             : KernelWorkload.standard(physmem: physmem)
         w.guests = guests
+        w.guestProcesses = true
         w.guestSize = guestSize ?? (1 << 30)
         return w
     }

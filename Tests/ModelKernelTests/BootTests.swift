@@ -84,11 +84,21 @@ struct BootTests {
         #expect(m.total + m.freelist == m.physmem)
     }
 
+    @Test("a default workload's guests have no bhyve process: destroyGuest needs nothing first")
+    func defaultWorkloadHasNoProcesses() throws {
+        let k = try ModelKernel(model: .post12608, physmem: 2 * GiB)
+        let r = try k.run(KernelWorkload(kmemAllocations: 0, threads: 0, lwps: 0, zfsBuffers: 0, fileBytes: 0,
+                                         guests: 1, guestSize: 4 * MiB))
+        #expect(r.processes.isEmpty && k.processAddressSpaces.isEmpty)
+        try k.destroyGuest(try #require(r.guests.first))
+        try k.verify()
+    }
+
     @Test("the consumers run on each model and leave the invariants intact", arguments: [LayoutModel.post12608, .pre12608, .i386])
     func consumers(model: LayoutModel) throws {
         let k = try ModelKernel(model: model, physmem: 8 * GiB)
         var w = KernelWorkload(kmemAllocations: 64, threads: 16, lwps: 4, zfsBuffers: 16, fileBytes: 64 << 10)
-        if model == .post12608 { w.guests = 2; w.guestSize = 4 * MiB }
+        if model == .post12608 { w.guests = 2; w.guestSize = 4 * MiB; w.guestProcesses = true }
         let r = try k.run(w)
         try k.verify()
         let m = k.memstat()

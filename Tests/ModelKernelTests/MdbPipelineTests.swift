@@ -14,7 +14,7 @@ struct MdbPipelineTests {
     static func setUp() throws -> (ModelKernel, MdbSession) {
         let k = try ModelKernel(model: .post12608, physmem: 1 * GiB)
         try k.run(KernelWorkload(kmemAllocations: 16, threads: 4, lwps: 2, zfsBuffers: 4, fileBytes: 8192,
-                                 guests: 2, guestSize: 16 * MiB))
+                                 guests: 2, guestSize: 16 * MiB, guestProcesses: true))
         return (k, MdbSession(kernel: k))
     }
 
