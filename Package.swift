@@ -57,12 +57,15 @@ let package = Package(
         // Full and diff snapshots of guest memory; eager and userfaultfd-lazy restore (below GuestKVM).
         .target(name: "GuestSnapshot", dependencies: ["GuestMemory", "HostMemory"]),
         .target(name: "ModelKernel", dependencies: ["KernelLayout", "AddressSpace", "PhysicalMemory", "PageTables", "Vmem", "GuestMemory"]),
-        .target(name: "Inspect", dependencies: ["CVmemSupport", "ModelKernel", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem", "GuestMemory"]),
+        .target(name: "Inspect", dependencies: ["ModelKernel", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem", "GuestMemory"]),
         .executableTarget(name: "vmkit", dependencies: [
             "Inspect", "ModelKernel", "KernelLayout", "Vmem", "VmemWorkloads", "HostSegments", "HostMemory",
             "HostWorkloads", "GuestMemory", "GuestWorkloads", "GuestKVM", "GuestSnapshot",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ],
+        // Exported symbols let dladdr name Swift frames in audit stacks
+        // (::vmem_seg's WHO and -v print symbol+offset, as mdb's %a does).
+        linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic"], .when(platforms: [.linux]))]),
         .testTarget(name: "VmemTests", dependencies: ["Vmem", "VmemWorkloads"]),
         .testTarget(name: "KernelLayoutTests", dependencies: ["VmemWorkloads", "KernelLayout", "Vmem"]),
         .testTarget(name: "PhysicalMemoryTests", dependencies: ["VmemWorkloads", "PhysicalMemory"]),

@@ -1,5 +1,4 @@
 import Vmem
-import CVmemSupport
 
 /// mdb's `::vmem_seg` over the segments of one arena (address-space.md §3.9).
 public enum VmemSegTable {
@@ -74,7 +73,7 @@ public enum VmemSegTable {
             + MdbFormat.pointer(s.start) + " "
             // `-s` puts the size in END's `%0?p` slot: zero-padded hex, as mdb prints it.
             + MdbFormat.pointer(o.showSize ? s.size : s.end)
-        if s.kind == .allocated, let audit = s.audit, let who = caller(audit.stack) { line += " " + who }
+        if s.kind == .allocated, let who = s.audit?.caller { line += " " + who.description }
         return line
     }
 
@@ -87,40 +86,16 @@ public enum VmemSegTable {
     }
 
     /// `%a`: `symbol+0xoff`, or the raw address when there is no symbol.
-    static func symbol(_ pc: UInt) -> String {
-        guard let (name, off) = symbolized(pc) else { return "0x" + String(pc, radix: 16) }
-        return "\(name)+0x\(String(off, radix: 16))"
-    }
-
-    static func symbolized(_ pc: UInt) -> (name: String, offset: UInt)? {
-        var buf = [CChar](repeating: 0, count: 256)
-        var off: UInt = 0
-        guard cvmem_symbolize(pc, &buf, UInt(buf.count), &off) != 0 else { return nil }
-        return (String(cString: buf), off)
-    }
+    static func symbol(_ pc: UInt) -> String { StackSymbol(pc).description }
 
     /// Whether return address `pc` lies in the function `caller` names: its
-    /// symbol, or an address whose function is the same as `pc`'s.
+    /// symbol (as linked or demangled), or an address inside the same function.
     static func frame(_ pc: UInt, isIn caller: String) -> Bool {
-        guard let (name, off) = symbolized(pc) else {
-            return UInt(caller.hasPrefix("0x") ? String(caller.dropFirst(2)) : caller, radix: 16) == pc
-        }
-        if name == caller { return true }
+        let frame = StackSymbol(pc)
+        if let raw = frame.rawName, raw == caller || frame.name == caller { return true }
         let digits = caller.hasPrefix("0x") ? String(caller.dropFirst(2)) : caller
-        guard let address = UInt(digits, radix: 16), let (other, otherOff) = symbolized(address) else { return false }
-        return other == name && address &- otherOff == pc &- off
-    }
-
-    /// The first frame whose symbol is not part of the allocator itself (mdb
-    /// skips `vmem_*` frames), as `symbol+0xoff`, or the raw address.
-    static func caller(_ stack: [UInt]) -> String? {
-        for pc in stack {
-            if let (name, off) = symbolized(pc) {
-                if name.contains("4Vmem") || name.hasPrefix("cvmem_") { continue }
-                return "\(name)+0x\(String(off, radix: 16))"
-            }
-            return "0x" + String(pc, radix: 16)
-        }
-        return nil
+        guard let address = UInt(digits, radix: 16) else { return false }
+        guard let start = frame.functionStart else { return address == pc }
+        return StackSymbol(address).functionStart == start
     }
 }

@@ -536,12 +536,15 @@ public final class Arena: @unchecked Sendable {
     /// Records who allocated `address`, lock held (illumos `KMF_AUDIT`).
     @usableFromInline
     func recordAudit(_ address: UInt64) {
-        var pcs = [UInt](repeating: 0, count: AuditRecord.maximumDepth + 2)
-        let depth = pcs.withUnsafeMutableBufferPointer { buf in
-            Int(cvmem_backtrace(buf.baseAddress, Int32(buf.count)))
-        }
-        // Drop this function's own frame and the allocation entry point's.
-        let stack = Array(pcs[min(2, depth)..<max(min(2, depth), depth)])
+        // A plain buffer, not a closure over an array: a closure would be one
+        // more frame of ours, a local symbol that no one can name.
+        let capacity = AuditRecord.maximumDepth + 2
+        let pcs = UnsafeMutablePointer<UInt>.allocate(capacity: capacity)
+        defer { pcs.deallocate() }
+        let depth = Int(cvmem_backtrace(pcs, Int32(capacity)))
+        // Drop the shim's frame and this function's; the allocator's own
+        // frames above them stay (AuditRecord.caller skips them, as mdb does).
+        let stack = depth > 2 ? Array(UnsafeBufferPointer(start: pcs + 2, count: depth - 2)) : []
         audits[address] = AuditRecord(thread: currentThreadID(), timestamp: monotonicNanoseconds(), stack: stack)
     }
 }
