@@ -214,7 +214,6 @@ extension MdbSession {
             guard let n = resolve(i.arguments[k + 1]), n > 0 else {
                 return Self.usage("memstat", "bad vnode hash size \"\(i.arguments[k + 1])\" for -s")
             }
-            _ = n
             k += 2
         }
         return Self.ok(kernel.memstat().rendered())
@@ -285,12 +284,6 @@ extension MdbSession {
             return .failure(.init(Self.error("\(String(address, radix: 16)) is neither an arena nor a vmem_seg")))
         }
         return .success(VmemSegTable.selects(s, o) ? [s] : [])
-    }
-
-    /// `::vmem_seg` in the middle of a pipeline (mdb's `DCMD_PIPE_OUT`): only
-    /// the addresses of the segments it would print, for the next stage.
-    func vmemSegAddresses(_ address: UInt64, _ arguments: [String]) -> Result<[UInt64], Output.Failure> {
-        vmemSegOptions(arguments).flatMap { o in vmemSegSelection(address, o).map { $0.map(\.tagAddress) } }
     }
 
     func vmemSeg(_ i: MdbInvocation) -> Output {

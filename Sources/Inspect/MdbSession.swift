@@ -106,18 +106,20 @@ public final class MdbSession {
                     return Self.error("::\(cmd.command) is a dcmd that does not feed a pipeline: only ::walk and ::vmem_seg do (::walkers)")
                 }
                 var arguments = cmd.arguments
-                if fed == nil, address == nil, let first = arguments.first, !first.hasPrefix("-"), let a = resolve(first) {
-                    address = a
-                    arguments.removeFirst()
-                }
+                if fed == nil, address == nil { address = takeLeadingAddress(&arguments) }
                 guard let starts = fed ?? address.map({ [$0] }) else {
                     return Self.usage("vmem_seg", "needs an address")
                 }
+                let options: VmemSegTable.Options
+                switch vmemSegOptions(arguments) {
+                case .failure(let f): return f.output
+                case .success(let o): options = o
+                }
                 var addresses: [UInt64] = []
                 for start in starts {
-                    switch vmemSegAddresses(start, arguments) {
+                    switch vmemSegSelection(start, options) {
                     case .failure(let f): return f.output
-                    case .success(let a): addresses += a
+                    case .success(let segs): addresses += segs.map(\.tagAddress)
                     }
                 }
                 fed = addresses
@@ -140,15 +142,21 @@ public final class MdbSession {
         return Self.ok("")
     }
 
+    /// `::vmem_seg ADDR` (the form ARCHITECTURE.md's command table uses) is
+    /// `ADDR::vmem_seg`: takes a leading argument that is an address, not an
+    /// option, off `arguments` and returns it; nil (and `arguments` as they
+    /// were) otherwise.
+    func takeLeadingAddress(_ arguments: inout [String]) -> UInt64? {
+        guard let first = arguments.first, !first.hasPrefix("-"), let a = resolve(first) else { return nil }
+        arguments.removeFirst()
+        return a
+    }
+
     /// Checks the address against the dcmd's usage, then runs it.
     func call(_ dcmd: MdbDcmd, _ invocation: MdbInvocation) -> Output {
         var invocation = invocation
-        // `::vmem_seg ADDR` (the form ARCHITECTURE.md's command table uses) is
-        // `ADDR::vmem_seg`: a leading argument that is an address, not an option.
-        if dcmd.address != .none, dcmd.name != "whatis", invocation.address == nil,
-           let first = invocation.arguments.first, !first.hasPrefix("-"), let a = resolve(first) {
-            invocation.address = a
-            invocation.arguments.removeFirst()
+        if dcmd.address != .none, dcmd.name != "whatis", invocation.address == nil {
+            invocation.address = takeLeadingAddress(&invocation.arguments)
         }
         // A dcmd that takes no address ignores one, as mdb's do (`kas::memstat`).
         switch dcmd.address {

@@ -14,7 +14,11 @@ public enum VmemSegTable {
         public var maxSize: UInt64? = nil
         /// `-c`: only segments one of whose stack frames is in this function
         /// (a symbol name, or an address inside the function).
-        public var caller: String? = nil
+        public var caller: String? = nil {
+            // Resolved once here, not again for every frame of every segment.
+            didSet { callerFunction = caller.map(CallerFunction.init) }
+        }
+        var callerFunction: CallerFunction? = nil
         /// `-e` / `-l`: only segments allocated at or after / at or before
         /// this timestamp (monotonic nanoseconds, as `-v` prints them).
         public var earliest: UInt64? = nil
@@ -52,7 +56,7 @@ public enum VmemSegTable {
         if let t = o.thread, a.thread != t { return false }
         if let e = o.earliest, a.timestamp < e { return false }
         if let l = o.latest, a.timestamp > l { return false }
-        if let c = o.caller, !a.stack.contains(where: { frame($0, isIn: c) }) { return false }
+        if let c = o.callerFunction, !a.stack.contains(where: { c.contains($0) }) { return false }
         return true
     }
 
@@ -88,14 +92,28 @@ public enum VmemSegTable {
     /// `%a`: `symbol+0xoff`, or the raw address when there is no symbol.
     static func symbol(_ pc: UInt) -> String { StackSymbol(pc).description }
 
-    /// Whether return address `pc` lies in the function `caller` names: its
-    /// symbol (as linked or demangled), or an address inside the same function.
-    static func frame(_ pc: UInt, isIn caller: String) -> Bool {
-        let frame = StackSymbol(pc)
-        if let raw = frame.rawName, raw == caller || frame.name == caller { return true }
-        let digits = caller.hasPrefix("0x") ? String(caller.dropFirst(2)) : caller
-        guard let address = UInt(digits, radix: 16) else { return false }
-        guard let start = frame.functionStart else { return address == pc }
-        return StackSymbol(address).functionStart == start
+    /// `-c`'s argument: a function named by its symbol (as linked or
+    /// demangled), or by an address inside it.
+    struct CallerFunction: Sendable {
+        let text: String
+        /// The argument read as an address (hex, `0x` optional), if it is one.
+        let address: UInt?
+        /// The start of the function that address is in, if it has a symbol.
+        let start: UInt?
+
+        init(_ text: String) {
+            self.text = text
+            address = UInt(text.hasPrefix("0x") ? String(text.dropFirst(2)) : text, radix: 16)
+            start = address.flatMap { StackSymbol($0).functionStart }
+        }
+
+        /// Whether return address `pc` lies in the function.
+        func contains(_ pc: UInt) -> Bool {
+            let frame = StackSymbol(pc)
+            if let raw = frame.rawName, raw == text || frame.name == text { return true }
+            guard let address else { return false }
+            guard let frameStart = frame.functionStart else { return address == pc }
+            return start == frameStart
+        }
     }
 }
