@@ -43,10 +43,7 @@ extension ModelKernel {
             throw .fault(code: .protection, address: address, segment: segment(containing: address)?.name ?? "?")
         }
         if let r = segkp.redZoneOwner(of: address) {
-            let seg = segment(named: "kpseg") ?? segment(containing: address)
-            throw .stackOverflow(segment: seg?.name == "kpseg" ? "segkp" : "segkp (in \(seg?.name ?? "kvseg"))",
-                                 segmentBase: seg?.base ?? 0, address: address,
-                                 stackBase: r.mappedBase, stackSize: r.mappedLength)
+            throw stackOverflow(at: address, stackBase: r.mappedBase, stackSize: r.mappedLength)
         }
         // No segment holds the red zone; name it rather than answer a bare FC_NOMAP.
         if redZone.contains(address) { throw .fault(code: .noMapping, address: address, segment: "redzone") }
@@ -55,6 +52,14 @@ extension ModelKernel {
             throw .fault(code: .noMapping, address: address, segment: segment(containing: address)?.name ?? "?")
         }
         return t.pfn
+    }
+
+    /// "kernel stack overflow" at `address` on the stack `[stackBase, +stackSize)`,
+    /// named after segkp's segment (on i386, the heap segment segkp lives in).
+    func stackOverflow(at address: UInt64, stackBase: UInt64, stackSize: UInt64) -> ModelKernelError {
+        let seg = segment(named: "kpseg") ?? segment(containing: stackBase)
+        return .stackOverflow(segment: seg?.name == "kpseg" ? "segkp" : "segkp (in \(seg?.name ?? "kvseg"))",
+                              segmentBase: seg?.base ?? 0, address: address, stackBase: stackBase, stackSize: stackSize)
     }
 
     /// `as_fault` on the page holding `address`, with the error named after

@@ -90,12 +90,13 @@ extension ModelKernel {
                 }
             }
         }
+        let lentRedPages = withState { Set(redPages.values) }
         for r in segkp.allResources {
             let pages = r.mappedLength / page
             expected[r.flags.contains(.noAnon) ? .kvp : swapfsVnode, default: 0] += pages
             if let red = r.redZone {
                 // Rule 4; a red-zone page lent by segkp_map_red (i386) is the exception while lent.
-                if withState({ redPages.values.contains(red.lowerBound) }) {
+                if lentRedPages.contains(red.lowerBound) {
                     expected[.kvp, default: 0] += 1
                     continue
                 }

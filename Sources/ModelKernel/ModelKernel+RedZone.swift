@@ -47,12 +47,7 @@ extension ModelKernel {
         if !lent && left >= Self.redMinimumAvailable { return false }
         let page = PhysicalMemory.pageSize
         let redPage = (stack.base & ~(page - 1)) - page
-        if model.isAMD64 {
-            let seg = segment(named: "kpseg") ?? segment(containing: stack.base)
-            throw .stackOverflow(segment: seg?.name == "kpseg" ? "segkp" : "segkp (in \(seg?.name ?? "kvseg"))",
-                                 segmentBase: seg?.base ?? 0, address: framePointer,
-                                 stackBase: stack.base, stackSize: stack.size)
-        }
+        if model.isAMD64 { throw stackOverflow(at: framePointer, stackBase: stack.base, stackSize: stack.size) }
         if lent {
             withState { redStatistics.doubles &+= 1 }
             return false
