@@ -6,10 +6,11 @@ import ModelKernel
 public enum DumpRendering {
     static func hex(_ v: UInt64) -> String { String(v, radix: 16) }
 
-    public static func walk(_ pages: [DumpedPage]) -> String {
+    /// One line per page; the address is `pointerWidth` digits (`%0?p`).
+    public static func walk(_ pages: [DumpedPage], pointerWidth: Int = 16) -> String {
         var out = ""
         for p in pages {
-            out += MdbFormat.pointer(p.address) + " " + MdbFormat.hexRight(p.pfn, width: 10) + " "
+            out += MdbFormat.pointer(p.address, width: pointerWidth) + " " + MdbFormat.hexRight(p.pfn, width: 10) + " "
                 + MdbFormat.left(p.segment, 10) + " " + (p.vnode.map { "\($0)+0x\(hex(p.offset))" } ?? "-") + "\n"
         }
         return out

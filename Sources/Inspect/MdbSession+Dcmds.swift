@@ -162,11 +162,15 @@ extension MdbSession {
 
     func vmem(_ i: MdbInvocation) -> Output {
         if let bad = noArguments("vmem", i) { return bad }
-        guard let address = i.address else { return Self.ok(VmemTable.render(kernel.arenas.arenas)) }
-        guard let (arena, depth) = kernel.arenas.preorder.first(where: { $0.arena.address == address }) else {
+        let order = kernel.arenas.preorder
+        guard let address = i.address else {
+            return Self.ok(([VmemTable.header(addresses)] + order.map { VmemTable.row($0.arena, depth: $0.depth, addresses) })
+                .joined(separator: "\n") + "\n")
+        }
+        guard let (arena, depth) = order.first(where: { addresses.display($0.arena.address) == address }) else {
             return Self.error("\(String(address, radix: 16)) is not an arena")
         }
-        return Self.ok((i.printsHeader ? VmemTable.header + "\n" : "") + VmemTable.row(arena, depth: depth) + "\n")
+        return Self.ok((i.printsHeader ? VmemTable.header(addresses) + "\n" : "") + VmemTable.row(arena, depth: depth, addresses) + "\n")
     }
 
     func seg(_ i: MdbInvocation) -> Output {
@@ -176,7 +180,8 @@ extension MdbSession {
         guard let seg = spaces.lazy.compactMap({ $0.segments.first { $0.address == address } }).first else {
             return Self.error("\(String(address, radix: 16)) is not a segment of kas or of a process (::walk as)")
         }
-        return Self.ok((i.printsHeader ? SegRendering.header + "\n" : "") + SegRendering.row(seg) + "\n")
+        let w = addresses.pointerWidth
+        return Self.ok((i.printsHeader ? SegRendering.header(pointerWidth: w) + "\n" : "") + SegRendering.row(seg, pointerWidth: w) + "\n")
     }
 
     func whatis(_ i: MdbInvocation) -> Output {
@@ -188,7 +193,7 @@ extension MdbSession {
             if let w = words.first { return Self.error("failed to dereference symbol or address \"\(w)\"") }
             return Self.usage("whatis", "needs an address")
         }
-        return Self.ok(WhatisRendering.render(kernel.whatis(a)))
+        return Self.ok(WhatisRendering.render(kernel.whatis(a), addresses))
     }
 
     func page(_ i: MdbInvocation) -> Output {
@@ -197,11 +202,12 @@ extension MdbSession {
         guard let pfn = kernel.pageFrame(atStructAddress: address) else {
             return Self.error("\(String(address, radix: 16)) is not a page_t (see ::walk page)")
         }
-        let header = i.printsHeader ? PageRendering.header + "\n" : ""
+        let w = addresses.pointerWidth
+        let header = i.printsHeader ? PageRendering.header(w) + "\n" : ""
         guard let p = try? kernel.physicalMemory.page(pfn) else {
-            return Self.ok(header + PageRendering.freeRow(address, pfn: pfn) + "\n")
+            return Self.ok(header + PageRendering.freeRow(address, pfn: pfn, width: w) + "\n")
         }
-        return Self.ok(header + PageRendering.row(address, p, vnodeAddress: p.vnode.flatMap(kernel.vnodeAddress)) + "\n")
+        return Self.ok(header + PageRendering.row(address, p, vnodeAddress: p.vnode.flatMap(kernel.vnodeAddress), width: w) + "\n")
     }
 
     /// `::memstat [-s SIZE]`: `-s` sizes mdb's vnode hash, which the model
@@ -270,13 +276,13 @@ extension MdbSession {
     /// The segments `::vmem_seg` shows for `address`: an arena's that pass
     /// the filters, or the one boundary tag's if it passes.
     func vmemSegSelection(_ address: UInt64, _ o: VmemSegTable.Options) -> Result<[Vmem.Segment], Output.Failure> {
-        if let arena = kernel.arenas.arenas.first(where: { $0.address == address }) {
+        if let arena = kernel.arenas.arenas.first(where: { addresses.display($0.address) == address }) {
             return .success(arena.segments([.allocated, .free, .spans, .markers]).filter { VmemSegTable.selects($0, o) })
         }
         if segmentsByTag == nil {
             var index: [UInt64: Vmem.Segment] = [:]
             for arena in kernel.arenas.arenas {
-                for s in arena.segments([.allocated, .free, .spans, .markers]) { index[s.tagAddress] = s }
+                for s in arena.segments([.allocated, .free, .spans, .markers]) { index[addresses.display(s.tagAddress)] = s }
             }
             segmentsByTag = index
         }
@@ -295,8 +301,8 @@ extension MdbSession {
         switch vmemSegSelection(i.address ?? 0, o) {
         case .failure(let f): return f.output
         case .success(let segs):
-            let header = i.printsHeader ? VmemSegTable.header(o) + "\n" : ""
-            return Self.ok(header + segs.map { VmemSegTable.row($0, o) + "\n" }.joined())
+            let header = i.printsHeader ? VmemSegTable.header(o, pointerWidth: addresses.pointerWidth) + "\n" : ""
+            return Self.ok(header + segs.map { VmemSegTable.row($0, o, addresses) + "\n" }.joined())
         }
     }
 }

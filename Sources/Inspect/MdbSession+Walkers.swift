@@ -49,19 +49,20 @@ extension MdbSession {
     /// The arenas in `::vmem`'s order; from an arena, it and its descendants.
     func arenaWalk(_ start: UInt64?) -> Result<[UInt64], Output.Failure> {
         let order = kernel.arenas.preorder
-        guard let start else { return .success(order.map(\.arena.address)) }
-        guard let at = order.firstIndex(where: { $0.arena.address == start }) else {
+        guard let start else { return .success(order.map { addresses.display($0.arena.address) }) }
+        guard let at = order.firstIndex(where: { addresses.display($0.arena.address) == start }) else {
             return .failure(.init(Self.error("\(String(start, radix: 16)) is not an arena")))
         }
         let depth = order[at].depth
         let rest = order[(at + 1)...].prefix { $0.depth > depth }
-        return .success([start] + rest.map(\.arena.address))
+        return .success([start] + rest.map { addresses.display($0.arena.address) })
     }
 
     /// `preorder` (arena addresses in ``arenaWalk(_:)``'s order, one subtree)
     /// rearranged so that every arena follows the arenas that import from it.
     func postfix(_ preorder: [UInt64]) -> [UInt64] {
-        let depth = Dictionary(kernel.arenas.preorder.map { ($0.arena.address, $0.depth) }, uniquingKeysWith: { a, _ in a })
+        let depth = Dictionary(kernel.arenas.preorder.map { (addresses.display($0.arena.address), $0.depth) },
+                               uniquingKeysWith: { a, _ in a })
         var out: [UInt64] = [], open: [UInt64] = []
         for a in preorder {
             let d = depth[a] ?? 0
@@ -75,10 +76,10 @@ extension MdbSession {
 
     /// The boundary tags of an arena's segments that `mask` selects, in address order.
     func segmentWalk(_ start: UInt64?, _ mask: WalkMask, _ name: String) -> Result<[UInt64], Output.Failure> {
-        guard let start, let arena = kernel.arenas.arenas.first(where: { $0.address == start }) else {
+        guard let start, let arena = kernel.arenas.arenas.first(where: { addresses.display($0.address) == start }) else {
             return .failure(.init(Self.error("\(String(start ?? 0, radix: 16)) is not an arena (\(Self.walkerHint(name)))")))
         }
-        return .success(arena.segments(mask).map(\.tagAddress))
+        return .success(arena.segments(mask).map { addresses.display($0.tagAddress) })
     }
 
     /// Every page that has a `page_t` in use (in frame order), or the pages

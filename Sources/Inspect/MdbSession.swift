@@ -40,7 +40,20 @@ public final class MdbSession {
     /// otherwise walk every arena for each one.
     var segmentsByTag: [UInt64: Vmem.Segment]? = nil
 
-    public init(kernel: ModelKernel) { self.kernel = kernel }
+    /// The target's pointer width and the numbers of its arenas and
+    /// boundary tags (8 columns and 32-bit numbers on the i386 model),
+    /// taken afresh for each line from the arenas the kernel has then.
+    public private(set) var addresses: StructAddresses = .wide
+
+    public init(kernel: ModelKernel) {
+        self.kernel = kernel
+        numberStructures()
+    }
+
+    func numberStructures() {
+        let data = kernel.model.isAMD64 ? nil : kernel.layout.region(.kernelData).map { ($0.base, $0.size) }
+        addresses = StructAddresses(arenas: kernel.arenas.preorder.map(\.arena), kernelData: data)
+    }
 
     static func error(_ s: String) -> Output { Output(text: "mdb: " + s + "\n", isError: true, quit: false) }
     static func ok(_ s: String) -> Output { Output(text: s, isError: false, quit: false) }
@@ -73,6 +86,7 @@ public final class MdbSession {
     func runPipeline(_ text: String) -> Output {
         segmentsByTag = nil
         defer { segmentsByTag = nil }
+        numberStructures()
         let stages = text.split(separator: "|", omittingEmptySubsequences: false).map { Self.trim($0) }
         var fed: [UInt64]? = nil
         for (i, stage) in stages.enumerated() {
@@ -119,7 +133,7 @@ public final class MdbSession {
                 for start in starts {
                     switch vmemSegSelection(start, options) {
                     case .failure(let f): return f.output
-                    case .success(let segs): addresses += segs.map(\.tagAddress)
+                    case .success(let segs): addresses += segs.map { self.addresses.display($0.tagAddress) }
                     }
                 }
                 fed = addresses

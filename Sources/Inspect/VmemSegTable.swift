@@ -34,7 +34,8 @@ public enum VmemSegTable {
         var needsAudit: Bool { caller != nil || earliest != nil || latest != nil || thread != nil }
     }
 
-    public static func header(_ o: Options = .init()) -> String {
+    /// The header; `%?s` is `pointerWidth` wide (`-v`'s columns are 16 on every target).
+    public static func header(_ o: Options = .init(), pointerWidth: Int = 16) -> String {
         if o.verbose {
             // mdb underlines the second line on a terminal; the words are the same.
             return MdbFormat.right("ADDR", 16) + " " + MdbFormat.right("TYPE", 4) + " " + MdbFormat.right("START", 16) + " "
@@ -42,8 +43,9 @@ public enum VmemSegTable {
                 + MdbFormat.right("", 16) + " " + MdbFormat.right("", 4) + " " + MdbFormat.right("THREAD", 16) + " "
                 + MdbFormat.right("TIMESTAMP", 16) + " " + MdbFormat.right("", 16)
         }
-        return MdbFormat.right("ADDR", 16) + " " + MdbFormat.right("TYPE", 4) + " " + MdbFormat.right("START", 16) + " "
-            + MdbFormat.right(o.showSize ? "SIZE" : "END", 16) + " WHO"
+        let w = pointerWidth
+        return MdbFormat.right("ADDR", w) + " " + MdbFormat.right("TYPE", 4) + " " + MdbFormat.right("START", w) + " "
+            + MdbFormat.right(o.showSize ? "SIZE" : "END", w) + " WHO"
     }
 
     /// Whether `s` passes the type, size and audit filters of `o`.
@@ -60,10 +62,12 @@ public enum VmemSegTable {
         return true
     }
 
-    /// The row (or, with `-v`, the lines) for `s`, without a final newline.
-    public static func row(_ s: Segment, _ o: Options = .init()) -> String {
+    /// The row (or, with `-v`, the lines) for `s`, without a final newline;
+    /// its ADDR as `addresses` number it.
+    public static func row(_ s: Segment, _ o: Options = .init(), _ addresses: StructAddresses = .wide) -> String {
+        let tag = addresses.display(s.tagAddress)
         if o.verbose {
-            var lines = [MdbFormat.hexRight(s.tagAddress) + " " + MdbFormat.right(s.kind.mdbName, 4) + " "
+            var lines = [MdbFormat.hexRight(tag) + " " + MdbFormat.right(s.kind.mdbName, 4) + " "
                          + MdbFormat.hexRight(s.start) + " " + MdbFormat.hexRight(s.end) + " "
                          + MdbFormat.right(String(s.size), 16)]
             guard let a = s.audit, !a.stack.isEmpty else { return lines[0] }
@@ -73,10 +77,11 @@ public enum VmemSegTable {
             lines.append("")
             return lines.joined(separator: "\n")
         }
-        var line = MdbFormat.pointer(s.tagAddress) + " " + MdbFormat.right(s.kind.mdbName, 4) + " "
-            + MdbFormat.pointer(s.start) + " "
+        let w = addresses.pointerWidth
+        var line = MdbFormat.pointer(tag, width: w) + " " + MdbFormat.right(s.kind.mdbName, 4) + " "
+            + MdbFormat.pointer(s.start, width: w) + " "
             // `-s` puts the size in END's `%0?p` slot: zero-padded hex, as mdb prints it.
-            + MdbFormat.pointer(o.showSize ? s.size : s.end)
+            + MdbFormat.pointer(o.showSize ? s.size : s.end, width: w)
         if s.kind == .allocated, let who = s.audit?.caller { line += " " + who.description }
         return line
     }

@@ -19,7 +19,8 @@ public enum WhatisRendering {
         }
     }
 
-    public static func render(_ r: WhatisReport) -> String {
+    /// The report, arenas and boundary tags numbered as `addresses` number them.
+    public static func render(_ r: WhatisReport, _ addresses: StructAddresses = .wide) -> String {
         let a = hex(r.address)
         var lines: [String] = []
         if let s = r.symbol { lines.append("\(a) is \(s)") }
@@ -31,9 +32,9 @@ public enum WhatisRendering {
         }
         for h in r.arenas {
             let kind = h.segment.kind == .allocated ? "allocated from" : "free in"
-            lines.append(String(repeating: "  ", count: h.depth) + "\(a) is \(kind) \(h.arena) (vmem \(hex(h.arenaAddress))): "
+            lines.append(String(repeating: "  ", count: h.depth) + "\(a) is \(kind) \(h.arena) (vmem \(hex(addresses.display(h.arenaAddress)))): "
                          + "\(h.segment.kind.mdbName) [\(hex(h.segment.start)), \(hex(h.segment.end))) "
-                         + "vmem_seg \(hex(h.segment.tagAddress))")
+                         + "vmem_seg \(hex(addresses.display(h.segment.tagAddress)))")
         }
         if let k = r.stack {
             if r.inRedZone {

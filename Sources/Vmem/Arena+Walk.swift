@@ -43,8 +43,16 @@ extension Arena {
         0xFFFF_FE00_0000_0000 | (UInt64(sequence & 0xFFFF) << 24) | (UInt64(t) * UInt64(MemoryLayout<BoundaryTag>.stride))
     }
 
-    /// An identity for the arena itself (the ADDR column of `::vmem`).
+    /// An identity for the arena itself (the ADDR column of `::vmem`): a
+    /// number shaped like an amd64 kernel address, a multiple of
+    /// ``structAddressSpan``. Each boundary tag's number
+    /// (``Segment/tagAddress``) is this plus 32 times the tag's index, so
+    /// that for the first 2^19 tags it lies in
+    /// `[address, address + structAddressSpan)`.
     public var address: UInt64 { 0xFFFF_FE00_0000_0000 | (UInt64(sequence & 0xFFFF) << 24) }
+
+    /// The room above an arena's ``address`` that its boundary tags' numbers take.
+    public static let structAddressSpan: UInt64 = 1 << 24
 
     /// Whether `[address, address+size)` lies inside one of the arena's spans
     /// (illumos `vmem_contains`).

@@ -126,7 +126,8 @@ struct LayoutShowCommand: ParsableCommand {
         } catch {
             throw ValidationError("cannot create the arenas on this layout: \(error)")
         }
-        print(VmemTable.render(tree.arenas), terminator: "")
+        let data = layout.model.isAMD64 ? nil : layout.region(.kernelData).map { ($0.base, $0.size) }
+        print(VmemTable.render(tree.arenas, kernelData: data), terminator: "")
     }
 }
 

@@ -114,7 +114,7 @@ struct DriverAndRenderingTests {
 
         """
         #expect(a.renderSegWalk() == expected)
-        #expect(SegRendering.header == "             SEG             BASE             SIZE             DATA OPS")
+        #expect(SegRendering.header() == "             SEG             BASE             SIZE             DATA OPS")
         try a.verify()
     }
 }

@@ -151,7 +151,7 @@ struct HostSegmentReportTests {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         let seg = SegRendering.render(f.host.segments)
         #expect(text.hasPrefix(seg))
-        #expect(lines[0] == SegRendering.header)
+        #expect(lines[0] == SegRendering.header())
         #expect(lines[0] == "             SEG             BASE             SIZE             DATA OPS")
         for (i, s) in f.host.segments.enumerated() {
             #expect(lines[1 + i] == SegRendering.row(s))
