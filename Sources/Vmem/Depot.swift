@@ -46,17 +46,11 @@ struct Depot: ~Copyable {
     // of the struct's first byte. An atomic there would be "raced" by every
     // such write, so the atomics of this struct are declared after a plain
     // field (stored properties are laid out in declaration order).
-    /// The full lists, one per CPU slot of the cache.
-    @usableFromInline let fullLists: UnsafeMutablePointer<Magazine?>
-    /// CPU slots: the length of `fullLists` and of `emptyLists`.
-    @usableFromInline let listCount: Int
-    /// Full magazines on all lists.
-    @usableFromInline var fullCount = 0
-    /// The empty lists, one per CPU slot too: a magazine's lines stay in the
-    /// cache of the CPU that last wrote its rounds.
-    @usableFromInline let emptyLists: UnsafeMutablePointer<Magazine?>
-    /// Empty magazines on all lists.
-    @usableFromInline var emptyCount = 0
+    /// The full magazines, on a list per CPU slot of the cache.
+    @usableFromInline var full: MagazineLists
+    /// The empty magazines, on a list per CPU slot too: a magazine's lines
+    /// stay in the cache of the CPU that last wrote its rounds.
+    @usableFromInline var empty: MagazineLists
     /// Magazines in existence: on the depot lists or held by CPUs.
     @usableFromInline var magazines = 0
     /// Exchanges that gave a CPU a full magazine (allocation side) and an
@@ -70,105 +64,61 @@ struct Depot: ~Copyable {
     /// A depot for a cache with `cpuCount` CPU slots (at least 1).
     @usableFromInline
     init(cpuCount: Int) {
-        listCount = max(cpuCount, 1)
-        fullLists = .allocate(capacity: listCount)
-        fullLists.initialize(repeating: nil, count: listCount)
-        emptyLists = .allocate(capacity: listCount)
-        emptyLists.initialize(repeating: nil, count: listCount)
+        full = MagazineLists(listCount: max(cpuCount, 1))
+        empty = MagazineLists(listCount: max(cpuCount, 1))
         lock = SpinLock()
     }
 
     deinit {
-        // The owner drains first; this only frees buffers of a cache that was
-        // dropped without a drain (their rounds are then lost with the cache).
-        for i in 0..<listCount {
-            var list = fullLists[i]
-            while let m = list { list = m.next; m.deallocate() }
-        }
-        fullLists.deallocate()
-        for i in 0..<listCount {
-            var list = emptyLists[i]
-            while let m = list { list = m.next; m.deallocate() }
-        }
-        emptyLists.deallocate()
+        full.deallocate()
+        empty.deallocate()
     }
 
+    /// CPU slots: the number of full lists and of empty lists.
+    @usableFromInline var listCount: Int { full.listCount }
+    /// Full magazines on all lists.
+    @usableFromInline var fullCount: Int { full.count }
+    /// Empty magazines on all lists.
+    @usableFromInline var emptyCount: Int { empty.count }
+
     /// The head of full list `cpu`, in list order (verify walks it).
-    func fullList(_ cpu: Int) -> Magazine? { fullLists[cpu] }
+    func fullList(_ cpu: Int) -> Magazine? { full.head(cpu) }
+
+    /// The head of empty list `cpu`, in list order (verify walks it).
+    func emptyList(_ cpu: Int) -> Magazine? { empty.head(cpu) }
 
     /// A full magazine for CPU slot `cpu`: one it pushed if it has any, else
     /// another CPU's; nil when the depot has none.
     @inlinable
     mutating func popFull(preferring cpu: Int) -> Magazine? {
-        if let m = popFull(fromList: cpu) { return m }
-        guard let m = popFull() else { return nil }
+        if let m = full.pop(fromList: cpu) { return m }
+        guard let m = full.popAny() else { return nil }
         crossCPUExchanges &+= 1
         return m
     }
 
-    /// Any full magazine (reaps, drains, and CPUs whose own list is empty).
-    @usableFromInline
-    mutating func popFull() -> Magazine? {
-        if fullCount == 0 { return nil }
-        for i in 0..<listCount {
-            if let m = popFull(fromList: i) { return m }
-        }
-        return nil
-    }
-
-    /// The head of full list `i`, taken off it; nil when that list is empty.
-    @inlinable @inline(__always)
-    mutating func popFull(fromList i: Int) -> Magazine? {
-        guard let m = fullLists[i] else { return nil }
-        fullLists[i] = m.next
-        fullCount &-= 1
-        return m
-    }
+    /// Any full magazine (reaps, drains).
+    @inlinable
+    mutating func popFull() -> Magazine? { full.popAny() }
 
     /// Puts a full magazine on the list of CPU slot `cpu`, whose frees filled it.
     @inlinable
-    mutating func pushFull(_ m: Magazine, from cpu: Int) {
-        m.next = fullLists[cpu]
-        fullLists[cpu] = m
-        fullCount &+= 1
-    }
+    mutating func pushFull(_ m: Magazine, from cpu: Int) { full.push(m, onto: cpu) }
 
     /// An empty magazine, from CPU slot `cpu`'s list if it has one, else from
     /// any list; nil when the depot has none.
     @inlinable
     mutating func popEmpty(preferring cpu: Int) -> Magazine? {
-        popEmpty(fromList: cpu) ?? popEmpty()
+        empty.pop(fromList: cpu) ?? empty.popAny()
     }
 
-    /// Any empty magazine (drains, and CPUs whose own list is empty).
-    @usableFromInline
-    mutating func popEmpty() -> Magazine? {
-        if emptyCount == 0 { return nil }
-        for i in 0..<listCount {
-            if let m = popEmpty(fromList: i) { return m }
-        }
-        return nil
-    }
-
-    /// The head of empty list `i`, taken off it; nil when that list is empty.
-    @inlinable @inline(__always)
-    mutating func popEmpty(fromList i: Int) -> Magazine? {
-        guard let m = emptyLists[i] else { return nil }
-        emptyLists[i] = m.next
-        emptyCount &-= 1
-        return m
-    }
+    /// Any empty magazine (drains).
+    @inlinable
+    mutating func popEmpty() -> Magazine? { empty.popAny() }
 
     /// Puts an empty magazine on the list of CPU slot `cpu`, which emptied it.
     @inlinable
-    mutating func pushEmpty(_ m: Magazine, from cpu: Int) {
-        m.next = emptyLists[cpu]
-        emptyLists[cpu] = m
-        emptyCount &+= 1
-    }
-
-    /// The head of empty list `cpu`, in list order (verify walks it).
-    func emptyList(_ cpu: Int) -> Magazine? { emptyLists[cpu] }
+    mutating func pushEmpty(_ m: Magazine, from cpu: Int) { empty.push(m, onto: cpu) }
 
     /// An empty magazine for CPU slot `cpu`: from the empty lists, its own
     /// first, or a new one when they are empty (the only place the cache
