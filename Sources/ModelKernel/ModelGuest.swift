@@ -46,48 +46,46 @@ public final class ModelGuest: @unchecked Sendable {
     /// guest is being destroyed.
     public func object(forSegment id: Int) -> VMMObject? {
         guard let s = memory.segment(id), let b = s.pageBacking else { return nil }
-        objectLock.lock()
-        defer { objectLock.unlock() }
-        guard !objectsClosed else { return nil }
-        // A segment made again at another address is another object.
-        if let o = objectTable[id], o.kernelAddress == b.address, o.length == s.length { return o }
-        let o = VMMObject(guestAddress: address, segment: id, kernelAddress: b.address, length: s.length)
-        objectTable[id] = o
-        return o
+        return objectLock.withLock {
+            guard !objectsClosed else { return nil }
+            // A segment made again at another address is another object.
+            if let o = objectTable[id], o.kernelAddress == b.address, o.length == s.length { return o }
+            let o = VMMObject(guestAddress: address, segment: id, kernelAddress: b.address, length: s.length)
+            objectTable[id] = o
+            return o
+        }
     }
 
     /// The objects made so far, by segment id.
     public var objects: [VMMObject] {
-        objectLock.lock()
-        defer { objectLock.unlock() }
-        return objectTable.keys.sorted().compactMap { objectTable[$0] }
+        objectLock.withLock { objectTable.keys.sorted().compactMap { objectTable[$0] } }
     }
 
     /// Retires every object and makes no new ones, for ``ModelKernel/destroyGuest(_:)``:
     /// all or nothing. Returns the first object a mapping still holds (and
     /// changes nothing) or nil.
     func closeObjects() -> VMMObject? {
-        objectLock.lock()
-        defer { objectLock.unlock() }
-        var retired: [VMMObject] = []
-        for id in objectTable.keys.sorted() {
-            guard let o = objectTable[id] else { continue }
-            guard o.retire() else {
-                for r in retired { r.unretire() }
-                return o
+        objectLock.withLock {
+            var retired: [VMMObject] = []
+            for id in objectTable.keys.sorted() {
+                guard let o = objectTable[id] else { continue }
+                guard o.retire() else {
+                    for r in retired { r.unretire() }
+                    return o
+                }
+                retired.append(o)
             }
-            retired.append(o)
+            objectsClosed = true
+            return nil
         }
-        objectsClosed = true
-        return nil
     }
 
     /// Undoes ``closeObjects()`` (the guest could not be destroyed after all).
     func reopenObjects() {
-        objectLock.lock()
-        defer { objectLock.unlock() }
-        objectsClosed = false
-        for o in objectTable.values { o.unretire() }
+        objectLock.withLock {
+            objectsClosed = false
+            for o in objectTable.values { o.unretire() }
+        }
     }
 }
 

@@ -73,12 +73,6 @@ public final class SegKp: SegmentDriver, @unchecked Sendable {
 
     private func _insert(_ r: SegKpResource) { buckets[Self.bucket(r.base)].append(r) }
 
-    private func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        mutex.lock()
-        defer { mutex.unlock() }
-        return try body()
-    }
-
     // MARK: Resources
 
     /// `segkp_get`: a resource of `length` bytes (plus a red-zone page with
@@ -111,7 +105,7 @@ public final class SegKp: SegmentDriver, @unchecked Sendable {
             throw error
         }
         r.flags = flags
-        withLock { _insert(r) }
+        mutex.withLock { _insert(r) }
         return r
     }
 
@@ -153,7 +147,7 @@ public final class SegKp: SegmentDriver, @unchecked Sendable {
         do throws(ModelKernelError) {
             try memory.destroyPages(va: r.mappedBase, size: r.mappedLength, vnode: vnode, offset: offset)
         } catch {
-            withLock { _insert(r) }   // still whole: put it back
+            mutex.withLock { _insert(r) }   // still whole: put it back
             throw error
         }
         do { try arena.free(r.base, size: r.length) } catch { throw .vmem(error, arena: arena.name) }
@@ -171,7 +165,7 @@ public final class SegKp: SegmentDriver, @unchecked Sendable {
         if flags.contains(.noAnon) && !flags.contains(.locked) {
             throw .invalidArgument(name: "segkp flags", value: UInt64(flags.rawValue), reason: "KPD_NO_ANON is only valid with KPD_LOCKED")
         }
-        return try withLock { () throws(ModelKernelError) -> Int in
+        return try mutex.withLock { () throws(ModelKernelError) -> Int in
             guard let i = caches.firstIndex(where: { $0 == nil }) else {
                 throw .invalidArgument(name: "segkp caches", value: UInt64(Self.maximumCaches),
                                        reason: "all SEGKP_MAX_CACHE freelists are in use")
@@ -204,7 +198,7 @@ public final class SegKp: SegmentDriver, @unchecked Sendable {
     /// `segkp_cache_free`: destroys every cached resource.
     public func cacheFree() throws(ModelKernelError) {
         var all: [SegKpResource] = []
-        withLock {
+        mutex.withLock {
             for i in caches.indices {
                 guard var cache = caches[i] else { continue }
                 all += cache.free
@@ -222,7 +216,7 @@ public final class SegKp: SegmentDriver, @unchecked Sendable {
 
     /// `segkp_find`: the active resource containing `address`.
     public func find(_ address: UInt64) -> SegKpResource? {
-        withLock { _find(address).map { buckets[$0.bucket][$0.index] } }
+        mutex.withLock { _find(address).map { buckets[$0.bucket][$0.index] } }
     }
 
     /// Whether an active resource contains `address` (i386: `segkp_bitmap`).
@@ -230,7 +224,7 @@ public final class SegKp: SegmentDriver, @unchecked Sendable {
 
     /// The resource, active or cached, whose red-zone page holds `address`.
     public func redZoneOwner(of address: UInt64) -> SegKpResource? {
-        withLock {
+        mutex.withLock {
             if let (b, k) = _find(address), buckets[b][k].redZone?.contains(address) == true { return buckets[b][k] }
             for cache in caches.compactMap({ $0 }) {
                 if let r = cache.free.first(where: { $0.redZone?.contains(address) == true }) { return r }
@@ -241,17 +235,17 @@ public final class SegKp: SegmentDriver, @unchecked Sendable {
 
     /// Active resources, by base.
     public var activeResources: [SegKpResource] {
-        withLock { buckets.flatMap { $0 }.sorted { $0.base < $1.base } }
+        mutex.withLock { buckets.flatMap { $0 }.sorted { $0.base < $1.base } }
     }
 
     /// Resources waiting on the freelist of `cookie`.
     public func cachedResources(_ cookie: Int) -> [SegKpResource] {
-        withLock { cookie >= 0 && cookie < Self.maximumCaches ? caches[cookie]?.free ?? [] : [] }
+        mutex.withLock { cookie >= 0 && cookie < Self.maximumCaches ? caches[cookie]?.free ?? [] : [] }
     }
 
     /// Every resource the driver holds: active, then cached.
     var allResources: [SegKpResource] {
-        withLock { buckets.flatMap { $0 } + caches.compactMap { $0 }.flatMap(\.free) }
+        mutex.withLock { buckets.flatMap { $0 } + caches.compactMap { $0 }.flatMap(\.free) }
     }
 
     // MARK: Segment operations

@@ -52,12 +52,6 @@ public final class SegMap: SegmentDriver, @unchecked Sendable {
          .getmemid, .getpolicy, .capable]
     }
 
-    private func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        mutex.lock()
-        defer { mutex.unlock() }
-        return try body()
-    }
-
     private func slotIndex(_ address: UInt64) -> Int? {
         guard address >= base, address - base < size else { return nil }
         return Int((address - base) / Self.windowSize)
@@ -68,7 +62,7 @@ public final class SegMap: SegmentDriver, @unchecked Sendable {
     /// `segmap_getmap`: the address of `offset` in a window onto `vnode`.
     public func getmap(vnode: Vnode, offset: UInt64) throws(ModelKernelError) -> UInt64 {
         let windowOffset = offset & ~(Self.windowSize - 1)
-        return try withLock { () throws(ModelKernelError) -> UInt64 in
+        return try mutex.withLock { () throws(ModelKernelError) -> UInt64 in
             let key = Key(vnode: vnode, offset: windowOffset)
             let i: Int
             if let existing = index[key] {
@@ -89,7 +83,7 @@ public final class SegMap: SegmentDriver, @unchecked Sendable {
     /// `segmap_release`: one reference less; the last one unmaps the window.
     /// With `free` the file's pages go to the cache list (`SM_FREE`).
     public func release(_ address: UInt64, free: Bool = false) throws(ModelKernelError) {
-        let window: (vnode: Vnode, offset: UInt64, base: UInt64)? = try withLock { () throws(ModelKernelError) in
+        let window: (vnode: Vnode, offset: UInt64, base: UInt64)? = try mutex.withLock { () throws(ModelKernelError) in
             guard let i = slotIndex(address), let vnode = slots[i].vnode, slots[i].references > 0 else {
                 throw .unknownAllocation(kind: "segmap window", address: address)
             }
@@ -120,7 +114,7 @@ public final class SegMap: SegmentDriver, @unchecked Sendable {
 
     /// The (vnode, offset) a window address shows, if the window is bound.
     public func binding(of address: UInt64) -> (vnode: Vnode, offset: UInt64)? {
-        withLock {
+        mutex.withLock {
             guard let i = slotIndex(address), let v = slots[i].vnode else { return nil }
             return (v, slots[i].offset + (address - base) % Self.windowSize)
         }

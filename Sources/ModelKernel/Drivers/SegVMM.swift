@@ -69,16 +69,10 @@ public final class SegVMM: SegmentDriver, @unchecked Sendable {
     }
 
     /// Pages soft-locked now (`svmd_softlockcnt`).
-    public var softLockCount: UInt64 { withLock { softLocks } }
+    public var softLockCount: UInt64 { mutex.withLock { softLocks } }
 
     /// Whether the segment still holds its object.
-    public var holdsObject: Bool { withLock { holding } }
-
-    private func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        mutex.lock()
-        defer { mutex.unlock() }
-        return try body()
-    }
+    public var holdsObject: Bool { mutex.withLock { holding } }
 
     // MARK: Create
 
@@ -190,13 +184,13 @@ public final class SegVMM: SegmentDriver, @unchecked Sendable {
         case .protection:
             throw .fault(.protection, address: address)
         case .softUnlock:
-            try withLock { () throws(SegmentError) in
+            try mutex.withLock { () throws(SegmentError) in
                 guard softLocks >= count else { throw .errno(Errno.EINVAL, operation: .fault) }
                 softLocks -= count
             }
         case .invalid, .softLock:
             try faultIn(hat, segment, base: base, count: count)
-            if type == .softLock { withLock { softLocks += count } }
+            if type == .softLock { mutex.withLock { softLocks += count } }
         }
     }
 
@@ -217,7 +211,7 @@ public final class SegVMM: SegmentDriver, @unchecked Sendable {
     /// otherwise the translations go and the hold is released.
     public func unmap(_ segment: Segment, address: UInt64, size: UInt64) throws(SegmentError) -> UnmapOutcome {
         guard address == segment.base, size == segment.size else { throw .errno(Errno.EINVAL, operation: .unmap) }
-        try withLock { () throws(SegmentError) in
+        try mutex.withLock { () throws(SegmentError) in
             if softLocks > 0 { throw .again(address: address, size: size) }
         }
         if let space = segment.addressSpace {
@@ -236,7 +230,7 @@ public final class SegVMM: SegmentDriver, @unchecked Sendable {
     public func free(_ segment: Segment) throws(SegmentError) { releaseObject() }
 
     private func releaseObject() {
-        let release = withLock { () -> Bool in
+        let release = mutex.withLock { () -> Bool in
             defer { holding = false }
             return holding
         }

@@ -48,6 +48,13 @@ final class _OwnedMutex: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
     }
 
+    /// Runs `body` with the mutex held.
+    func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+
     /// A non-zero number unique to the calling thread while it lives.
     static var currentThread: UInt {
         #if canImport(Darwin)
