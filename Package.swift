@@ -56,7 +56,7 @@ let package = Package(
         .target(name: "GuestWorkloads", dependencies: ["GuestMemory", "HostWorkloads", "CGuestWorkloads", "PageTables"]),
         // Full and diff snapshots of guest memory; eager and userfaultfd-lazy restore (below GuestKVM).
         .target(name: "GuestSnapshot", dependencies: ["GuestMemory", "HostMemory"]),
-        .target(name: "ModelKernel", dependencies: ["KernelLayout", "AddressSpace", "PhysicalMemory", "PageTables", "Vmem", "GuestMemory"]),
+        .target(name: "ModelKernel", dependencies: ["KernelLayout", "AddressSpace", "PhysicalMemory", "PageTables", "Vmem", "GuestMemory", "HostMemory"]),
         .target(name: "Inspect", dependencies: ["ModelKernel", "KernelLayout", "AddressSpace", "PhysicalMemory", "Vmem", "GuestMemory"]),
         .executableTarget(name: "vmkit", dependencies: [
             "Inspect", "ModelKernel", "KernelLayout", "Vmem", "VmemWorkloads", "HostSegments", "HostMemory",

@@ -6,8 +6,8 @@ import Musl
 
 /// A mutex on `pthread_mutex_t`, which the thread sanitizer understands
 /// (ARCHITECTURE.md: it does not see `Synchronization.Mutex` on this
-/// toolchain). `package`, so that the layers on host memory share one without
-/// making it API.
+/// toolchain). `package`, so that every layer above shares this one without
+/// making it API: host and guest memory, physical memory, the model kernel.
 package final class HostLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
@@ -27,4 +27,12 @@ package final class HostLock: @unchecked Sendable {
         defer { pthread_mutex_unlock(mutex) }
         return try body()
     }
+
+    /// For a hold that a closure cannot bracket (taken in one call, released
+    /// in another); pair with ``unlock()``.
+    @inline(__always)
+    package func lock() { pthread_mutex_lock(mutex) }
+
+    @inline(__always)
+    package func unlock() { pthread_mutex_unlock(mutex) }
 }

@@ -1,3 +1,5 @@
+import HostMemory
+
 /// The page frames of a machine: `page_t`s with identities, the free list and
 /// the cache list, page locks and lock counts, boot pages, and `::memstat`.
 ///
@@ -23,7 +25,7 @@ public final class PhysicalMemory: @unchecked Sendable {
     }
 
     let table: UnsafeMutablePointer<_PageFrameTable>
-    let mutex = _Mutex()
+    let mutex = HostLock()
 
     /// The backing chosen at creation.
     public let backing: Backing

@@ -1,3 +1,4 @@
+import HostMemory
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -7,7 +8,7 @@ import Musl
 import Darwin
 #endif
 
-/// A non-recursive `pthread_mutex_t` that knows which thread holds it.
+/// A non-recursive mutex (HostMemory's `HostLock`) that knows which thread holds it.
 ///
 /// The kernel map needs the owner for two reasons: its slab allocator locks
 /// the map "only if the caller does not already hold it" (FreeBSD's
@@ -17,21 +18,11 @@ import Darwin
 /// taken and released in different calls, and the thread sanitizer of this
 /// toolchain understands pthread mutexes only.
 final class _OwnedMutex: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let mutex = HostLock()
     /// The holder's identity (0 when free). Written only by the holder, right
     /// after acquiring and right before releasing; an atomic so that another
     /// thread asking "is it me?" reads a whole value.
     private let owner = Atomic<UInt>(0)
-
-    init() {
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
 
     /// Whether the calling thread holds the mutex.
     var isHeldByCurrentThread: Bool {
@@ -39,13 +30,13 @@ final class _OwnedMutex: @unchecked Sendable {
     }
 
     func lock() {
-        pthread_mutex_lock(mutex)
+        mutex.lock()
         owner.store(Self.currentThread, ordering: .relaxed)
     }
 
     func unlock() {
         owner.store(0, ordering: .relaxed)
-        pthread_mutex_unlock(mutex)
+        mutex.unlock()
     }
 
     /// Runs `body` with the mutex held.
