@@ -22,6 +22,16 @@ import Synchronization
 /// `EINTR`, means a Ctrl-C that lands while editline is busy between two
 /// reads is not lost until the next line is typed (and does not drop that
 /// line). editline is told not to handle signals itself.
+///
+/// Ctrl-D typed before editline is ready is kept, too. editline prints its
+/// prompt and only then leaves canonical mode, and between two prompts (while
+/// a command runs) the terminal is canonical: a Ctrl-D arriving then would be
+/// the line discipline's end-of-file mark, which reads back as a NUL byte
+/// once editline switches over, so the session would not end. While the
+/// editor is in use the terminal's `VEOF` character is therefore disabled:
+/// Ctrl-D stays an ordinary byte, queued until editline reads it as its own
+/// delete-or-end-of-file key. The terminal's settings are put back when the
+/// session ends, at exit, and on SIGTERM, SIGHUP and SIGQUIT.
 final class LineEditor {
     enum Input: Equatable {
         case line(String)
@@ -40,14 +50,22 @@ final class LineEditor {
         library = isatty(STDIN_FILENO) != 0 ? EditLine.load() : nil
         LineEditorState.completer.withLock { $0 = completer }
         LineEditorState.installInterruptHandler()
+        // Before editline's first prompt, which reads the settings it restores between lines.
+        if library != nil { TerminalEndOfFile.disable() }
         if let library, let historyPath {
             library.usingHistory()
             _ = historyPath.withCString { library.readHistory($0) }
         }
     }
 
+    deinit { TerminalEndOfFile.restore() }
+
     /// Whether editline is in use (a terminal and the library found).
     var isEditing: Bool { library != nil }
+
+    /// Puts the terminal's settings back as they were before the editor
+    /// (the session is over).
+    func finish() { TerminalEndOfFile.restore() }
 
     /// One line, without its newline.
     func read(prompt: String) -> Input {
@@ -81,6 +99,49 @@ final class LineEditor {
     private func writeOut(_ text: String) {
         guard !text.isEmpty else { return }
         _ = text.withCString { Glibc.write(STDOUT_FILENO, $0, strlen($0)) }
+    }
+}
+
+/// The terminal's end-of-file character, off while the line editor runs
+/// (see ``LineEditor``) and back on however the process ends.
+enum TerminalEndOfFile {
+    /// The settings before ``disable()``; read by signal handlers, so kept
+    /// in memory that is never freed or moved.
+    nonisolated(unsafe) static let saved = UnsafeMutablePointer<termios>.allocate(capacity: 1)
+    static let isDisabled = Atomic<Bool>(false)
+    /// `_POSIX_VDISABLE`, a character macro Swift does not import.
+    #if canImport(Darwin)
+    static let noCharacter: cc_t = 0xFF
+    #else
+    static let noCharacter: cc_t = 0
+    #endif
+
+    /// Disables `VEOF` on standard input (a terminal), once.
+    static func disable() {
+        guard !isDisabled.load(ordering: .relaxed), tcgetattr(STDIN_FILENO, saved) == 0 else { return }
+        var t = saved.pointee
+        withUnsafeMutableBytes(of: &t.c_cc) { $0[Int(VEOF)] = noCharacter }
+        guard tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0 else { return }
+        isDisabled.store(true, ordering: .relaxed)
+        atexit { TerminalEndOfFile.restore() }
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { signal in
+            TerminalEndOfFile.restore()
+            // Then die of the signal, as without this handler.
+            Glibc.signal(signal, SIG_DFL)
+            raise(signal)
+        }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        for sig in [SIGTERM, SIGHUP, SIGQUIT] { sigaction(sig, &action, nil) }
+    }
+
+    /// Puts back the settings from before ``disable()``: `VEOF`, and, when
+    /// a signal ends the process at the prompt, canonical mode and echo,
+    /// which editline would otherwise leave off. Async-signal-safe.
+    static func restore() {
+        guard isDisabled.exchange(false, ordering: .relaxed) else { return }
+        tcsetattr(STDIN_FILENO, TCSANOW, saved)
     }
 }
 

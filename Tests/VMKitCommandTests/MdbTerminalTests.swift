@@ -64,14 +64,49 @@ struct MdbTerminalTests {
         _ = try t.expect("vmem_span")
         _ = try t.expect("> ")
 
-        // Ctrl-D leaves with status 0 and the history is on disk.
-        try t.awaitLineEditor()
+        // Ctrl-D leaves with status 0 and the history is on disk. It is
+        // sent at once: the prompt is printed before editline leaves
+        // canonical mode, and the Ctrl-D must count even if it lands first.
         t.send("\u{04}")
         let status = try t.waitForExit()
         #expect(status == 0, "exit status \(status); what it printed last: \(t.unread)")
         let history = try String(contentsOf: home.appendingPathComponent(".vmkit_history"), encoding: .utf8)
         #expect(history.contains("::walkers") && history.contains("::memstat"))
         #expect(!history.contains("junk"), "a dropped line is not history")
+    }
+
+    @Test("Ctrl-D typed while a command runs ends the session, and the terminal's VEOF is put back", .enabled(if: hasEditline))
+    func endOfFileTypedAhead() throws {
+        let t = try PseudoTerminal(MdbCommandTests.boot, home: try Self.temporaryHome())
+        defer { t.close() }
+        _ = try t.expect("> ", timeout: 60)
+        // The pseudo-terminal starts with Ctrl-D (4) as VEOF; the editor turned it off.
+        #expect(t.endOfFileCharacter == 0, "VEOF is disabled while the editor runs")
+        // While the shell command sleeps, editline has given the terminal
+        // back in canonical mode: a Ctrl-D there was the line discipline's
+        // end-of-file mark, which editline read as a NUL and ignored.
+        t.send("::walkers ! sleep 0.5\n")
+        usleep(200_000)
+        #expect(t.isCanonical, "the command runs with the terminal in canonical mode")
+        t.send("\u{04}")
+        let status = try t.waitForExit()
+        #expect(status == 0, "exit status \(status); what it printed last: \(t.unread)")
+        #expect(t.endOfFileCharacter == 4, "VEOF is back after the session")
+    }
+
+    @Test("SIGTERM at the prompt gives the terminal back as it was and ends the process by the signal", .enabled(if: hasEditline))
+    func terminatedAtPrompt() throws {
+        let t = try PseudoTerminal(MdbCommandTests.boot, home: try Self.temporaryHome())
+        defer { t.close() }
+        _ = try t.expect("> ", timeout: 60)
+        // editline holds the terminal in its raw mode while it waits for a line.
+        for _ in 0..<4000 where t.isCanonical { usleep(5_000) }
+        #expect(!t.isCanonical, "editline took the terminal")
+        kill(t.pid, SIGTERM)
+        let status = try t.waitForExit()
+        #expect(status == 128 + SIGTERM, "exit status \(status); what it printed last: \(t.unread)")
+        #expect(t.isCanonical, "canonical mode is back")
+        #expect(t.endOfFileCharacter == 4, "Ctrl-D is VEOF again")
     }
 
     @Test("long output pauses at --More-- on a small terminal until ::set +o pager", .enabled(if: hasEditline))
@@ -191,21 +226,17 @@ final class PseudoTerminal {
         }
     }
 
-    /// Waits until the line discipline is out of canonical mode, that is
-    /// until the line editor has taken the terminal for the next line.
-    /// editline prints its prompt *before* it switches the terminal to raw
-    /// mode (strace shows the write, then TCSETSW), and a Ctrl-D that lands
-    /// in that window is stored by the canonical line discipline as an
-    /// end-of-file mark, which reads as a NUL once the terminal is raw: the
-    /// editor never sees a Ctrl-D. No person types within those
-    /// microseconds; a test does. The master shares the slave's termios.
-    func awaitLineEditor(timeout: Double = 20) throws {
-        let deadline = Date().addingTimeInterval(timeout)
+    /// The slave's VEOF character (the master shares its termios); nil if unreadable.
+    var endOfFileCharacter: UInt8? {
         var mode = termios()
-        while tcgetattr(master, &mode) == 0 && mode.c_lflag & tcflag_t(ICANON) != 0 {
-            guard Date() < deadline else { throw Timeout(waitingFor: "the line editor's raw mode", seen: "") }
-            usleep(5_000)
-        }
+        guard tcgetattr(master, &mode) == 0 else { return nil }
+        return withUnsafeBytes(of: mode.c_cc) { $0[Int(VEOF)] }
+    }
+
+    /// Whether the line discipline is in canonical mode.
+    var isCanonical: Bool {
+        var mode = termios()
+        return tcgetattr(master, &mode) == 0 && mode.c_lflag & tcflag_t(ICANON) != 0
     }
 
     /// The output up to and including the first `needle` not yet consumed.
