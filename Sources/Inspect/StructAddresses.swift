@@ -41,10 +41,14 @@ public struct StructAddresses: Sendable {
     /// ``wide`` when `kernelData` is nil (a 64-bit target).
     public init(arenas: [Arena], kernelData: (base: UInt64, size: UInt64)?) {
         guard let kernelData, kernelData.size > Self.slotsOffset else { self = .wide; return }
-        let count = Int((kernelData.size - Self.slotsOffset) / Self.slotBytes)
+        let count = (kernelData.size - Self.slotsOffset) / Self.slotBytes
         var slots: [UInt64: UInt64] = [:]
-        for (i, a) in arenas.prefix(count).enumerated() {
-            slots[a.address] = kernelData.base + Self.slotsOffset + UInt64(i) * Self.slotBytes
+        for (i, a) in arenas.enumerated() where UInt64(i) < count {
+            // A region that runs past 2^64 has no room for the slots that would.
+            let (slot, o1) = kernelData.base.addingReportingOverflow(Self.slotsOffset + UInt64(i) * Self.slotBytes)
+            let (_, o2) = slot.addingReportingOverflow(Self.slotBytes)
+            if o1 || o2 { break }
+            slots[a.address] = slot
         }
         self.init(pointerWidth: 8, slots: slots)
     }

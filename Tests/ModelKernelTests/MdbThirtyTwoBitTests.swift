@@ -128,6 +128,12 @@ struct MdbThirtyTwoBitTests {
         // A tag 32 × 2048 bytes up no longer fits its 64 KiB slot.
         #expect(numbers.display(arenas[0].address + 32 * 2047) == 0xFED0_0000 + 32 * 2047)
         #expect(numbers.display(arenas[0].address + 32 * 2048) == arenas[0].address + 32 * 2048)
+        // A region at the top of the address space: no slot past 2^64.
+        let top = StructAddresses(arenas: arenas, kernelData: (UInt64.max - 0x1F_FFFF, 0x20_0000))
+        #expect(top.display(arenas[0].address) == UInt64.max - 0x1F_FFFF + StructAddresses.slotsOffset)
+        #expect(top.display(arenas[1].address) == UInt64.max - 0x1F_FFFF + StructAddresses.slotsOffset + StructAddresses.slotBytes)
+        let overflowing = StructAddresses(arenas: arenas, kernelData: (UInt64.max - 0xF_FFFF, UInt64.max))
+        #expect(overflowing.display(arenas[0].address) == arenas[0].address)
         // Without a 32-bit kernel data region: Vmem's numbers.
         #expect(StructAddresses(arenas: arenas, kernelData: nil).display(arenas[1].address) == arenas[1].address)
     }
