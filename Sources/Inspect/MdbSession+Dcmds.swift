@@ -163,10 +163,7 @@ extension MdbSession {
     func vmem(_ i: MdbInvocation) -> Output {
         if let bad = noArguments("vmem", i) { return bad }
         let order = kernel.arenas.preorder
-        guard let address = i.address else {
-            return Self.ok(([VmemTable.header(addresses)] + order.map { VmemTable.row($0.arena, depth: $0.depth, addresses) })
-                .joined(separator: "\n") + "\n")
-        }
+        guard let address = i.address else { return Self.ok(VmemTable.render(order, addresses)) }
         guard let (arena, depth) = order.first(where: { addresses.display($0.arena.address) == address }) else {
             return Self.error("\(String(address, radix: 16)) is not an arena")
         }

@@ -30,9 +30,12 @@ public enum VmemTable {
     /// mdb there would (``StructAddresses``).
     public static func render(_ arenas: [Arena], kernelData: (base: UInt64, size: UInt64)? = nil) -> String {
         let order = preorder(arenas)
-        let addresses = StructAddresses(arenas: order.map(\.arena), kernelData: kernelData)
-        return ([header(addresses)] + order.map { row($0.arena, depth: $0.depth, addresses) })
-            .joined(separator: "\n") + "\n"
+        return render(order, StructAddresses(arenas: order.map(\.arena), kernelData: kernelData))
+    }
+
+    /// The table for arenas already in pre-order with their depths, numbered by `addresses`.
+    public static func render(_ order: [(arena: Arena, depth: Int)], _ addresses: StructAddresses) -> String {
+        ([header(addresses)] + order.map { row($0.arena, depth: $0.depth, addresses) }).joined(separator: "\n") + "\n"
     }
 
     /// `arenas` depth first in pre-order through each arena's source, with
