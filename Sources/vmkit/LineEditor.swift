@@ -58,14 +58,12 @@ final class LineEditor {
         }
     }
 
+    /// The session is over: the terminal's settings as they were before.
     deinit { TerminalEndOfFile.restore() }
 
     /// Whether editline is in use (a terminal and the library found).
     var isEditing: Bool { library != nil }
 
-    /// Puts the terminal's settings back as they were before the editor
-    /// (the session is over).
-    func finish() { TerminalEndOfFile.restore() }
 
     /// One line, without its newline.
     func read(prompt: String) -> Input {

@@ -44,7 +44,6 @@ struct MdbCommand: ParsableCommand {
             ? LineEditor(completer: { MdbSession.completions(before: $0, word: $1) },
                          historyPath: home.map { $0 + "/.vmkit_history" })
             : nil
-        defer { editor?.finish() }
         var failed = false
         while true {
             let line: String
