@@ -21,7 +21,12 @@ import Synchronization
 /// once; the flag tells that end from Ctrl-D. Waiting on the pipe, not on
 /// `EINTR`, means a Ctrl-C that lands while editline is busy between two
 /// reads is not lost until the next line is typed (and does not drop that
-/// line). editline is told not to handle signals itself.
+/// line). editline is told not to handle signals itself. The bytes are read
+/// from a second, non-blocking descriptor of the terminal: a Ctrl-C makes
+/// the line discipline discard pending input, so bytes that `poll` reported
+/// may be gone by the `read`, and a blocking `read` would then sit until the
+/// next key, with the interrupt already handled and neither "^C" nor the
+/// prompt shown.
 ///
 /// Ctrl-D typed before editline is ready is kept, too. editline prints its
 /// prompt and only then leaves canonical mode, and between two prompts (while
@@ -50,6 +55,7 @@ final class LineEditor {
         library = isatty(STDIN_FILENO) != 0 ? EditLine.load() : nil
         LineEditorState.completer.withLock { $0 = completer }
         LineEditorState.installInterruptHandler()
+        if library != nil { LineEditorState.openTerminal() }
         // Before editline's first prompt, which reads the settings it restores between lines.
         if library != nil { TerminalEndOfFile.disable() }
         if let library, let historyPath {
@@ -67,9 +73,11 @@ final class LineEditor {
 
     /// One line, without its newline.
     func read(prompt: String) -> Input {
-        // A Ctrl-C pressed before this prompt (during a command) is spent.
-        LineEditorState.drainInterrupts()
+        // A Ctrl-C pressed before this prompt (during a command) is spent;
+        // cleared before the pipe is emptied, so that one landing between
+        // the two still counts, at this prompt.
         LineEditorState.interrupted.store(false, ordering: .relaxed)
+        LineEditorState.drainInterrupts()
         guard let library else {
             writeOut(prompt)
             guard let line = Swift.readLine(strippingNewline: true) else {
@@ -153,6 +161,18 @@ enum LineEditorState {
     /// The self-pipe: the SIGINT handler writes to `[1]`, the reader polls `[0]`.
     nonisolated(unsafe) static var wakeup: (Int32, Int32) = (-1, -1)
 
+    /// The terminal opened again with `O_NONBLOCK`, its own open file
+    /// description so that standard input, shared with the shell, stays
+    /// blocking; -1 if it could not be opened (then reads are guarded by
+    /// `FIONREAD` instead, which leaves a far smaller window).
+    nonisolated(unsafe) static var terminal: Int32 = -1
+
+    /// Opens ``terminal``, once.
+    static func openTerminal() {
+        guard terminal < 0, let name = ttyname(STDIN_FILENO) else { return }
+        terminal = open(name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+    }
+
     /// SIGINT sets `interrupted` and makes the wake-up pipe readable (no
     /// SA_RESTART, so a plain blocked `read` is interrupted too), once per
     /// session.
@@ -190,18 +210,24 @@ enum LineEditorState {
     /// One byte from the terminal, or -1 at end of file, on an error, or
     /// when Ctrl-C was pressed (then `interrupted` is set).
     static func readByte() -> Int32 {
+        let input = terminal >= 0 ? terminal : STDIN_FILENO
         while true {
             if interrupted.load(ordering: .relaxed) { return -1 }
-            var fds = [pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0),
+            var fds = [pollfd(fd: input, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: wakeup.0, events: Int16(POLLIN), revents: 0)]
             let n = poll(&fds, wakeup.0 >= 0 ? 2 : 1, -1)
             if n < 0 { if errno == EINTR { continue }; return -1 }
             if fds[1].revents != 0 { drainInterrupts(); if interrupted.load(ordering: .relaxed) { return -1 } }
             guard fds[0].revents != 0 else { continue }
+            if input == STDIN_FILENO {
+                var pending: Int32 = 0
+                if ioctl(input, UInt(FIONREAD), &pending) == 0 && pending == 0 && fds[0].revents & Int16(POLLIN) != 0 { continue }
+            }
             var byte: UInt8 = 0
-            let r = read(STDIN_FILENO, &byte, 1)
+            let r = read(input, &byte, 1)
             if r == 1 { return Int32(byte) }
-            if r < 0 && errno == EINTR { continue }
+            // EAGAIN: what poll saw was flushed by a Ctrl-C; its signal decides.
+            if r < 0 && (errno == EINTR || errno == EAGAIN) { continue }
             return -1
         }
     }

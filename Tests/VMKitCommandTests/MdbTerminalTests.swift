@@ -75,6 +75,35 @@ struct MdbTerminalTests {
         #expect(!history.contains("junk"), "a dropped line is not history")
     }
 
+    /// The line discipline answers Ctrl-C by discarding pending input, so
+    /// bytes the editor's `poll` saw can be gone by its `read`. A blocking
+    /// read then waited for the next key with the interrupt already handled:
+    /// no "^C", no prompt (about one Ctrl-C in thirty on a busy machine).
+    @Test("Ctrl-C right behind typed text always gives ^C and a fresh prompt", .enabled(if: hasEditline))
+    func interruptRacingTypedText() throws {
+        let home = try Self.temporaryHome()
+        let t = try PseudoTerminal(MdbCommandTests.boot, home: home)
+        defer { t.close() }
+        _ = try t.expect("> ", timeout: 60)
+        for round in 0..<120 {
+            // Two writes, so that the text can wake the reader before the Ctrl-C lands.
+            t.send("::vmem junk \(round)")
+            if round % 2 == 1 { usleep(UInt32(round % 20 * 50)) }
+            t.send("\u{03}")
+            _ = try t.expect("^C\r\n", timeout: 10)
+            _ = try t.expect("> ")
+        }
+        t.send("::walkers\n")
+        let next = try t.expect("vmem_span")
+        #expect(!next.contains("Usage:"), "no dropped line ran: \(next)")
+        _ = try t.expect("> ")
+        t.send("\u{04}")
+        let status = try t.waitForExit()
+        #expect(status == 0, "exit status \(status); what it printed last: \(t.unread)")
+        let history = try String(contentsOf: home.appendingPathComponent(".vmkit_history"), encoding: .utf8)
+        #expect(!history.contains("junk"), "a dropped line is not history")
+    }
+
     @Test("Ctrl-D typed while a command runs ends the session, and the terminal's VEOF is put back", .enabled(if: hasEditline))
     func endOfFileTypedAhead() throws {
         let t = try PseudoTerminal(MdbCommandTests.boot, home: try Self.temporaryHome())
