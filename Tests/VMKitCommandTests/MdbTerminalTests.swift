@@ -114,8 +114,10 @@ struct MdbTerminalTests {
         // While the shell command sleeps, editline has given the terminal
         // back in canonical mode: a Ctrl-D there was the line discipline's
         // end-of-file mark, which editline read as a NUL and ignored.
-        t.send("::walkers ! sleep 0.5\n")
-        usleep(200_000)
+        t.send("::walkers ! sleep 1\n")
+        // Waited for, not assumed after a fixed pause: a busy machine may
+        // take a while to read the line.
+        for _ in 0..<2000 where !t.isCanonical { usleep(5_000) }
         #expect(t.isCanonical, "the command runs with the terminal in canonical mode")
         t.send("\u{04}")
         let status = try t.waitForExit()
