@@ -11,6 +11,7 @@ public enum AllocationPolicy: Sendable, Hashable, CaseIterable {
     case firstFit
     /// The first big-enough free segment after the rotor; cycles through the
     /// whole space before reusing an address (identifiers, use-after-free).
+    /// `alloc` only: `xalloc` searches with it as with ``instantFit``.
     case nextFit
 }
 

@@ -312,7 +312,7 @@ public final class Arena: @unchecked Sendable {
                 return addr
             }
         } else if policy == .nextFit {
-            return try nextFitLocked(size, wait: wait)
+            return try nextFitLocked(size, fromEnd: fromEnd, wait: wait)
         }
         let c = Constraints(size: size, align: quantum, phase: 0, nocross: 0, minaddr: 0, maxaddr: 0, fromEnd: fromEnd)
         return try xallocLocked(c, policy: policy, wait: wait)
@@ -338,10 +338,11 @@ public final class Arena: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         if destroyed { throw failed(.arenaDestroyed(arena: name)) }
         try injectFailure(size, wait)
-        if policy == .nextFit && !c.isConstrained && c.align == quantum && c.phase == 0 && !fromEnd {
-            return try nextFitLocked(size, wait: wait)
-        }
-        return try xallocLocked(c, policy: policy == .nextFit ? .firstFit : policy, wait: wait)
+        // Next fit is `alloc`'s rotor; xalloc is the constrained search,
+        // where `next` is neither best nor first fit and so starts at the
+        // lists whose members all fit, as instant fit does (illumos's
+        // vmem_xalloc ignores VM_NEXTFIT the same way).
+        return try xallocLocked(c, policy: policy == .nextFit ? .instantFit : policy, wait: wait)
     }
 
     /// Allocates exactly `[address, address+size)`, which must be free.
@@ -394,10 +395,10 @@ public final class Arena: @unchecked Sendable {
     }
 
     /// Next fit, lock held; falls back to `xallocLocked` as illumos does.
-    @usableFromInline func nextFitLocked(_ size: UInt64, wait: WaitPolicy) throws(VmemError) -> UInt64 {
+    @usableFromInline func nextFitLocked(_ size: UInt64, fromEnd: Bool, wait: WaitPolicy) throws(VmemError) -> UInt64 {
         try refillTagsIfNeeded(size)
         var release: (base: UInt64, size: UInt64)? = nil
-        let t = core.pointee.allocNextFit(size, hasSource: hasSource, release: &release)
+        let t = core.pointee.allocNextFit(size, fromEnd: fromEnd, hasSource: hasSource, release: &release)
         if let r = release { releaseToSource(r) }
         if t != 0 {
             let addr = core.pointee.tags[Int(t)].start
@@ -405,7 +406,7 @@ public final class Arena: @unchecked Sendable {
             return addr
         }
         if source != nil || wait.mode == .sleep {
-            let c = Constraints(size: size, align: quantum, phase: 0, nocross: 0, minaddr: 0, maxaddr: 0, fromEnd: false)
+            let c = Constraints(size: size, align: quantum, phase: 0, nocross: 0, minaddr: 0, maxaddr: 0, fromEnd: fromEnd)
             return try xallocLocked(c, policy: .instantFit, wait: wait)
         }
         core.pointee.stats.failCount &+= 1

@@ -325,12 +325,13 @@ extension ArenaCore {
     /// allocation. Returns the new tag, or 0 when nothing fits; `release`
     /// receives a span that advancing the rotor freed entirely.
     @inlinable
-    mutating func allocNextFit(_ size: UInt64, hasSource: Bool, release: inout (base: UInt64, size: UInt64)?) -> TagIndex {
+    mutating func allocNextFit(_ size: UInt64, fromEnd: Bool, hasSource: Bool,
+                               release: inout (base: UInt64, size: UInt64)?) -> TagIndex {
         let rotor = ReservedTag.rotor
         var v = tags[Int(rotor)].segNext
         // Fast path: carve the front of the free segment right after the
         // rotor, and put the new segment *behind* the rotor instead of moving it.
-        if tags[Int(v)].kind == kindFree {
+        if !fromEnd && tags[Int(v)].kind == kindFree {
             let vs = tags[Int(v)].size
             if vs > size && p2samehighbit(vs, vs &- size) {
                 let addr = tags[Int(v)].start
@@ -354,7 +355,11 @@ extension ArenaCore {
                 return 0
             }
         }
-        let a = carve(v, at: tags[Int(v)].start, size: size)
+        // From the end: the segment's top `size` bytes (wrapping: a segment
+        // may end at 2^64), with the rotor after them, so the free rest
+        // below waits until the rotor comes round again.
+        let at = fromEnd ? tags[Int(v)].start &+ tags[Int(v)].size &- size : tags[Int(v)].start
+        let a = carve(v, at: at, size: size)
         if let r = advance(rotor, after: a, hasSource: hasSource) { release = r }
         return a
     }

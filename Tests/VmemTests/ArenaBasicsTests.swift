@@ -60,6 +60,47 @@ import Testing
         try ids.verify()
     }
 
+    /// vmem.md: end allocation "with any policy". Next fit takes the top of
+    /// the segment after the rotor and puts the rotor after it, so the free
+    /// rest below is used only when the rotor comes round again.
+    @Test func nextFitHonoursEnd() throws {
+        let a = try Arena(name: "t", base: 0x1000, size: 0x10000, quantum: 0x1000)
+        #expect(try a.alloc(0x1000, policy: .nextFit, fromEnd: true) == 0x10000)
+        #expect(try a.alloc(0x2000, policy: .nextFit) == 0x1000)          // wrapped round
+        #expect(try a.alloc(0x1000, policy: .nextFit, fromEnd: true) == 0xF000)
+        #expect(try a.alloc(0x1000, policy: .nextFit) == 0x3000)
+        try a.verify()
+        // The fallback search (the rotor went round without a fit; the
+        // arena imports) places at the end as well.
+        let parent = try Arena(name: "p", base: 0x100000, size: 0x100000, quantum: 0x1000)
+        let child = try Arena(name: "c", quantum: 0x1000, source: .arena(parent))
+        #expect(try child.alloc(0x3000, policy: .nextFit, fromEnd: true) == 0x100000)   // the import is exactly 12K
+        #expect(try child.alloc(0x1000, policy: .nextFit) == 0x103000)
+        try child.verify(); try parent.verify()
+    }
+
+    /// xalloc is the constrained search under every policy: with `next`, as
+    /// neither best nor first fit, it starts at the lists whose members all
+    /// fit (instant fit's list), as illumos's vmem_xalloc, which ignores
+    /// VM_NEXTFIT, does; first fit starts one list lower.
+    @Test func xallocWithNextSearchesAsInstantFit() throws {
+        func layout() throws -> Arena {
+            // Free: 12K at 0x100000 (list 13) and 48K at 0x104000 (list 15).
+            let a = try Arena(name: "x", base: 0x100000, size: 0x10000, quantum: 0x1000)
+            let head = try a.alloc(0x3000)
+            _ = try a.alloc(0x1000)
+            try a.free(head, size: 0x3000)
+            return a
+        }
+        for (policy, want) in [(AllocationPolicy.nextFit, UInt64(0x104000)), (.instantFit, 0x104000), (.firstFit, 0x100000)] {
+            let a = try layout()
+            #expect(try a.xalloc(0x3000, minaddr: 0x1000, policy: policy) == want, "\(policy)")
+            let b = try layout()
+            #expect(try b.xalloc(0x3000, policy: policy) == want, "\(policy), unconstrained")
+            try a.verify(); try b.verify()
+        }
+    }
+
     @Test func exhaustionFailsAtOnceWithoutSleep() throws {
         let a = try Arena(name: "t", base: 0x1000, size: 0x2000, quantum: 0x1000)
         _ = try a.alloc(0x2000)

@@ -357,7 +357,8 @@ struct ModelRun {
             default: if maxaddr == 0 { maxaddr = max(q, minaddr) } else { minaddr = maxaddr }
             }
         }
-        var p = policy() == .bestFit ? AllocationPolicy.bestFit : (rng.chance(50) ? .firstFit : .instantFit)
+        let drawn = policy()
+        var p = drawn == .bestFit || drawn == .nextFit ? drawn : (rng.chance(50) ? .firstFit : .instantFit)
         if Self.avoidInstantConstrainedImport, side.real.flags.contains(.constrainedImport),
            p == .instantFit, nocross != 0 || minaddr != 0 || maxaddr != 0 {
             p = .firstFit

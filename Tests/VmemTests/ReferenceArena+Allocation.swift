@@ -147,7 +147,7 @@ extension ReferenceArena {
         guard !destroyed else { failCount += 1; throw .arenaDestroyed(arena: name) }
         switch policy {
         case .nextFit:
-            return try nextFit(size)
+            return try nextFit(size, fromEnd: fromEnd)
         case .bestFit, .firstFit:
             return try xallocCore(size, align: quantum, phase: 0, nocross: 0, minaddr: 0, maxaddr: 0,
                                   policy: policy, fromEnd: fromEnd)
@@ -276,9 +276,9 @@ extension ReferenceArena {
     // MARK: - Next fit
 
     /// illumos `vmem_nextfit_alloc`, as described in the type's documentation.
-    func nextFit(_ size: UInt64) throws(VmemError) -> UInt64 {
+    func nextFit(_ size: UInt64, fromEnd: Bool = false) throws(VmemError) -> UInt64 {
         var v = nextID(after: rotorID)
-        if let s = segs[v], s.kind == .free, s.size > size,
+        if !fromEnd, let s = segs[v], s.kind == .free, s.size > size,
            Self.listIndex(s.size) == Self.listIndex(s.size - size) {
             // Fast path: shrink in place and put the allocation behind the rotor.
             segs[v]!.start += size
@@ -301,10 +301,11 @@ extension ReferenceArena {
                 v = prevID(before: rotorID)
                 if let s = segs[v], s.kind == .free, s.size >= size { break }
                 return try xallocCore(size, align: quantum, phase: 0, nocross: 0, minaddr: 0, maxaddr: 0,
-                                      policy: .instantFit, fromEnd: false)
+                                      policy: .instantFit, fromEnd: fromEnd)
             }
         }
-        let a = segs[v]!.start
+        // With `end`, the segment's top `size` bytes; the rotor goes after them either way.
+        let a = fromEnd ? segs[v]!.end &- size : segs[v]!.start
         let allocID = carve(v, at: a, size: size)
         advanceRotor(after: allocID)
         return a

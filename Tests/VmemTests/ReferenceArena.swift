@@ -25,8 +25,9 @@ import Vmem
 /// Choices where vmem.md is silent (each matches illumos unless stated):
 /// * `allocExact` succeeds exactly when `[address, address+size)` lies in one
 ///   free segment (a first-fit search bounded to that range finds the same).
-/// * `xalloc(policy: .nextFit)` searches as instant fit, as illumos ignores
-///   `VM_NEXTFIT` there; the model-based tests do not issue it.
+/// * `xalloc(policy: .nextFit)` searches as instant fit: vmem.md's
+///   constrained search takes the "might fit" list first only for best and
+///   first fit, and illumos ignores `VM_NEXTFIT` there.
 /// * A free of an unaligned address is a bad free (it was never allocated).
 /// * `destroy` gives imported spans back to the source (VMKit; illumos
 ///   leaves them allocated in the source).
@@ -37,7 +38,10 @@ import Vmem
 /// circular walk from the rotor; on wrapping, the rotor steps one segment
 /// forward (which lets free neighbours it separated coalesce) and the segment
 /// just behind it is tried; failing that, an unconstrained instant-fit
-/// search (with imports), which ignores `fromEnd`. When the rotor moves, the
+/// search (with imports). With `fromEnd` (vmem.md: end allocation "with any
+/// policy"; illumos ignores it here) there is no fast path, the chosen
+/// segment gives its top bytes, and the rotor goes after them; the fallback
+/// search places at the end too. When the rotor moves, the
 /// free segments it separated coalesce and, if the result is a whole imported
 /// span, it is released. The rotor sitting between two free segments keeps
 /// them apart until it moves (illumos behaviour).

@@ -38,6 +38,26 @@ func replay(_ text: String) -> [String] {
         ])
     }
 
+    /// vmem.md §5: `verify NAME FAILED: reason` when the arena's
+    /// invariants do not hold, and the replay goes on.
+    @Test func verifyReportsDamage() throws {
+        var out: [String] = []
+        var r = TraceReplayer { out.append($0) }
+        r.run("""
+        create a base=0x1000 size=64K quantum=4K
+        alloc a x 8K
+        alloc a y 4K
+        """)
+        let a = try #require(r.arenaNamed("a"))
+        #expect(a.corruptForTesting(.statistic))
+        r.run("verify a\nstats a")
+        #expect(out.count == 4)
+        let line = out[2]
+        #expect(line.hasPrefix("verify a FAILED: "), "\(line)")
+        #expect(line.contains("memInUse"), "the reason names what is wrong: \(line)")
+        #expect(out[3].hasPrefix("stats a "))
+    }
+
     /// `qcache=N` counts bytes, or quanta when it is 1...16 and not a
     /// multiple of the quantum: `qcache=8` and `qcache=32K` make the same
     /// arena on 4 KiB pages, one whose small allocations come from slabs.

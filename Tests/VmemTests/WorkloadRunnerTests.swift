@@ -5,6 +5,16 @@ import VmemWorkloads
 /// The benchmark harness of vmem.md §6, run small: its bookkeeping must hold
 /// whatever the timings are.
 @Suite struct WorkloadRunnerTests {
+    /// vmem.md §6's generator, against values worked out by hand from its
+    /// formula (seed 42), so that another allocator's driver can check its
+    /// own copy against the same numbers.
+    @Test func splitmix64KnownAnswers() {
+        var g = SplitMix64(seed: 42)
+        #expect([g.next(), g.next(), g.next()] == [0xBDD7_3226_2FEB_6E95, 0x28EF_E333_B266_F103, 0x4752_6757_130F_9F52])
+        var zero = SplitMix64(seed: 0)
+        #expect(zero.next() == 0xE220_A839_7B1D_CDAF)
+    }
+
     @Test(arguments: [StandardWorkload.instant, .best, .small, .smallNoCache])
     func singleThreadRunsReportTheirShape(_ w: StandardWorkload) throws {
         let r = try WorkloadRunner.run(w, ops: 2_000, warmup: 500)

@@ -50,6 +50,10 @@ public struct TraceReplayer {
 
     struct LineError: Error { var message: String }
 
+    /// The arena a trace created under `name` (for tests that damage one
+    /// between lines, so that `verify` has something to report).
+    func arenaNamed(_ name: String) -> Arena? { arenas[name] }
+
     private func arena(_ name: String?) throws(LineError) -> Arena {
         guard let name else { throw LineError(message: "missing arena name") }
         guard let a = arenas[name] else { throw LineError(message: "unknown arena \(name)") }
