@@ -56,6 +56,10 @@ public enum GuestSnapshotError: Error, Hashable, Sendable {
     case io(path: String, call: String, errno: Int32, segment: Int?, page: UInt64?)
     /// Lazy restore cannot run here (no userfaultfd, no shared-memory missing mode).
     case lazyUnavailable(reason: String)
+    /// A working set that does not fit this restore: recorded from a
+    /// snapshot not in the chain, or naming a segment or page the chain
+    /// does not have.
+    case workingSetMismatch(snapshot: SnapshotID, reason: String)
 }
 
 extension GuestSnapshotError: CustomStringConvertible {
@@ -98,6 +102,8 @@ extension GuestSnapshotError: CustomStringConvertible {
             return "\(p): \(call) failed with errno \(e)\(at)"
         case let .lazyUnavailable(reason):
             return "lazy restore unavailable: \(reason)"
+        case let .workingSetMismatch(id, reason):
+            return "working set of snapshot \(id) does not fit this restore: \(reason)"
         }
     }
 }

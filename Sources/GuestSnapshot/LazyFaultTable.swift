@@ -24,6 +24,8 @@ final class LazyFaultTable: @unchecked Sendable {
 
     let windows: [Window]
     let chain: SnapshotChain
+    /// The memory's segment ids, by segment index.
+    let segmentIDs: [Int]
     private let bases: [UnsafeRawPointer]
     private let segmentPages: [UInt64]
     /// Per segment, one bit per page filled (by a fault or a prefetch).
@@ -39,6 +41,16 @@ final class LazyFaultTable: @unchecked Sendable {
     let refused = Atomic<UInt64>(0)
     let servedTwice = Atomic<UInt64>(0)
     let prefetched = Atomic<UInt64>(0)
+
+    /// The pages faults filled, in the order they were filled: one word per
+    /// fill (bit 63 set, segment index × 2^48 + page), 0 while a fill that
+    /// has taken its place is still storing it. A page is filled once, so
+    /// the window pages bound the count; the words are anonymous memory,
+    /// committed only as far as faults reach.
+    private let fillLog: UnsafeMutablePointer<Atomic<UInt64>>
+    private let fillLogCapacity: Int
+    private let fillLogMemory: AnonymousMemory?
+    private let fillLogCount = Atomic<Int>(0)
 
     init(chain: SnapshotChain, bases: [UnsafeRawPointer], segments: [MemorySegment], mappings: [GuestMapping]) {
         self.chain = chain
@@ -57,6 +69,17 @@ final class LazyFaultTable: @unchecked Sendable {
         }
         zeroPage = .allocate(byteCount: Int(SnapshotLayout.pageSize), alignment: Int(SnapshotLayout.pageSize))
         zeroPage.initializeMemory(as: UInt8.self, repeating: 0, count: Int(SnapshotLayout.pageSize))
+        segmentIDs = segments.map(\.id)
+        let capacity = max(1, windows.reduce(0) { $0 + Int(($1.end - $1.host) / SnapshotLayout.pageSize) })
+        fillLogCapacity = capacity
+        if let m = try? AnonymousMemory(length: UInt64(capacity) * 8) {
+            fillLogMemory = m
+            fillLog = m.base.bindMemory(to: Atomic<UInt64>.self, capacity: capacity)
+        } else {
+            fillLogMemory = nil
+            fillLog = .allocate(capacity: capacity)
+            for i in 0..<capacity { (fillLog + i).initialize(to: Atomic<UInt64>(0)) }
+        }
     }
 
     deinit {
@@ -65,6 +88,32 @@ final class LazyFaultTable: @unchecked Sendable {
             p.deallocate()
         }
         zeroPage.deallocate()
+        if fillLogMemory == nil {
+            _ = fillLog.deinitialize(count: fillLogCapacity)
+            fillLog.deallocate()
+        }
+    }
+
+    /// Appends a fill by a fault to the log.
+    @inline(__always)
+    private func logFill(_ i: Int, _ page: UInt64) {
+        let k = fillLogCount.wrappingAdd(1, ordering: .relaxed).oldValue
+        guard k < fillLogCapacity else { return }
+        fillLog[k].store(1 << 63 | UInt64(i) << WorkingSet.pageBits | page, ordering: .releasing)
+    }
+
+    /// The pages faults filled so far, in fill order, as (segment index, page).
+    func faultedPages() -> [(index: Int, page: UInt64)] {
+        let n = min(fillLogCount.load(ordering: .acquiring), fillLogCapacity)
+        var out: [(index: Int, page: UInt64)] = []
+        out.reserveCapacity(n)
+        for k in 0..<n {
+            let e = fillLog[k].load(ordering: .acquiring)
+            // Still being stored by its fault: it is a page of the set all the same, next time.
+            guard e != 0 else { continue }
+            out.append((Int((e & ~(1 << 63)) >> WorkingSet.pageBits), e & (1 << WorkingSet.pageBits - 1)))
+        }
+        return out
     }
 
     /// The window holding host address `a` (binary search; at most 32).
@@ -135,6 +184,7 @@ final class LazyFaultTable: @unchecked Sendable {
             served.add(1, ordering: .relaxed)
             if src != nil { bytes.add(SnapshotLayout.pageSize, ordering: .relaxed) } else { zeroFills.add(1, ordering: .relaxed) }
             markServed(w.segmentIndex, page)
+            logFill(w.segmentIndex, page)
             // Counted before the toucher runs on, so whoever it tells sees the count.
             return .wake
         case .alreadyPresent:
@@ -170,6 +220,67 @@ final class LazyFaultTable: @unchecked Sendable {
             }
         }
         return count
+    }
+
+    /// The window through which segment `i`'s page `page` is filled (the
+    /// first that maps it; on a memfd an alias sees the same page), or nil
+    /// when no mapping covers it (such pages were copied at the restore).
+    private func window(segment i: Int, page: UInt64) -> Window? {
+        windows.first { $0.segmentIndex == i && page >= $0.firstPage && page < $0.firstPage + ($0.end - $0.host) / SnapshotLayout.pageSize }
+    }
+
+    /// Fills, in the given order, the listed pages that are not filled yet:
+    /// each run of consecutive pages that one window maps and one file holds
+    /// (or no file: zeros) in one `UFFDIO_COPY` (`UFFDIO_ZEROPAGE`), waking
+    /// any thread already waiting on them. A page a fault fills meanwhile
+    /// ends the run there (the kernel reports it present) and is skipped.
+    /// Returns the pages this call filled.
+    func prefetch(_ pages: [(index: Int, page: UInt64)], _ service: UserFaultService) throws(HostMemoryError) -> UInt64 {
+        let size = SnapshotLayout.pageSize
+        var filled: UInt64 = 0
+        var k = 0
+        while k < pages.count {
+            let (i, first) = pages[k]
+            guard !isServed(i, first), let w = window(segment: i, page: first) else { k += 1; continue }
+            let file = chain.source(segmentIndex: i, page: first)
+            var n = 1
+            let windowPages = w.firstPage + (w.end - w.host) / size
+            while k + n < pages.count, pages[k + n].index == i, pages[k + n].page == first + UInt64(n),
+                  first + UInt64(n) < windowPages, !isServed(i, first + UInt64(n)),
+                  chain.source(segmentIndex: i, page: first + UInt64(n)) == file {
+                n += 1
+            }
+            let host = w.host + (first - w.firstPage) * size
+            let length = UInt64(n) * size
+            let result: UserFaultService.FillResult
+            if let file {
+                let src = bases[file] + Int(chain.files[file].segments[i].dataOffset + first * size)
+                result = try service.copy(to: host, from: src, length: length)
+            } else if zeroPageWorks.load(ordering: .relaxed), let r = try? service.zero(at: host, length: length) {
+                result = r
+            } else {
+                // Zeros one page at a time from the zero page (the kernel refused UFFDIO_ZEROPAGE here).
+                zeroPageWorks.store(false, ordering: .relaxed)
+                var done: UInt64 = 0
+                var present = false
+                while done < length {
+                    if case .alreadyPresent = try service.copy(to: host + done, from: zeroPage, length: size) { present = true; break }
+                    done += size
+                }
+                result = present ? .alreadyPresent(bytes: done) : .filled
+            }
+            let count: Int
+            switch result {
+            case .filled: count = n
+            case .alreadyPresent(let bytes): count = Int(bytes / size)
+            }
+            for j in 0..<count { markServed(i, first + UInt64(j)) }
+            prefetched.add(UInt64(count), ordering: .relaxed)
+            filled += UInt64(count)
+            // Past the run, or past the page found present.
+            k += count < n ? count + 1 : n
+        }
+        return filled
     }
 
     /// Copies every recorded page of every window that is not filled yet.

@@ -22,7 +22,7 @@ public struct LazyRestoreStatistics: Hashable, Sendable {
     public let refused: UInt64
     /// A page filled twice: must stay 0 (the kernel fills a page once).
     public let servedTwice: UInt64
-    /// Pages copied by ``LazyRestore/fetchAll()``, not by faults.
+    /// Pages filled by ``LazyRestore/fetchAll()`` or ``LazyRestore/prefetch(_:)``, not by faults.
     public let prefetched: UInt64
     /// Pages of unmapped segment ranges, copied at the call (no fault can reach them).
     public let eagerPages: UInt64
@@ -153,6 +153,50 @@ public final class LazyRestore: @unchecked Sendable {
     public func fetchAll() throws(GuestSnapshotError) {
         guard !isFinished else { return }
         do throws(HostMemoryError) { try table.fetchAll(service) } catch { throw .host(error) }
+    }
+
+    /// The pages faults have filled so far — the guest's and the VMM's
+    /// first touches, in order; not those prefetched — to save
+    /// (``WorkingSet/write(to:)``) and replay on the next restore of this
+    /// snapshot with ``prefetch(_:)``.
+    public var workingSet: WorkingSet {
+        WorkingSet(snapshot: chain.newest.id,
+                   pages: table.faultedPages().map { WorkingSet.Page(segment: table.segmentIDs[$0.index], page: $0.page) })
+    }
+
+    /// Fills the pages of `workingSet` that no fault has filled yet, in its
+    /// order, runs of consecutive pages in one `UFFDIO_COPY` each; safe
+    /// while the guest and the VMM touch the memory (a page they fault first
+    /// is theirs; one this call fills first wakes them). Call it from a
+    /// thread of its own to let the guest start at once, or before the guest
+    /// runs to have its first touches find their pages. Refused, filling
+    /// nothing, unless the set was recorded from a snapshot in this chain and
+    /// names only its segments' pages. Returns the pages it filled.
+    @discardableResult
+    public func prefetch(_ workingSet: WorkingSet) throws(GuestSnapshotError) -> UInt64 {
+        guard chain.files.contains(where: { $0.id == workingSet.snapshot }) else {
+            throw .workingSetMismatch(snapshot: workingSet.snapshot,
+                                      reason: "recorded from a snapshot not in this chain (newest \(chain.newest.id))")
+        }
+        let index = Dictionary(uniqueKeysWithValues: table.segmentIDs.enumerated().map { ($0.element, $0.offset) })
+        let segments = chain.newest.segments
+        var pages: [(index: Int, page: UInt64)] = []
+        pages.reserveCapacity(workingSet.pages.count)
+        for (k, p) in workingSet.pages.enumerated() {
+            guard let i = index[p.segment] else {
+                throw .workingSetMismatch(snapshot: workingSet.snapshot, reason: "page \(k) names segment \(p.segment), which the memory does not have")
+            }
+            guard p.page < segments[i].pages else {
+                throw .workingSetMismatch(snapshot: workingSet.snapshot,
+                                          reason: "page \(k) is page \(p.page) of segment \(p.segment), which has \(segments[i].pages)")
+            }
+            pages.append((i, p.page))
+        }
+        // Under the lock, so that finish() does not stop the service under it.
+        return try lock.withLock { () throws(GuestSnapshotError) -> UInt64 in
+            guard !finished, !memory.isDestroyed else { return 0 }
+            do throws(HostMemoryError) { return try table.prefetch(pages, service) } catch { throw .host(error) }
+        }
     }
 
     /// Fetches every remaining page, unregisters the ranges and stops the

@@ -57,6 +57,6 @@ struct SnapshotConcurrencyTests {
 final class Counter: @unchecked Sendable {
     private let lock = HostLock()
     private var n = 0
-    func add() { lock.withLock { n += 1 } }
+    func add(_ k: Int = 1) { lock.withLock { n += k } }
     var value: Int { lock.withLock { n } }
 }
