@@ -113,7 +113,9 @@ public struct WorkingSet: Hashable, Sendable {
             bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
         }
         let magic = get(0, UInt64.self)
-        guard magic == Self.magic else { throw .badMagic(path: path, found: magic) }
+        guard magic == Self.magic else {
+            throw .corrupt(path: path, field: "magic", value: magic, reason: "not a VMKit working set (VMKWSET1)")
+        }
         let version = get(8, UInt32.self)
         guard version == Self.version else { throw .unsupportedVersion(path: path, found: version, supported: Self.version) }
         let count = get(32, UInt64.self)

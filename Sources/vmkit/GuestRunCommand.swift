@@ -37,6 +37,12 @@ struct GuestRunCommand: ParsableCommand {
         snapshot if given). The report adds "snapshot" (file, kind, pages, bytes, ms) and \
         "restore" (files, lazy, faults, ms). Without KVM, the snapshot of the VMM-written \
         memory and the restore still run.
+
+        Working sets (with --lazy): --record-working-set FILE writes, after the run, the pages \
+        the restore's faults filled, in the order they were first touched; --prefetch FILE fills \
+        such a set's pages (runs of consecutive pages in one UFFDIO_COPY each) before the guest \
+        starts, so its first touches of them do not fault. "restore" then adds "prefetched", \
+        "prefetchMs" and "workingSetPages".
         """)
 
     @Option(parsing: .unconditional,
@@ -70,6 +76,15 @@ struct GuestRunCommand: ParsableCommand {
     @Flag(help: "Restore lazily: each page fetched on first touch through userfaultfd (needs --restore).")
     var lazy = false
 
+    @Option(name: .customLong("record-working-set"),
+            help: ArgumentHelp("After the run, write the pages the lazy restore's faults filled, first touch first (needs --lazy).",
+                               valueName: "file"))
+    var recordWorkingSet: String?
+
+    @Option(help: ArgumentHelp("Before the guest starts, fill the pages of this working set (needs --lazy).",
+                               valueName: "file"))
+    var prefetch: String?
+
     @Flag(name: .customLong("json"), help: "Print one JSON object.")
     var jsonFlag = false
 
@@ -85,6 +100,11 @@ struct GuestRunCommand: ParsableCommand {
             throw ValidationError("--snapshot --diff needs --restore FILE: a diff is taken against the restored chain")
         }
         if lazy && restore.isEmpty { throw ValidationError("--lazy needs --restore FILE") }
+        if recordWorkingSet != nil && !lazy { throw ValidationError("--record-working-set needs --lazy: only a lazy restore sees the first touches") }
+        if prefetch != nil && !lazy { throw ValidationError("--prefetch needs --lazy: an eager restore has filled every page") }
+        if let recordWorkingSet, recordWorkingSet == prefetch || restore.contains(recordWorkingSet) || recordWorkingSet == snapshot {
+            throw ValidationError("--record-working-set \(recordWorkingSet) is also given as another file of the run")
+        }
         if let snapshot, restore.contains(snapshot) {
             throw ValidationError("--snapshot \(snapshot) is also given to --restore")
         }
@@ -108,7 +128,8 @@ struct GuestRunCommand: ParsableCommand {
         do {
             report = try GuestRunReport.run(mem: mem, payload: GuestPayload(rawValue: payload)!, touch: touch,
                                             dirtyLog: KVMDirtyLogMode(rawValue: dirtyLog)!,
-                                            restore: restore, lazy: lazy, snapshot: snapshot, diff: diff)
+                                            restore: restore, lazy: lazy, snapshot: snapshot, diff: diff,
+                                            prefetch: prefetch, recordWorkingSet: recordWorkingSet)
         } catch {
             throw GuestCommandError(description: error.description)
         }
@@ -132,6 +153,10 @@ struct GuestRunReport {
         var ms = 0.0
         var codeReloaded = false
         var tablesRebuilt = false
+        /// Working sets: pages filled by --prefetch and how long it took; pages recorded by --record-working-set.
+        var prefetched: UInt64?
+        var prefetchMs: Double?
+        var workingSetPages: Int?
     }
     var mem: UInt64
     var payload: GuestPayload
@@ -151,7 +176,8 @@ struct GuestRunReport {
 
     static func run(mem: UInt64?, payload: GuestPayload, touch: UInt64, dirtyLog: KVMDirtyLogMode,
                     restore paths: [String] = [], lazy: Bool = false, snapshot path: String? = nil,
-                    diff: Bool = false) throws(KVMError) -> GuestRunReport {
+                    diff: Bool = false, prefetch: String? = nil,
+                    recordWorkingSet: String? = nil) throws(KVMError) -> GuestRunReport {
         let clock = ContinuousClock()
         func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15 }
         var r = GuestRunReport(mem: mem ?? 0, payload: payload, touch: touch, dirtyLog: dirtyLog)
@@ -176,6 +202,13 @@ struct GuestRunReport {
             info.codeReloaded = guest.resumeReport?.codeReloaded ?? false
             info.tablesRebuilt = guest.resumeReport?.tablesRebuilt ?? false
             r.restore = info
+            if let prefetch, let lazy = g.lazy {
+                let p0 = clock.now
+                do {
+                    r.restore?.prefetched = try lazy.prefetch(try WorkingSet(contentsOf: prefetch))
+                } catch { throw .snapshot(error) }
+                r.restore?.prefetchMs = ms(clock.now - p0)
+            }
         }
         let t1 = clock.now
         r.setupMs = ms(t1 - t0)
@@ -196,6 +229,11 @@ struct GuestRunReport {
             r.restore?.faults = stats.faultsServed
             r.restore?.zeroFills = stats.zeroFills
             r.restore?.bytes = stats.bytesCopied
+        }
+        if let recordWorkingSet, let lazy = restored?.lazy {
+            let ws = lazy.workingSet
+            do { try ws.write(to: recordWorkingSet) } catch { throw .snapshot(error) }
+            r.restore?.workingSetPages = ws.pages.count
         }
         if let path {
             if diff, let restored {
@@ -236,6 +274,10 @@ struct GuestRunReport {
                 ? ": \(restore.faults) faults served (\(restore.zeroFills) zero), \(restore.bytes) bytes copied"
                 : ": \(restore.pagesRestored) pages read (\(restore.bytes) bytes)"
             s += String(format: ", usable in %.3f ms\n", restore.ms)
+            if let n = restore.prefetched, let t = restore.prefetchMs {
+                s += String(format: "prefetch: %llu pages of the working set filled in %.3f ms\n", n, t)
+            }
+            if let n = restore.workingSetPages { s += "working set: \(n) pages recorded, first touch first\n" }
             s += "resume: registers set fresh; code page " + (restore.codeReloaded ? "reloaded" : "from the snapshot")
                 + (payload.isLongMode ? ", page tables " + (restore.tablesRebuilt ? "rebuilt" : "from the snapshot") : "") + "\n"
         }
@@ -324,6 +366,9 @@ struct GuestRunReport {
                      + "\"lazy\":\(restore.lazy),\"faults\":\(restore.faults),\"zeroFills\":\(restore.zeroFills),"
                      + "\"pagesRestored\":\(restore.pagesRestored),\"bytes\":\(restore.bytes),"
                      + "\"codeReloaded\":\(restore.codeReloaded),\"tablesRebuilt\":\(restore.tablesRebuilt),"
+                     + (restore.prefetched.map { "\"prefetched\":\($0)," } ?? "")
+                     + (restore.prefetchMs.map { String(format: "\"prefetchMs\":%.3f,", $0) } ?? "")
+                     + (restore.workingSetPages.map { "\"workingSetPages\":\($0)," } ?? "")
                      + String(format: "\"ms\":%.3f}", restore.ms))
         } else {
             f.append("\"restore\":null")

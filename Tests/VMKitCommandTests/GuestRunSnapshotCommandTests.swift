@@ -66,6 +66,47 @@ struct GuestRunSnapshotCommandTests {
         }
     }
 
+    @Test("a lazy restore records its working set; the next one prefetches it and the guest's touches no longer fault")
+    func workingSetRecordedThenPrefetched() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vmkit-ws-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = dir + "/base", ws = dir + "/ws"
+        let first = try Self.json(CommandLineTests.run(["guest", "run", "--mem", "16M", "--payload", "pattern",
+                                                        "--touch", "64K", "--snapshot", base, "--json"]))
+        let recorded = try Self.json(CommandLineTests.run(["guest", "run", "--payload", "checksum", "--touch", "64K",
+                                                           "--restore", base, "--lazy", "--record-working-set", ws, "--json"]))
+        let r1 = try #require(recorded["restore"] as? [String: Any])
+        let faults1 = r1["faults"] as? Int ?? -1
+        #expect(r1["workingSetPages"] as? Int == faults1, "every fault is one page of the set: \(r1)")
+        #expect(r1["prefetched"] == nil)
+        let replayed = try Self.json(CommandLineTests.run(["guest", "run", "--payload", "checksum", "--touch", "64K",
+                                                           "--restore", base, "--lazy", "--prefetch", ws, "--json"]))
+        let r2 = try #require(replayed["restore"] as? [String: Any])
+        let prefetched = r2["prefetched"] as? Int ?? -1
+        let faults2 = r2["faults"] as? Int ?? -1
+        #expect(r2["prefetchMs"] is Double)
+        // The pages faulted before the prefetch (the VMM's resume checks) are
+        // the only faults left; the set's other pages were filled by it.
+        #expect(prefetched + faults2 == faults1, "prefetched \(prefetched), faults \(faults2), first run \(faults1)")
+        #expect(faults2 <= 4 && prefetched >= faults1 - 4)
+        if first["kvm"] as? Bool == true {
+            #expect(faults1 >= 17, "the guest's 16 data pages fault in the first run: \(faults1)")
+            #expect(replayed["guestChecksum"] as? Int == first["guestChecksum"] as? Int)
+        }
+        // Without --lazy there is nothing to record or prefetch into.
+        let e = try CommandLineTests.run(["guest", "run", "--payload", "checksum", "--touch", "64K", "--restore", base, "--prefetch", ws])
+        #expect(e.status == 64 && e.stderr.contains("--prefetch needs --lazy"))
+        let e2 = try CommandLineTests.run(["guest", "run", "--payload", "checksum", "--touch", "64K", "--restore", base,
+                                           "--record-working-set", ws])
+        #expect(e2.status == 64 && e2.stderr.contains("--record-working-set needs --lazy"))
+        // A damaged set is refused with the file named, exit status 1.
+        try Data(repeating: 0x41, count: 64).write(to: URL(fileURLWithPath: ws))
+        let bad = try CommandLineTests.run(["guest", "run", "--payload", "checksum", "--touch", "64K", "--restore", base,
+                                            "--lazy", "--prefetch", ws])
+        #expect(bad.status == 1 && bad.stderr.contains(ws) && bad.stderr.contains("not a VMKit working set"), "\(bad.stderr)")
+    }
+
     @Test("--diff without --restore, --lazy without --restore, no --mem: usage errors that say why")
     func usageErrors() throws {
         let d = try CommandLineTests.run(["guest", "run", "--mem", "1M", "--payload", "realmode", "--snapshot", "/tmp/x", "--diff"])
