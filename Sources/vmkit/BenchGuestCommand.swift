@@ -67,7 +67,7 @@ struct BenchGuestCommand: ParsableCommand {
     @Option(help: "Run on this CPU (the calling thread is pinned before any workload exists). Unpinned when omitted.")
     var cpu: Int?
 
-    @Option(name: .customLong("kvm-runs"), help: "Runs of the KVM and snapshot figures (VM creation with 4 GiB registered, KVM's dirty log over 4 GiB, diff and full snapshot writes, lazy restore of 1 and 8 GiB: each already interleaved with its baseline), after the workloads when no --workload is given; 0 leaves them out.", transform: CountArgument.parse)
+    @Option(name: .customLong("kvm-runs"), help: "Runs of the KVM and snapshot figures (VM creation with 4 GiB registered, KVM's dirty log over 4 GiB, diff and full snapshot writes, lazy restore of 1 and 8 GiB, a 16 MiB working set prefetched against touched on demand: each already interleaved with its baseline), after the workloads when no --workload is given; 0 leaves them out.", transform: CountArgument.parse)
     var kvmRuns: Int = 3
 
     @Option(name: .customLong("snapshot-dir"), help: ArgumentHelp("Where the snapshot figures write their files (a tmpfs keeps the disk out of it).", valueName: "directory"))

@@ -60,6 +60,7 @@ enum BenchKVMFigures {
         }
 
         var diff: [(Double, Double)] = [], full: [(Double, Double)] = [], lazy1: [(Double, Double)] = [], lazy8: [(Double, Double)] = []
+        var workingSet: [(Double, Double)] = []
         var diffBytes: UInt64 = 0
         do throws(GuestSnapshotError) {
             for r in 1 ... runs {
@@ -75,6 +76,9 @@ enum BenchKVMFigures {
                 lazy1.append((Double(l1.median), Double(l1.baselineMedian)))
                 let l8 = try SnapshotWorkloads.lazyRestore(directory: directory, guestBytes: 8 << 30)
                 lazy8.append((Double(l8.median), Double(l8.baselineMedian)))
+                progress("snap.working-set: run \(r)/\(runs)")
+                let w = try SnapshotWorkloads.workingSetPrefetch(directory: directory)
+                workingSet.append((Double(w.median), Double(w.baselineMedian)))
             }
         } catch {
             throw .snapshot(error)
@@ -83,6 +87,8 @@ enum BenchKVMFigures {
         rows("snap.full-1g-10pct", "snap.full.pwrite", operation: "full", full, target: .nsPerOpAtMost(3e8))
         rows("snap.lazy-usable-1g", "snap.lazy-1g.uffd", operation: "restore", lazy1, target: .nsPerOpAtMost(5e6))
         rows("snap.lazy-usable-8g", "snap.lazy-8g.uffd", operation: "restore", lazy8, target: .nsPerOpAtMost(5e6))
+        // No target of the issues: the fault tail a working set removes, against touching on demand.
+        rows("snap.ws-prefetch-16m", "snap.ws-on-demand", operation: "restore", workingSet, target: nil)
         return (figures, notes)
     }
 }

@@ -20,6 +20,11 @@ struct WorkloadTests {
                 let lazy = try SnapshotWorkloads.lazyRestore(directory: dir, guestBytes: 64 << 20, touchedBytes: 4 << 20, rounds: 3)
                 #expect(lazy.median > 0 && lazy.details.first?.1 == 1)
                 #expect("\(lazy)".contains("lazy restore"))
+                let ws = try SnapshotWorkloads.workingSetPrefetch(directory: dir, guestBytes: 64 << 20, workingSetBytes: 1 << 20, rounds: 3)
+                func detail(_ k: String) -> UInt64? { ws.details.first { $0.0 == k }?.1 }
+                // 16 runs of 16 pages: 256 faults on demand; all prefetched and none left after.
+                #expect(detail("faults on demand") == 256 && detail("pages prefetched") == 256 && detail("faults after the prefetch") == 0)
+                #expect(ws.median > 0 && ws.baselineMedian > 0 && ws.bytes == 1 << 20)
             }
         }
     }
