@@ -36,6 +36,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "GuestMemory", package: "VMKit"),
+                .product(name: "GuestSnapshot", package: "VMKit"),
                 .product(name: "GuestWorkloads", package: "VMKit"),
             ],
             path: "Benchmarks/GuestBenchmarks",

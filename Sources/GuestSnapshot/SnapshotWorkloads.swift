@@ -185,77 +185,34 @@ public enum SnapshotWorkloads {
                                              ("ns per first touch (256 pages)", median(touchNanos))])
     }
 
-    /// The fault tail with and without a working set: a `guestBytes` guest
-    /// whose snapshot holds `workingSetBytes` in runs of 16 pages scattered
-    /// in a shuffled order (seeded); after a lazy restore the VMM touches
-    /// those pages in that order. Baseline: on demand, one fault per page;
-    /// the first round's restore records its ``LazyRestore/workingSet``.
-    /// Workload: a fresh restore, ``LazyRestore/prefetch(_:)`` of that set,
-    /// then the same touches. Rounds interleave the two.
+    /// The fault tail with and without a working set (``WorkingSetWorkload``):
+    /// baseline, the pages touched on demand after a lazy restore, one fault
+    /// each; workload, a fresh restore whose working set (recorded by the
+    /// first on-demand round) is prefetched, then the same touches. Rounds
+    /// interleave the two.
     public static func workingSetPrefetch(directory: String, guestBytes: UInt64 = 1 << 30,
                                           workingSetBytes: UInt64 = 16 << 20,
                                           rounds: Int = 9) throws(GuestSnapshotError) -> SnapshotBenchResult {
-        let path = directory + "/bench-ws-\(guestBytes >> 20)"
-        let runPages: UInt64 = 16
-        let runCount = max(1, workingSetBytes / 4096 / runPages)
-        let slots = guestBytes / 4096 / runPages
-        // Distinct run starts, shuffled (splitmix64, seed 42).
-        var state: UInt64 = 42
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        var starts: [UInt64] = []
-        var taken = Set<UInt64>()
-        while UInt64(starts.count) < min(runCount, slots) {
-            let s = next() % slots
-            if taken.insert(s).inserted { starts.append(s * runPages) }
-        }
-        let touches = starts.flatMap { s in (0 ..< runPages).map { s + $0 } }
-        do {
-            let g = try guest(guestBytes)
-            try fill(g, pages: touches)
-            try GuestSnapshotter(memory: g).writeFull(to: path)
-        }
-        defer { unlink(path) }
-        func touchAll(_ m: GuestMemory) throws(GuestSnapshotError) -> UInt64 {
-            let t = SnapshotIO.now()
-            do throws(GuestMemoryError) {
-                for p in touches { _ = try m.load(UInt64.self, at: p * 4096) }
-            } catch { throw .memory(error) }
-            return SnapshotIO.now() - t
-        }
+        let w = try WorkingSetWorkload(directory: directory, guestBytes: guestBytes, workingSetBytes: workingSetBytes)
         var onDemand: [UInt64] = [], withPrefetch: [UInt64] = [], prefetchOnly: [UInt64] = []
         var faultsOnDemand: UInt64 = 0, faultsAfter: UInt64 = 0, prefetched: UInt64 = 0
-        var recorded: WorkingSet?
         for _ in 0 ..< rounds {
-            do {
-                let chain = try SnapshotChain(paths: [path])
-                let (m, lazy) = try LazyRestore.intoNewMemory(chain)
-                onDemand.append(try touchAll(m))
-                faultsOnDemand = lazy.statistics.faultsServed
-                if recorded == nil { recorded = lazy.workingSet }
-                try? m.destroy()
-            }
-            do {
-                let chain = try SnapshotChain(paths: [path])
-                let (m, lazy) = try LazyRestore.intoNewMemory(chain)
-                let t = SnapshotIO.now()
-                prefetched = try lazy.prefetch(recorded!)
-                let p = SnapshotIO.now() - t
-                prefetchOnly.append(p)
-                withPrefetch.append(p + (try touchAll(m)))
-                faultsAfter = lazy.statistics.faultsServed
-                try? m.destroy()
-            }
+            let a = try w.restore()
+            onDemand.append(try w.touch(a))
+            faultsOnDemand = a.lazy.statistics.faultsServed
+            w.finish(a)
+            let b = try w.restore()
+            let (p, n) = try w.prefetch(b)
+            prefetchOnly.append(p)
+            prefetched = n
+            withPrefetch.append(p + (try w.touch(b)))
+            faultsAfter = b.lazy.statistics.faultsServed
+            w.finish(b)
         }
-        return SnapshotBenchResult(name: "working set of \(touches.count) pages (runs of 16, shuffled) touched after a lazy restore of a "
+        return SnapshotBenchResult(name: "working set of \(w.touches.count) pages (runs of 16, shuffled) touched after a lazy restore of a "
                                        + "\(guestBytes >> 20) MiB guest: prefetched, then touched",
                                    rounds: rounds, median: median(withPrefetch), baselineMedian: median(onDemand),
-                                   baselineName: "touched on demand (one fault per page)", bytes: UInt64(touches.count) * 4096,
+                                   baselineName: "touched on demand (one fault per page)", bytes: UInt64(w.touches.count) * 4096,
                                    details: [("faults on demand", faultsOnDemand), ("pages prefetched", prefetched),
                                              ("faults after the prefetch", faultsAfter),
                                              ("prefetch ns (median)", median(prefetchOnly))])

@@ -41,7 +41,8 @@ struct GuestRunCommand: ParsableCommand {
         Working sets (with --lazy): --record-working-set FILE writes, after the run, the pages \
         the restore's faults filled, in the order they were first touched; --prefetch FILE fills \
         such a set's pages (runs of consecutive pages in one UFFDIO_COPY each) before the guest \
-        starts, so its first touches of them do not fault. "restore" then adds "prefetched", \
+        starts, so its first touches of them do not fault; with --background-prefetch it fills \
+        them on a thread of its own while the guest runs. "restore" then adds "prefetched", \
         "prefetchMs" and "workingSetPages".
         """)
 
@@ -85,6 +86,10 @@ struct GuestRunCommand: ParsableCommand {
                                valueName: "file"))
     var prefetch: String?
 
+    @Flag(name: .customLong("background-prefetch"),
+          help: "With --prefetch: fill the set on a thread of its own while the guest runs, instead of before it starts.")
+    var backgroundPrefetch = false
+
     @Flag(name: .customLong("json"), help: "Print one JSON object.")
     var jsonFlag = false
 
@@ -102,6 +107,7 @@ struct GuestRunCommand: ParsableCommand {
         if lazy && restore.isEmpty { throw ValidationError("--lazy needs --restore FILE") }
         if recordWorkingSet != nil && !lazy { throw ValidationError("--record-working-set needs --lazy: only a lazy restore sees the first touches") }
         if prefetch != nil && !lazy { throw ValidationError("--prefetch needs --lazy: an eager restore has filled every page") }
+        if backgroundPrefetch && prefetch == nil { throw ValidationError("--background-prefetch needs --prefetch FILE") }
         if let recordWorkingSet, recordWorkingSet == prefetch || restore.contains(recordWorkingSet) || recordWorkingSet == snapshot {
             throw ValidationError("--record-working-set \(recordWorkingSet) is also given as another file of the run")
         }
@@ -129,7 +135,8 @@ struct GuestRunCommand: ParsableCommand {
             report = try GuestRunReport.run(mem: mem, payload: GuestPayload(rawValue: payload)!, touch: touch,
                                             dirtyLog: KVMDirtyLogMode(rawValue: dirtyLog)!,
                                             restore: restore, lazy: lazy, snapshot: snapshot, diff: diff,
-                                            prefetch: prefetch, recordWorkingSet: recordWorkingSet)
+                                            prefetch: prefetch, backgroundPrefetch: backgroundPrefetch,
+                                            recordWorkingSet: recordWorkingSet)
         } catch {
             throw GuestCommandError(description: error.description)
         }
@@ -176,7 +183,7 @@ struct GuestRunReport {
 
     static func run(mem: UInt64?, payload: GuestPayload, touch: UInt64, dirtyLog: KVMDirtyLogMode,
                     restore paths: [String] = [], lazy: Bool = false, snapshot path: String? = nil,
-                    diff: Bool = false, prefetch: String? = nil,
+                    diff: Bool = false, prefetch: String? = nil, backgroundPrefetch: Bool = false,
                     recordWorkingSet: String? = nil) throws(KVMError) -> GuestRunReport {
         let clock = ContinuousClock()
         func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15 }
@@ -184,6 +191,7 @@ struct GuestRunReport {
         let t0 = clock.now
         let guest: KVMGuest
         var restored: KVMRestoredGuest?
+        var background: BackgroundPrefetch?
         if paths.isEmpty {
             guest = try KVMGuest(memorySize: mem ?? 0, payload: payload, touch: touch, dirtyLog: dirtyLog)
         } else {
@@ -203,11 +211,15 @@ struct GuestRunReport {
             info.tablesRebuilt = guest.resumeReport?.tablesRebuilt ?? false
             r.restore = info
             if let prefetch, let lazy = g.lazy {
-                let p0 = clock.now
-                do {
-                    r.restore?.prefetched = try lazy.prefetch(try WorkingSet(contentsOf: prefetch))
-                } catch { throw .snapshot(error) }
-                r.restore?.prefetchMs = ms(clock.now - p0)
+                let set: WorkingSet
+                do { set = try WorkingSet(contentsOf: prefetch) } catch { throw .snapshot(error) }
+                if backgroundPrefetch {
+                    background = BackgroundPrefetch(lazy, set)
+                } else {
+                    let p0 = clock.now
+                    do { r.restore?.prefetched = try lazy.prefetch(set) } catch { throw .snapshot(error) }
+                    r.restore?.prefetchMs = ms(clock.now - p0)
+                }
             }
         }
         let t1 = clock.now
@@ -218,6 +230,12 @@ struct GuestRunReport {
         r.slots = guest.vm?.slots ?? []
         // Exits are bounded: the pattern payload may fill a small dirty ring more than once.
         r.exits = try guest.run(maxExits: 1 << 16)
+        if let background {
+            let (pages, nanoseconds, error) = background.join()
+            if let error { throw .snapshot(error) }
+            r.restore?.prefetched = pages
+            r.restore?.prefetchMs = Double(nanoseconds) / 1e6
+        }
         let t2 = clock.now
         r.runMs = ms(t2 - t1)
         r.dirtyPages = try guest.dirtyPages()
@@ -374,5 +392,29 @@ struct GuestRunReport {
             f.append("\"restore\":null")
         }
         return "{" + f.joined(separator: ",") + "}\n"
+    }
+}
+
+/// A working set filled on a thread of its own while the guest runs.
+final class BackgroundPrefetch: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    // Written by the thread before it signals `done`; read after `join` waited for it.
+    private var pages: UInt64 = 0
+    private var nanoseconds: UInt64 = 0
+    private var error: GuestSnapshotError?
+
+    init(_ lazy: LazyRestore, _ set: WorkingSet) {
+        Thread {
+            let start = DispatchTime.now().uptimeNanoseconds
+            do throws(GuestSnapshotError) { self.pages = try lazy.prefetch(set) } catch { self.error = error }
+            self.nanoseconds = DispatchTime.now().uptimeNanoseconds - start
+            self.done.signal()
+        }.start()
+    }
+
+    /// Waits for the prefetch: pages filled, its time, and its refusal if any.
+    func join() -> (pages: UInt64, nanoseconds: UInt64, error: GuestSnapshotError?) {
+        done.wait()
+        return (pages, nanoseconds, error)
     }
 }

@@ -94,6 +94,21 @@ struct GuestRunSnapshotCommandTests {
             #expect(faults1 >= 17, "the guest's 16 data pages fault in the first run: \(faults1)")
             #expect(replayed["guestChecksum"] as? Int == first["guestChecksum"] as? Int)
         }
+        // On a thread of its own while the guest runs: every page of the set
+        // is filled once, by the prefetch or by a fault, and the sum is the same.
+        let background = try Self.json(CommandLineTests.run(["guest", "run", "--payload", "checksum", "--touch", "64K",
+                                                             "--restore", base, "--lazy", "--prefetch", ws,
+                                                             "--background-prefetch", "--json"]))
+        let r3 = try #require(background["restore"] as? [String: Any])
+        let p3 = r3["prefetched"] as? Int ?? -1, f3 = r3["faults"] as? Int ?? -1
+        #expect(p3 >= 0 && p3 + f3 == faults1, "prefetched \(p3), faults \(f3), first run \(faults1)")
+        #expect(r3["prefetchMs"] is Double)
+        if first["kvm"] as? Bool == true {
+            #expect(background["guestChecksum"] as? Int == first["guestChecksum"] as? Int)
+        }
+        let e3 = try CommandLineTests.run(["guest", "run", "--payload", "checksum", "--touch", "64K", "--restore", base,
+                                           "--lazy", "--background-prefetch"])
+        #expect(e3.status == 64 && e3.stderr.contains("--background-prefetch needs --prefetch"))
         // Without --lazy there is nothing to record or prefetch into.
         let e = try CommandLineTests.run(["guest", "run", "--payload", "checksum", "--touch", "64K", "--restore", base, "--prefetch", ws])
         #expect(e.status == 64 && e.stderr.contains("--prefetch needs --lazy"))
