@@ -44,6 +44,17 @@ public struct WorkingSet: Hashable, Sendable {
         self.pages = pages
     }
 
+    /// This set, then the pages of `later` it does not hold, in `later`'s
+    /// order. A restore that prefetched a set records only the pages the
+    /// prefetch did not cover (the others never fault), so the set to keep
+    /// for the next restore is the prefetched one merged with that.
+    public func merging(_ later: WorkingSet) -> WorkingSet {
+        var seen = Set(pages)
+        var out = pages
+        for p in later.pages where seen.insert(p).inserted { out.append(p) }
+        return WorkingSet(snapshot: snapshot, pages: out)
+    }
+
     static let magic: UInt64 = 0x3154_4553_574B_4D56          // "VMKWSET1"
     static let version: UInt32 = 1
     static let headerBytes = 40

@@ -39,7 +39,8 @@ struct GuestRunCommand: ParsableCommand {
         memory and the restore still run.
 
         Working sets (with --lazy): --record-working-set FILE writes, after the run, the pages \
-        the restore's faults filled, in the order they were first touched; --prefetch FILE fills \
+        the restore's faults filled, in the order they were first touched (with --prefetch, the \
+        prefetched set followed by the pages it missed); --prefetch FILE fills \
         such a set's pages (runs of consecutive pages in one UFFDIO_COPY each) before the guest \
         starts, so its first touches of them do not fault; with --background-prefetch it fills \
         them on a thread of its own while the guest runs. "restore" then adds "prefetched", \
@@ -108,7 +109,7 @@ struct GuestRunCommand: ParsableCommand {
         if recordWorkingSet != nil && !lazy { throw ValidationError("--record-working-set needs --lazy: only a lazy restore sees the first touches") }
         if prefetch != nil && !lazy { throw ValidationError("--prefetch needs --lazy: an eager restore has filled every page") }
         if backgroundPrefetch && prefetch == nil { throw ValidationError("--background-prefetch needs --prefetch FILE") }
-        if let recordWorkingSet, recordWorkingSet == prefetch || restore.contains(recordWorkingSet) || recordWorkingSet == snapshot {
+        if let recordWorkingSet, restore.contains(recordWorkingSet) || recordWorkingSet == snapshot {
             throw ValidationError("--record-working-set \(recordWorkingSet) is also given as another file of the run")
         }
         if let snapshot, restore.contains(snapshot) {
@@ -192,6 +193,7 @@ struct GuestRunReport {
         let guest: KVMGuest
         var restored: KVMRestoredGuest?
         var background: BackgroundPrefetch?
+        var prefetchedSet: WorkingSet?
         if paths.isEmpty {
             guest = try KVMGuest(memorySize: mem ?? 0, payload: payload, touch: touch, dirtyLog: dirtyLog)
         } else {
@@ -213,6 +215,7 @@ struct GuestRunReport {
             if let prefetch, let lazy = g.lazy {
                 let set: WorkingSet
                 do { set = try WorkingSet(contentsOf: prefetch) } catch { throw .snapshot(error) }
+                prefetchedSet = set
                 if backgroundPrefetch {
                     background = BackgroundPrefetch(lazy, set)
                 } else {
@@ -249,7 +252,8 @@ struct GuestRunReport {
             r.restore?.bytes = stats.bytesCopied
         }
         if let recordWorkingSet, let lazy = restored?.lazy {
-            let ws = lazy.workingSet
+            // After a prefetch the faults are only what it missed: keep the set whole.
+            let ws = prefetchedSet.map { $0.merging(lazy.workingSet) } ?? lazy.workingSet
             do { try ws.write(to: recordWorkingSet) } catch { throw .snapshot(error) }
             r.restore?.workingSetPages = ws.pages.count
         }

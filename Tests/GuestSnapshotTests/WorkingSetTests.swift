@@ -100,6 +100,27 @@ struct WorkingSetTests {
         }
     }
 
+    /// A restore that prefetched a set records only what the prefetch
+    /// missed; merging keeps the set whole, in order, without repeats.
+    @Test func mergingKeepsTheSetWhole() throws {
+        try SnapKit.gated {
+            try SnapKit.withScratch { dir in
+                let chain = try Self.snapshot(dir)
+                let id = chain.newest.id
+                let old = WorkingSet(snapshot: id, pages: [5, 6, 7].map { .init(segment: 0, page: $0) })
+                let (m, lazy) = try LazyRestore.intoNewMemory(chain)
+                #expect(try lazy.prefetch(old) == 3)
+                for p: UInt64 in [6, 40, 5, 41] { _ = try m.read(p * 4096, count: 1) }
+                #expect(lazy.workingSet.pages == [40, 41].map { .init(segment: 0, page: $0) })
+                let merged = old.merging(lazy.workingSet)
+                #expect(merged.snapshot == id)
+                #expect(merged.pages == [5, 6, 7, 40, 41].map { .init(segment: 0, page: $0) })
+                #expect(merged.merging(old) == merged)
+                try lazy.finish()
+            }
+        }
+    }
+
     /// A set from another snapshot, or naming what the memory lacks, fills nothing.
     @Test func mismatchesAreRefusedBeforeAnyFill() throws {
         try SnapKit.gated {

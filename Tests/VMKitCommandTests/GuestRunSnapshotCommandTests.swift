@@ -90,6 +90,14 @@ struct GuestRunSnapshotCommandTests {
         // the only faults left; the set's other pages were filled by it.
         #expect(prefetched + faults2 == faults1, "prefetched \(prefetched), faults \(faults2), first run \(faults1)")
         #expect(faults2 <= 4 && prefetched >= faults1 - 4)
+        // Recording while prefetching keeps the whole set: the prefetched one, then what it missed.
+        let again = dir + "/ws2"
+        let r4 = try #require(try Self.json(CommandLineTests.run(["guest", "run", "--payload", "checksum", "--touch", "64K",
+                                                                   "--restore", base, "--lazy", "--prefetch", ws,
+                                                                   "--record-working-set", again, "--json"]))["restore"] as? [String: Any])
+        #expect(r4["workingSetPages"] as? Int == faults1, "\(r4)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: again)) == Data(contentsOf: URL(fileURLWithPath: ws)),
+                "the same pages in the same order: the same file")
         if first["kvm"] as? Bool == true {
             #expect(faults1 >= 17, "the guest's 16 data pages fault in the first run: \(faults1)")
             #expect(replayed["guestChecksum"] as? Int == first["guestChecksum"] as? Int)
