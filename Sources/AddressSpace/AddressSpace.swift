@@ -208,6 +208,30 @@ public final class AddressSpace: @unchecked Sendable {
         return _segat(address)
     }
 
+    /// `as_segat` for a caller that only looks: `body` gets the segment
+    /// containing `address` (or nil) *borrowed*, valid only inside `body`,
+    /// which runs with the lock held as reader — the way illumos callers use
+    /// the pointer `as_segat` returns under `a_lock`. No reference is taken
+    /// or dropped, so the lookup costs the slot lock and the search alone;
+    /// ``segat(_:)``, which hands back a retained segment to keep, pays a
+    /// retain and a release on the segment besides (about 40 % of its time
+    /// among 10,000 segments; see the README). `body` must not block or take
+    /// this address space's lock.
+    @inlinable @inline(__always)
+    public func withSegment<R>(at address: UInt64, _ body: (Segment?) -> R) -> R {
+        let slot = lock.slotReadLock()
+        defer { lock.slotReadUnlock(slot) }
+        let h = hint.load(ordering: .relaxed)
+        let found: Unmanaged<Segment>?
+        if h != 0, address >= tree.pointee.spans[Int(h)].base && address <= tree.pointee.spans[Int(h)].last {
+            found = tree.pointee.unmanagedSegment(h)
+        } else {
+            found = _SegmentTree.findSegment(in: tree, address)
+        }
+        guard let found else { return body(nil) }
+        return found._withUnsafeGuaranteedRef { body($0) }
+    }
+
     /// `as_findseg` with the lock held.
     func _findseg(_ address: UInt64, tail: Bool) -> Segment? {
         let t = tree

@@ -121,7 +121,8 @@ public struct HostBenchmarkSuite {
             let w = try SegatWorkload(segments: o.segments, lookups: o.lookups)
             let r = try w.run(repeats: o.repeats, warmup: o.warmup, progress: progress)
             return [HostFigure(name: "segat", operation: "lookup", samples: r.segat, target: .nsPerOpAtMost(50)),
-                    HostFigure(name: "segat.lock-held", operation: "lookup", samples: r.segatLockHeld)]
+                    HostFigure(name: "segat.lock-held", operation: "lookup", samples: r.segatLockHeld),
+                    HostFigure(name: "segat.borrowed", operation: "lookup", samples: r.segatBorrowed, target: .nsPerOpAtMost(50))]
         }
     }
 

@@ -109,6 +109,19 @@ public final class SegatWorkload {
         return (vmk_now_ns() &- start, found)
     }
 
+    /// `count` borrowed lookups (`AddressSpace.withSegment(at:_:)`: the slot
+    /// lock taken and dropped by each, no reference taken on the segment).
+    public func lookUpBorrowed(_ count: Int) -> (nanoseconds: UInt64, found: Int) {
+        let space = host.space
+        let mask = Self.ring - 1
+        var found = 0
+        let start = vmk_now_ns()
+        for i in 0..<count {
+            if space.withSegment(at: addresses[i & mask], { $0 != nil }) { found &+= 1 }
+        }
+        return (vmk_now_ns() &- start, found)
+    }
+
     /// `count` lookups along the ring with the lock taken once around them
     /// all, as illumos callers hold `a_lock` around `as_segat`: the lookup
     /// alone. Returns the nanoseconds and how many found a segment.
@@ -127,9 +140,9 @@ public final class SegatWorkload {
 
     /// One repeat: the hint set aside, ``lookups`` lookups timed (each
     /// taking the lock, or all under one hold of it), then the checks.
-    public func measure(holdingLock: Bool = false) throws(HostWorkloadError) -> UInt64 {
+    public func measure(holdingLock: Bool = false, borrowed: Bool = false) throws(HostWorkloadError) -> UInt64 {
         missTheHint()
-        let (ns, found) = holdingLock ? lookUpHoldingLock(lookups) : lookUp(lookups)
+        let (ns, found) = holdingLock ? lookUpHoldingLock(lookups) : borrowed ? lookUpBorrowed(lookups) : lookUp(lookups)
         guard found == lookups else {
             throw .wrongContents(workload: "segat (lookups that found a segment)", page: 0,
                                  expected: UInt64(lookups), found: UInt64(found))
@@ -147,9 +160,11 @@ public final class SegatWorkload {
         public let segat: TimingSamples
         /// `ReadView.segat` with the lock held around the whole repeat.
         public let segatLockHeld: TimingSamples
+        /// `AddressSpace.withSegment(at:_:)`: each lookup takes the lock, the segment is borrowed.
+        public let segatBorrowed: TimingSamples
     }
 
-    /// The two ways turn about: `warmup` untimed rounds, then `repeats` timed.
+    /// The three ways turn about: `warmup` untimed rounds, then `repeats` timed.
     public func run(repeats: Int, warmup: Int = 1,
                     progress: (Int, Int) -> Void = { _, _ in }) throws(HostWorkloadError) -> Result {
         let rounds = try InterleavedRounds([
@@ -157,8 +172,11 @@ public final class SegatWorkload {
             .init("segat.lock-held", opsPerRepeat: lookups) { () throws(HostWorkloadError) in
                 try self.measure(holdingLock: true)
             },
+            .init("segat.borrowed", opsPerRepeat: lookups) { () throws(HostWorkloadError) in
+                try self.measure(borrowed: true)
+            },
         ], repeats: repeats, warmup: warmup)
         let s = try rounds.run(progress: progress)
-        return Result(segat: s[0], segatLockHeld: s[1])
+        return Result(segat: s[0], segatLockHeld: s[1], segatBorrowed: s[2])
     }
 }

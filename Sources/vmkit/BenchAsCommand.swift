@@ -20,6 +20,7 @@ struct BenchAsCommand: ParsableCommand {
           map-unmap            HostAddressSpace.mapAnonymous + unmap of 2 MiB, per pair
           segat                AddressSpace.segat among 10,000 segments with the hint pointing elsewhere
           segat.lock-held      the same lookups with the reader lock taken once around the repeat
+          segat.borrowed       AddressSpace.withSegment(at:): the lock per lookup, the segment borrowed (no retain)
           lazy-fill            a region of --lazy-size filled from a cached file (read-ahead 64 KiB), one \
         byte read per page; ns per page and GB/s (10^9 bytes)
         Targets: faults <= 1.2x C, lazy fill >= 2 GB/s, map+unmap <= 10 us, segat <= 50 ns. \

@@ -97,6 +97,28 @@ struct SegatScaleTests {
         }
     }
 
+    /// The borrowed lookup finds what `segat` finds, hint or tree, and nil
+    /// where nothing is mapped; its result is the closure's.
+    @Test func withSegmentAgreesWithSegat() throws {
+        let a = try makeKAS()
+        var rng = SplitMix64(seed: 5)
+        var bases: [UInt64] = []
+        for i in UInt64(0)..<3000 where rng.next() % 3 != 0 {
+            _ = try a.attach(base: Self.page(4 * i), size: 0x1000 * (1 + i % 3), driver: SegHole(name: "w"))
+            bases.append(Self.page(4 * i))
+        }
+        _ = a.findseg(bases[7])               // the hint, for the lookups that land in it
+        for _ in 0..<20_000 {
+            let address = Self.page(rng.next() % 12_000) + rng.next() % 0x1000
+            let want = a.segat(address).map { ($0.base, $0.size) }
+            let got = a.withSegment(at: address) { $0.map { ($0.base, $0.size) } }
+            #expect(got?.0 == want?.0 && got?.1 == want?.1, "at \(address)")
+        }
+        #expect(a.withSegment(at: bases[7] + 1) { $0?.base } == bases[7])
+        #expect(a.withSegment(at: 0x1000) { $0 == nil })
+        #expect(!a.isLockHeld)
+    }
+
     @Test func segatReadersAgainstAWriterThatMapsAndUnmapsTheSegmentsTheyFind() throws {
         // Readers look up segments the writer is mapping and unmapping, and
         // use what they get after the lookup returned: a segment must still
@@ -120,7 +142,15 @@ struct SegatScaleTests {
                 while !done.load(ordering: .relaxed) {
                     let i = rng.next() % 256
                     let address = k + i << 16 + rng.next() % 0x1000
-                    if let s = a.segat(address) {
+                    // Every other lookup borrowed: what it sees must be whole while it looks.
+                    if rng.next() % 2 == 0 {
+                        let outcome = a.withSegment(at: address) { s -> Int in
+                            guard let s else { return i % 2 == 0 ? 1 : 0 }
+                            found.add(1, ordering: .relaxed)
+                            return s.base != k + i << 16 || s.size != 0x1000 || !s.contains(address) ? 1 : 0
+                        }
+                        failures.add(outcome, ordering: .relaxed)
+                    } else if let s = a.segat(address) {
                         found.add(1, ordering: .relaxed)
                         if s.base != k + i << 16 || s.size != 0x1000 || !s.contains(address) {
                             failures.add(1, ordering: .relaxed)

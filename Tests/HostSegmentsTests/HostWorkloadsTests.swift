@@ -67,7 +67,9 @@ struct HostWorkloadsTests {
         let r = try s.run(repeats: 2)
         Self.positive(r.segat, 2, "segat")
         Self.positive(r.segatLockHeld, 2, "segat, lock held")
+        Self.positive(r.segatBorrowed, 2, "segat, borrowed")
         #expect(s.lookUp(100).found == 100)
+        #expect(s.lookUpBorrowed(100).found == 100)
     }
 
     @Test("the suite at small sizes: ratio only on figures with a C baseline, GB/s only on the lazy fill; JSON lines")
@@ -82,7 +84,7 @@ struct HostWorkloadsTests {
         let names = figures.map(\.name)
         #expect(names == ["fault.zero-fill", "fault.zero-fill.c", "fault.kernel-anonymous",
                           "fault.copy-file", "fault.copy-file.c", "map-unmap", "map-unmap.c",
-                          "segat", "segat.lock-held", "lazy-fill", "lazy-fill.c"])
+                          "segat", "segat.lock-held", "segat.borrowed", "lazy-fill", "lazy-fill.c"])
         let byName = Dictionary(uniqueKeysWithValues: figures.map { ($0.name, $0) })
         for f in figures {
             #expect(f.nsPerOp.isFinite && f.nsPerOp > 0, "\(f.name)")

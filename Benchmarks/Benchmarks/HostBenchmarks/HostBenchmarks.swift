@@ -79,4 +79,19 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
         blackHole(r.found)
     }
+
+    Benchmark("segat among 10,000 segments, hint missing, segment borrowed (lookups)",
+              configuration: .init(scalingFactor: .mega, setup: {
+                  segat = try SegatWorkload(segments: 10_000, lookups: 1)
+              }, teardown: {
+                  segat = nil
+              })) { benchmark in
+        guard let w = segat else { return }
+        w.missTheHint()
+        let lookups = benchmark.scaledIterations.count
+        benchmark.startMeasurement()
+        let r = w.lookUpBorrowed(lookups)
+        benchmark.stopMeasurement()
+        blackHole(r.found)
+    }
 }
