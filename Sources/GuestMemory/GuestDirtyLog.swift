@@ -41,17 +41,44 @@ extension GuestMemory {
     @discardableResult
     public func markDirty(firstGuestPage: UInt64, words: UnsafeBufferPointer<UInt64>) -> Int {
         lock.reading {
+            // The mapping in use, as plain values and an unretained bitmap:
+            // the read lock keeps the mapping table, and so its segments and
+            // their bitmaps, alive, and a retain and a release per page (of
+            // the entry, its segment and the bitmap) cost more than the marking
+            // itself (43 ns a page with 1 % of a 4 GiB slot dirty).
+            var lo: UInt64 = 1, hi: UInt64 = 0, delta: UInt64 = 0
+            var bitmap: Unmanaged<DirtyBitmap>?
+            /// Makes the mapping holding `gpa` the one in use; false if none does.
+            func use(_ gpa: UInt64) -> Bool {
+                if gpa >= lo && gpa < hi { return true }
+                guard let e = entry(containing: gpa) else { return false }
+                lo = e.gpa; hi = e.end
+                delta = e.segmentPage(e.gpa) &- e.gpa / Self.pageSize
+                bitmap = Unmanaged.passUnretained(e.segment.dirty)
+                return true
+            }
             var marked = 0
-            var cached: MappingEntry?
             for (w, word) in words.enumerated() where word != 0 {
+                let firstPage = firstGuestPage + UInt64(w) * 64
+                let firstGPA = firstPage * Self.pageSize
+                // A word whose 64 pages one mapping covers is one or two
+                // word operations on the segment's bitmap, not one per page.
+                if use(firstGPA), firstGPA + 64 * Self.pageSize <= hi, let b = bitmap {
+                    let s0 = firstPage &+ delta
+                    let shift = s0 % 64
+                    b._withUnsafeGuaranteedRef { d in
+                        d.markWord(Int(s0 / 64), word << shift)
+                        if shift != 0 { d.markWord(Int(s0 / 64) + 1, word >> (64 - shift)) }
+                    }
+                    marked += word.nonzeroBitCount
+                    continue
+                }
                 var bits = word
                 while bits != 0 {
-                    let page = firstGuestPage + UInt64(w) * 64 + UInt64(bits.trailingZeroBitCount)
+                    let page = firstPage + UInt64(bits.trailingZeroBitCount)
                     bits &= bits - 1
-                    let gpa = page * Self.pageSize
-                    if let c = cached, gpa >= c.gpa, gpa < c.end {} else { cached = entry(containing: gpa) }
-                    guard let e = cached else { continue }
-                    e.segment.dirty.mark(first: e.segmentPage(gpa), count: 1)
+                    guard use(page * Self.pageSize), let b = bitmap else { continue }
+                    b._withUnsafeGuaranteedRef { $0.markPage(page &+ delta) }
                     marked += 1
                 }
             }

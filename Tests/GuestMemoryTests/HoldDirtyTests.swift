@@ -18,6 +18,61 @@ struct HoldDirtyTests {
         return g
     }
 
+    /// A hypervisor's bitmap handed over word by word (`markDirty(firstGuestPage:words:)`)
+    /// marks exactly the segment pages behind its set bits, through mappings
+    /// whose segment offset is not a multiple of 64 pages, that start or end
+    /// inside a word, that alias one segment, and across gaps — against a
+    /// page-by-page model.
+    @Test func markDirtyWordsMatchesPageByPage() throws {
+        try GuestKit.gated {
+            let p = Self.page
+            let g = try GuestMemory(limit: 1024 * p)
+            try g.allocateSegment(id: 0, length: 512 * p)
+            try g.allocateSegment(id: 1, length: 256 * p)
+            // segment page = guest page + delta, per mapping
+            let maps: [(gpa: UInt64, seg: Int, off: UInt64, pages: UInt64)] = [
+                (0, 0, 0, 128),          // aligned, whole words
+                (128, 0, 200, 100),      // offset 200: every word split in two
+                (300, 1, 5, 90),         // starts and ends inside words
+                (448, 0, 0, 64),         // alias of segment 0's first word
+                (640, 1, 100, 150),      // after a gap
+            ]
+            for m in maps { try g.map(gpa: m.gpa * p, segment: m.seg, offset: m.off * p, length: m.pages * p, protection: .readWrite) }
+            var rng: UInt64 = 99
+            func next() -> UInt64 {
+                rng &+= 0x9E37_79B9_7F4A_7C15
+                var z = rng
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                return z ^ (z >> 31)
+            }
+            for round in 0 ..< 20 {
+                let words = (0 ..< 16).map { _ in next() & next() }    // about a quarter of the bits
+                let first: UInt64 = round % 2 == 0 ? 0 : 3                // the bitmap's first page need not be word-aligned
+                var dirtySegmentPages: [Set<UInt64>] = [[], []]
+                var expectedMarked = 0
+                for (w, word) in words.enumerated() {
+                    for b in 0 ..< 64 where word & (1 << UInt64(b)) != 0 {
+                        let page = first + UInt64(w) * 64 + UInt64(b)
+                        guard let m = maps.first(where: { page >= $0.gpa && page < $0.gpa + $0.pages }) else { continue }
+                        dirtySegmentPages[m.seg].insert(page - m.gpa + m.off)
+                        expectedMarked += 1
+                    }
+                }
+                let marked = words.withUnsafeBufferPointer { g.markDirty(firstGuestPage: first, words: $0) }
+                #expect(marked == expectedMarked, "round \(round)")
+                // Every guest page whose segment page is dirty, through every mapping.
+                var expected: [UInt64] = []
+                for page in UInt64(0) ..< 1024 {
+                    if let m = maps.first(where: { page >= $0.gpa && page < $0.gpa + $0.pages }),
+                       dirtySegmentPages[m.seg].contains(page - m.gpa + m.off) { expected.append(page) }
+                }
+                #expect(try g.harvestDirty(0, 1024 * p) == expected, "round \(round)")
+            }
+            try g.destroy()
+        }
+    }
+
     @Test func everyVMMWriteMarksItsSegmentPage() throws {
         try GuestKit.gated {
             let g = try Self.makeGuest()
