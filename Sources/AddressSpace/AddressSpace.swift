@@ -184,14 +184,17 @@ public final class AddressSpace: @unchecked Sendable {
         // Both ways yield the segment unretained and it is taken (retained)
         // once, after they join: a retain on each way and one release after
         // the join is a pair the optimizer cannot remove.
+        _segatUnretained(address)?.takeUnretainedValue()
+    }
+
+    /// The lookup of ``_segat(_:)`` (lock held), the segment not retained.
+    @inlinable @inline(__always)
+    func _segatUnretained(_ address: UInt64) -> Unmanaged<Segment>? {
         let h = hint.load(ordering: .relaxed)
-        let found: Unmanaged<Segment>?
         if h != 0, address >= tree.pointee.spans[Int(h)].base && address <= tree.pointee.spans[Int(h)].last {
-            found = tree.pointee.unmanagedSegment(h)
-        } else {
-            found = _SegmentTree.findSegment(in: tree, address)
+            return tree.pointee.unmanagedSegment(h)
         }
-        return found?.takeUnretainedValue()
+        return _SegmentTree.findSegment(in: tree, address)
     }
 
     /// `as_segat`: the segment containing `address`, or nil. Consults the
@@ -221,14 +224,7 @@ public final class AddressSpace: @unchecked Sendable {
     public func withSegment<R>(at address: UInt64, _ body: (Segment?) -> R) -> R {
         let slot = lock.slotReadLock()
         defer { lock.slotReadUnlock(slot) }
-        let h = hint.load(ordering: .relaxed)
-        let found: Unmanaged<Segment>?
-        if h != 0, address >= tree.pointee.spans[Int(h)].base && address <= tree.pointee.spans[Int(h)].last {
-            found = tree.pointee.unmanagedSegment(h)
-        } else {
-            found = _SegmentTree.findSegment(in: tree, address)
-        }
-        guard let found else { return body(nil) }
+        guard let found = _segatUnretained(address) else { return body(nil) }
         return found._withUnsafeGuaranteedRef { body($0) }
     }
 
