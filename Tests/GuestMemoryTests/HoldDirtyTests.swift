@@ -38,16 +38,9 @@ struct HoldDirtyTests {
                 (640, 1, 100, 150),      // after a gap
             ]
             for m in maps { try g.map(gpa: m.gpa * p, segment: m.seg, offset: m.off * p, length: m.pages * p, protection: .readWrite) }
-            var rng: UInt64 = 99
-            func next() -> UInt64 {
-                rng &+= 0x9E37_79B9_7F4A_7C15
-                var z = rng
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                return z ^ (z >> 31)
-            }
+            var rng = GuestRNG(seed: 99)
             for round in 0 ..< 20 {
-                let words = (0 ..< 16).map { _ in next() & next() }    // about a quarter of the bits
+                let words = (0 ..< 16).map { _ in rng.next() & rng.next() }    // about a quarter of the bits
                 let first: UInt64 = round % 2 == 0 ? 0 : 3                // the bitmap's first page need not be word-aligned
                 var dirtySegmentPages: [Set<UInt64>] = [[], []]
                 var expectedMarked = 0
