@@ -220,8 +220,11 @@ enum LineEditorState {
             if fds[1].revents != 0 { drainInterrupts(); if interrupted.load(ordering: .relaxed) { return -1 } }
             guard fds[0].revents != 0 else { continue }
             if input == STDIN_FILENO {
+                // Nothing to read after all (a Ctrl-C flushed it): poll again — unless the
+                // terminal hung up or failed, which the read below must see, or this would spin.
                 var pending: Int32 = 0
-                if ioctl(input, UInt(FIONREAD), &pending) == 0 && pending == 0 && fds[0].revents & Int16(POLLIN) != 0 { continue }
+                let gone = fds[0].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0
+                if !gone && ioctl(input, UInt(FIONREAD), &pending) == 0 && pending == 0 { continue }
             }
             var byte: UInt8 = 0
             let r = read(input, &byte, 1)
